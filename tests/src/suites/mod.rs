@@ -1,0 +1,37 @@
+//! The suites the test kernel knows. `cargo xtask test` boots once per suite.
+//!
+//! `core` holds every test that must pass. `double_fault` and `panic` are expected to end the
+//! run with the failure status; `cargo xtask test` checks that they do, and that the report
+//! says why — the proof that a fatal kernel error never hangs or triple-faults.
+
+pub mod boot;
+pub mod exceptions;
+pub mod fatal;
+pub mod frames;
+pub mod heap;
+pub mod paging;
+pub mod timer;
+
+use crate::framework::Suite;
+
+pub static SUITES: &[Suite] = &[
+    Suite {
+        name: "core",
+        tests: &[
+            boot::TESTS,
+            exceptions::TESTS,
+            heap::TESTS,
+            frames::TESTS,
+            paging::TESTS,
+            timer::TESTS,
+        ],
+    },
+    Suite {
+        name: "double_fault",
+        tests: &[fatal::DOUBLE_FAULT],
+    },
+    Suite {
+        name: "panic",
+        tests: &[fatal::PANIC],
+    },
+];

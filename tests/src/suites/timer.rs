@@ -1,0 +1,54 @@
+//! The timer and the clock. Bounds are deliberately loose: a loaded two-core host can stall a
+//! TCG guest, so the tests check direction and rough magnitude, not precision.
+
+use alloc::string::String;
+
+use crate::{ensure, tests};
+
+pub const TESTS: &[crate::framework::Test] = tests![
+    timer_ticks_advance,
+    clock_is_monotonic,
+    sleep_lasts_at_least_requested,
+    calibration_is_plausible
+];
+
+fn timer_ticks_advance() -> Result<(), String> {
+    let before = hal::clock::ticks();
+    hal::clock::sleep_ns(30_000_000);
+    let after = hal::clock::ticks();
+    ensure!(
+        after > before,
+        "no timer tick in 30 ms ({before} -> {after})"
+    );
+    Ok(())
+}
+
+fn clock_is_monotonic() -> Result<(), String> {
+    let mut previous = hal::clock::now_ns();
+    let start = previous;
+    for _ in 0..100_000 {
+        let now = hal::clock::now_ns();
+        ensure!(now >= previous, "clock went back: {previous} -> {now}");
+        previous = now;
+    }
+    ensure!(previous > start, "clock did not advance over 100k reads");
+    Ok(())
+}
+
+fn sleep_lasts_at_least_requested() -> Result<(), String> {
+    let start = hal::clock::now_ns();
+    hal::clock::sleep_ns(20_000_000);
+    let elapsed = hal::clock::now_ns() - start;
+    ensure!(elapsed >= 20_000_000, "slept only {elapsed} ns");
+    ensure!(elapsed < 20_000_000_000, "slept {elapsed} ns for 20 ms");
+    Ok(())
+}
+
+fn calibration_is_plausible() -> Result<(), String> {
+    let tsc = hal::clock::tsc_hz();
+    ensure!(
+        (10_000_000..100_000_000_000).contains(&tsc),
+        "TSC calibrated at {tsc} Hz"
+    );
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Building kernels and BIOS disk images.
+//!
+//! Kernels are built for `x86_64-unknown-none` with a nested `cargo build`; the `bootloader`
+//! crate then wraps a stripped copy (loading debug info through BIOS disk calls would slow the
+//! boot) into a bootable disk image. The unstripped ELF stays beside it for symbolising.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+
+/// Options of `cargo xtask build`.
+#[derive(Args, Clone, Debug)]
+pub struct BuildArgs {
+    /// Build the kernel with the dev profile (unoptimised, slower to boot).
+    #[arg(long)]
+    pub debug: bool,
+}
+
+/// A kernel binary this workspace produces.
+#[derive(Clone, Copy, Debug)]
+pub enum Kernel {
+    /// The production kernel (`kernel/`).
+    Production,
+    /// The test kernel with the in-kernel suites (`tests/`).
+    Tests,
+}
+
+impl Kernel {
+    fn package_and_bin(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::Production => ("kernel", "tessera-kernel"),
+            Kernel::Tests => ("tessera-tests", "tessera-tests"),
+        }
+    }
+}
+
+/// The workspace root (parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .into()
+}
+
+/// `target/tessera`, where images and logs go.
+pub fn output_dir() -> Result<PathBuf> {
+    let dir = workspace_root().join("target").join("tessera");
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Echoes a command the way a shell user would type it.
+pub fn echo(command: &Command) {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a.into_owned()
+            }
+        })
+        .collect();
+    eprintln!(
+        "$ {} {}",
+        command.get_program().to_string_lossy(),
+        args.join(" ")
+    );
+}
+
+/// Builds a kernel ELF and returns its path.
+pub fn build_kernel(kernel: Kernel, debug: bool) -> Result<PathBuf> {
+    let (package, bin) = kernel.package_and_bin();
+    let mut command = Command::new(cargo());
+    command.current_dir(workspace_root()).args([
+        "build",
+        "--package",
+        package,
+        "--bin",
+        bin,
+        "--target",
+        KERNEL_TARGET,
+    ]);
+    if !debug {
+        command.arg("--release");
+    }
+    echo(&command);
+    let status = command
+        .status()
+        .context("running cargo build for the kernel")?;
+    if !status.success() {
+        bail!("building {package} failed ({status})");
+    }
+    let profile = if debug { "debug" } else { "release" };
+    Ok(workspace_root()
+        .join("target")
+        .join(KERNEL_TARGET)
+        .join(profile)
+        .join(bin))
+}
+
+/// `llvm-objcopy` from the toolchain's `llvm-tools-preview` component, if installed.
+fn llvm_objcopy() -> Option<PathBuf> {
+    let sysroot = Command::new("rustc")
+        .current_dir(workspace_root())
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout).ok()?.trim());
+    let host = Command::new("rustc")
+        .current_dir(workspace_root())
+        .args(["--print", "host-tuple"])
+        .output()
+        .ok()?;
+    let host = String::from_utf8(host.stdout).ok()?.trim().to_string();
+    let path = sysroot
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/llvm-objcopy");
+    path.exists().then_some(path)
+}
+
+/// Builds a kernel and its BIOS disk image; returns the image path.
+pub fn build_image(kernel: Kernel, debug: bool) -> Result<PathBuf> {
+    let elf = build_kernel(kernel, debug)?;
+    let out = output_dir()?;
+    let (_, bin) = kernel.package_and_bin();
+    let stripped = out.join(format!("{bin}.stripped"));
+    match llvm_objcopy() {
+        Some(objcopy) => {
+            let status = Command::new(&objcopy)
+                .arg("--strip-debug")
+                .arg(&elf)
+                .arg(&stripped)
+                .status()
+                .with_context(|| format!("running {}", objcopy.display()))?;
+            if !status.success() {
+                bail!("stripping {} failed", elf.display());
+            }
+        }
+        None => {
+            std::fs::copy(&elf, &stripped).context("copying the kernel")?;
+        }
+    }
+    let image = out.join(format!("{bin}.img"));
+    // Only the bootloader's warnings reach the console, and nothing is drawn on the (unused)
+    // framebuffer: both cost boot time under TCG.
+    let mut boot_config = bootloader::BootConfig::default();
+    boot_config.frame_buffer_logging = false;
+    boot_config.log_level = bootloader_boot_config::LevelFilter::Warn;
+    bootloader::BiosBoot::new(&stripped)
+        .set_boot_config(&boot_config)
+        .create_disk_image(&image)
+        .with_context(|| format!("creating the BIOS disk image {}", image.display()))?;
+    Ok(image)
+}
+
+pub fn build_command(args: &BuildArgs) -> Result<()> {
+    let image = build_image(Kernel::Production, args.debug)?;
+    eprintln!("xtask: disk image ready: {}", image.display());
+    Ok(())
+}

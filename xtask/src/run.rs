@@ -1,0 +1,130 @@
+//! `cargo xtask run`: boot one cluster with its serial console on this terminal.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::image::{self, Kernel};
+use crate::qemu::{self, Accel, QemuConfig, QemuGuard};
+
+/// Options of `cargo xtask run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Kernel command line, e.g. "hz=100 log=debug" or "poweroff" (boot, then power off).
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// QEMU accelerator (TCG works everywhere; KVM only where proven).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    pub accel: Accel,
+    /// Stop QEMU after this many seconds (default: run until it powers off or Ctrl-C).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Build the kernel with the dev profile.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+/// Installs the Ctrl-C / SIGTERM handler once and returns the flag it raises.
+pub fn interrupted_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = flag.clone();
+        if let Err(error) = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst)) {
+            eprintln!("xtask: warning: cannot handle Ctrl-C: {error}");
+        }
+        flag
+    })
+    .clone()
+}
+
+pub fn run(args: &RunArgs) -> Result<i32> {
+    qemu::ensure_installed()?;
+    let interrupted = interrupted_flag();
+    let image = image::build_image(Kernel::Production, args.debug)?;
+    let log_path = image::output_dir()?.join("logs").join("run-c0.log");
+    let mut log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+
+    let config = QemuConfig {
+        image: &image,
+        cmdline: &args.cmdline,
+        accel: args.accel,
+    };
+    let mut command = config.command()?;
+    command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let started = Instant::now();
+    let mut guard = QemuGuard::spawn(command)?;
+    let mut serial = guard.child().stdout.take().context("QEMU stdout")?;
+
+    // Relay the console to the terminal and the log, timing the boot banner.
+    let relay = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        let mut line = Vec::new();
+        let mut banner_seen = false;
+        let mut stdout = std::io::stdout();
+        while let Ok(n) = serial.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let _ = stdout.write_all(&buffer[..n]);
+            let _ = stdout.flush();
+            let _ = log.write_all(&buffer[..n]);
+            for &byte in &buffer[..n] {
+                if byte == b'\n' {
+                    if !banner_seen && line.starts_with(b"Tessera ") {
+                        banner_seen = true;
+                        let secs = started.elapsed().as_secs_f64();
+                        eprintln!("xtask: boot banner {secs:.2} s after QEMU started");
+                    }
+                    line.clear();
+                } else if line.len() < 256 {
+                    line.push(byte);
+                }
+            }
+        }
+    });
+
+    let deadline = args.timeout.map(|secs| started + Duration::from_secs(secs));
+    let status = loop {
+        if let Some(status) = guard.try_wait()? {
+            break Ok(status);
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("\nxtask: interrupted; stopping QEMU");
+            break Err(130);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            eprintln!("\nxtask: --timeout reached; stopping QEMU");
+            break Err(124);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(guard);
+    let _ = relay.join();
+    eprintln!("xtask: console log: {}", log_path.display());
+    match status {
+        Err(code) => Ok(code),
+        Ok(status) => match status.code() {
+            Some(0) => {
+                eprintln!("xtask: the kernel powered off");
+                Ok(0)
+            }
+            Some(code) => {
+                eprintln!("xtask: QEMU exited with status {code} (the kernel reported a failure)");
+                Ok(code)
+            }
+            None => {
+                eprintln!("xtask: QEMU was killed by a signal");
+                Ok(1)
+            }
+        },
+    }
+}

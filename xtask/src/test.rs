@@ -1,0 +1,323 @@
+//! `cargo xtask test`: every test there is, with one closing verdict.
+//!
+//! 1. Host unit and property tests of every crate that runs on the host (`cargo test`).
+//! 2. Each in-kernel suite, booted once in QEMU with `suite=NAME` on the kernel command line.
+//!    Most suites must pass; the "fatal" suites must end the run with the failure status and a
+//!    given report, which shows a kernel error is reported instead of hanging.
+//!
+//! It prints each suite's result and ends with the line `N passed, N failed`; the exit status
+//! is non-zero on any failure or timeout, and the path of every log is printed.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::image::{self, workspace_root, Kernel};
+use crate::qemu::{self, Accel, QemuConfig, QemuGuard};
+use crate::report::{self, Outcome};
+
+/// Options of `cargo xtask test`.
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Run only the host tests.
+    #[arg(long, conflicts_with = "kernel_only")]
+    pub host_only: bool,
+    /// Run only the in-kernel suites.
+    #[arg(long)]
+    pub kernel_only: bool,
+    /// Run only this in-kernel suite (repeatable).
+    #[arg(long = "suite")]
+    pub suites: Vec<String>,
+    /// Seconds each QEMU boot may take before it counts as hung.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// QEMU accelerator.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    pub accel: Accel,
+}
+
+/// Crates that only build for the bare-metal target.
+const KERNEL_CRATES: &[&str] = &["hal", "kernel", "tessera-tests"];
+
+/// What a suite's boot must end with.
+enum Expect {
+    /// Exit status 33 and every announced test `ok`.
+    Pass,
+    /// Exit status 35 and each of these strings somewhere in the log.
+    Fatal(&'static [&'static str]),
+}
+
+struct KernelSuite {
+    name: &'static str,
+    expect: Expect,
+}
+
+const SUITES: &[KernelSuite] = &[
+    KernelSuite {
+        name: "core",
+        expect: Expect::Pass,
+    },
+    KernelSuite {
+        name: "double_fault",
+        expect: Expect::Fatal(&[
+            "FATAL CPU EXCEPTION",
+            "#DF Double Fault",
+            "kernel stack overflow",
+        ]),
+    },
+    KernelSuite {
+        name: "panic",
+        expect: Expect::Fatal(&[
+            "test fatal::panic_fails_the_test ... FAILED: panicked at",
+            "deliberate panic",
+            "suite panic: 0 passed, 1 failed",
+        ]),
+    },
+];
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    logs: Vec<PathBuf>,
+}
+
+pub fn test(args: &TestArgs) -> Result<i32> {
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    if !args.kernel_only && args.suites.is_empty() {
+        host_tests(&mut tally)?;
+    }
+    if !args.host_only {
+        kernel_suites(args, &mut tally)?;
+    }
+    eprintln!();
+    eprintln!("xtask: logs:");
+    for log in &tally.logs {
+        eprintln!("  {}", log.display());
+    }
+    eprintln!(
+        "xtask: finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 { 0 } else { 1 })
+}
+
+fn host_tests(tally: &mut Tally) -> Result<()> {
+    eprintln!("xtask: host tests");
+    let log_path = image::output_dir()?.join("logs").join("host-tests.log");
+    let mut log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"]);
+    for krate in KERNEL_CRATES {
+        command.args(["--exclude", krate]);
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    image::echo(&command);
+    let mut child = command.spawn().context("running cargo test")?;
+    // cargo's progress goes to stderr, the test harness output to stdout: show both, keep both.
+    let stderr = child.stderr.take().context("cargo stderr")?;
+    let stderr_thread = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let mut stdout_text = String::new();
+    for line in BufReader::new(child.stdout.take().context("cargo stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        stdout_text.push_str(&line);
+        stdout_text.push('\n');
+    }
+    let status = child.wait()?;
+    let stderr_text = stderr_thread.join().unwrap_or_default();
+    log.write_all(stdout_text.as_bytes())?;
+    log.write_all(stderr_text.as_bytes())?;
+    let (passed, mut failed) = report::parse_cargo_test_summaries(&stdout_text);
+    if !status.success() && failed == 0 {
+        failed = 1; // a build error or a crashed test binary
+        eprintln!("xtask: cargo test failed before reporting results ({status})");
+    }
+    eprintln!("xtask: host tests: {passed} passed, {failed} failed");
+    tally.passed += passed;
+    tally.failed += failed;
+    tally.logs.push(log_path);
+    Ok(())
+}
+
+fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
+    qemu::ensure_installed()?;
+    let interrupted = crate::run::interrupted_flag();
+    let image = image::build_image(Kernel::Tests, false)?;
+    for name in &args.suites {
+        if !SUITES.iter().any(|suite| suite.name == name) {
+            anyhow::bail!(
+                "unknown suite `{name}`; known: {}",
+                SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    for suite in SUITES
+        .iter()
+        .filter(|s| args.suites.is_empty() || args.suites.iter().any(|n| n == s.name))
+    {
+        if interrupted.load(Ordering::SeqCst) {
+            anyhow::bail!("interrupted");
+        }
+        let log_path = image::output_dir()?
+            .join("logs")
+            .join(format!("kernel-{}.log", suite.name));
+        eprintln!("xtask: in-kernel suite `{}`", suite.name);
+        let boot = boot_suite(&image, suite.name, args, &log_path)?;
+        tally.logs.push(log_path.clone());
+        let parsed = report::parse_kernel_log(&boot.log);
+        match suite.expect {
+            Expect::Pass => {
+                let (passed, mut failed) = (parsed.passed(), parsed.failed());
+                for test in &parsed.results {
+                    if let Outcome::Failed(reason) = &test.outcome {
+                        eprintln!("  FAILED {}: {reason}", test.name);
+                    }
+                }
+                if parsed.missing() > 0 {
+                    eprintln!("  {} announced tests never reported", parsed.missing());
+                }
+                let verdict_ok = boot.exit == Some(qemu::EXIT_SUCCESS);
+                if (!verdict_ok || parsed.announced.is_none()) && failed == 0 {
+                    failed = 1;
+                }
+                eprintln!(
+                    "xtask: suite `{}`: {passed} passed, {failed} failed ({}; {:.1} s)",
+                    suite.name,
+                    boot.describe_exit(),
+                    boot.seconds
+                );
+                if failed > 0 {
+                    eprintln!("  full log: {}", log_path.display());
+                }
+                tally.passed += passed;
+                tally.failed += failed;
+            }
+            Expect::Fatal(needles) => {
+                let missing: Vec<&str> = needles
+                    .iter()
+                    .copied()
+                    .filter(|n| !boot.log.contains(n))
+                    .collect();
+                let ok = boot.exit == Some(qemu::EXIT_FAILURE) && missing.is_empty();
+                if ok {
+                    eprintln!(
+                        "xtask: suite `{}`: ok (fatal error reported, failure exit; {:.1} s)",
+                        suite.name, boot.seconds
+                    );
+                    tally.passed += 1;
+                } else {
+                    eprintln!(
+                        "xtask: suite `{}`: FAILED: expected a failure exit with {:?}; got {}, missing {:?}\n  full log: {}",
+                        suite.name,
+                        needles,
+                        boot.describe_exit(),
+                        missing,
+                        log_path.display()
+                    );
+                    tally.failed += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+struct BootResult {
+    /// QEMU's exit status; `None` if it timed out or died by signal.
+    exit: Option<i32>,
+    timed_out: bool,
+    log: String,
+    seconds: f64,
+}
+
+impl BootResult {
+    fn describe_exit(&self) -> String {
+        match (self.timed_out, self.exit) {
+            (true, _) => "timed out".into(),
+            (false, Some(code)) => format!("QEMU exit {code}"),
+            (false, None) => "QEMU killed by a signal".into(),
+        }
+    }
+}
+
+/// Boots the test kernel once with `suite=NAME`, streaming verdict lines to the terminal.
+fn boot_suite(image: &Path, suite: &str, args: &TestArgs, log_path: &Path) -> Result<BootResult> {
+    let cmdline = format!("suite={suite}");
+    let config = QemuConfig {
+        image,
+        cmdline: &cmdline,
+        accel: args.accel,
+    };
+    let mut command = config.command()?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut guard = QemuGuard::spawn(command)?;
+    let stdout = guard.child().stdout.take().context("QEMU stdout")?;
+    let mut stderr = guard.child().stderr.take().context("QEMU stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("test ") || line.starts_with("suite ") || line.starts_with("!!!") {
+                eprintln!("  {line}");
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let interrupted = crate::run::interrupted_flag();
+    let deadline = started + Duration::from_secs(args.timeout);
+    let (exit, timed_out) = loop {
+        if let Some(status) = guard.try_wait()? {
+            break (status.code(), false);
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            break (None, false);
+        }
+        if Instant::now() >= deadline {
+            eprintln!("  timed out after {} s", args.timeout);
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(guard);
+    let mut log = reader.join().unwrap_or_default();
+    let qemu_errors = stderr_reader.join().unwrap_or_default();
+    if !qemu_errors.trim().is_empty() {
+        eprintln!("  QEMU said: {}", qemu_errors.trim());
+        log.push_str("\n--- QEMU stderr ---\n");
+        log.push_str(&qemu_errors);
+    }
+    std::fs::write(log_path, &log).with_context(|| format!("writing {}", log_path.display()))?;
+    Ok(BootResult {
+        exit,
+        timed_out,
+        log,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
