@@ -290,7 +290,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
 
 fn exception(frame: &mut TrapFrame, vector: u8) {
     let (mnemonic, name) = exception_name(vector);
-    let address = (vector == PAGE_FAULT).then(|| Cr2::read_raw());
+    let address = (vector == PAGE_FAULT).then(Cr2::read_raw);
     let info = ExceptionInfo {
         vector,
         mnemonic,

@@ -21,10 +21,9 @@ pub fn parse_kernel_test_line(line: &str) -> Option<KernelTest> {
     let (name, verdict) = rest.split_once(" ... ")?;
     let outcome = if verdict.starts_with("ok") {
         Outcome::Ok
-    } else if let Some(reason) = verdict.strip_prefix("FAILED") {
-        Outcome::Failed(reason.trim_start_matches(':').trim().to_string())
     } else {
-        return None;
+        let reason = verdict.strip_prefix("FAILED")?;
+        Outcome::Failed(reason.trim_start_matches(':').trim().to_string())
     };
     Some(KernelTest {
         name: name.to_string(),

@@ -37,7 +37,7 @@ fn stress_many_sizes_returns_memory() -> Result<(), String> {
         let size = (next(&mut seed) % 2048) as usize + 1;
         let fill = round as u8;
         blocks.push(alloc::vec![fill; size]);
-        if next(&mut seed) % 3 == 0 {
+        if next(&mut seed).is_multiple_of(3) {
             let victim = (next(&mut seed) as usize) % blocks.len();
             let block = blocks.swap_remove(victim);
             ensure!(block.iter().all(|&b| b == block[0]), "heap block corrupted");
