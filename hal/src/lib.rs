@@ -23,6 +23,7 @@ pub mod pit;
 pub mod power;
 pub mod serial;
 pub mod trap;
+pub mod usermode;
 
 use bootloader_api::BootInfo;
 
@@ -64,6 +65,7 @@ pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo 
     logger::init();
     gdt::init();
     trap::init();
+    usermode::init();
 
     let phys_offset = boot_info
         .physical_memory_offset
@@ -74,6 +76,7 @@ pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo 
     // table is the one it built; this is the only place the mapper is created.
     unsafe { paging::init(phys_offset) };
     heap::init().expect("cannot map the kernel heap");
+    paging::init_shared_kernel_half().expect("cannot allocate kernel page tables");
     acpi::init(boot_info.rsdp_addr.into_option());
 
     let calibration = apic::init(options.timer_hz);

@@ -63,7 +63,10 @@ global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.s")));
 // CPU-pushed frame (rip, cs, rflags, rsp, ss). The CPU aligned the stack to 16 bytes before
 // pushing its 5 words; with the 2 stub words and 15 registers, rsp is 16-byte aligned at the
 // call, as the System V ABI requires. `swapgs` runs only when we came from ring 3, so GS
-// always holds the kernel's base inside the kernel.
+// always holds the kernel's per-CPU base inside the kernel.
+//
+// The dispatcher returns the frame to resume; `hal_trap_exit` restores it. The same exit
+// path serves the `syscall` entry (see `usermode.rs`) and the first entry into a thread.
 global_asm!(
     r#"
 .global hal_trap_common
@@ -91,6 +94,9 @@ hal_trap_common:
     cld
     call {dispatch}
     mov rsp, rax
+
+.global hal_trap_exit
+hal_trap_exit:
     pop r15
     pop r14
     pop r13
@@ -132,6 +138,10 @@ pub type Handler = fn(&mut TrapFrame);
 pub type UserFaultHandler = fn(&mut TrapFrame, &ExceptionInfo);
 
 static HANDLERS: Mutex<[Option<Handler>; 256]> = Mutex::new([None; 256]);
+/// Called after every trap taken in ring 3 (interrupt, fault or system call), last thing
+/// before the thread resumes: the kernel's preemption point.
+pub type ReturnToUserHook = fn(&mut TrapFrame);
+static RETURN_TO_USER_HOOK: Mutex<Option<ReturnToUserHook>> = Mutex::new(None);
 static USER_FAULT_HANDLER: Mutex<Option<UserFaultHandler>> = Mutex::new(None);
 /// Number of breakpoint (#BP) exceptions taken so far.
 static BREAKPOINTS: AtomicUsize = AtomicUsize::new(0);
@@ -215,6 +225,21 @@ pub fn set_handler(vector: u8, handler: Handler) -> Option<Handler> {
     })
 }
 
+/// Installs the hook run before every return to ring 3.
+pub fn set_return_to_user_hook(hook: ReturnToUserHook) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *RETURN_TO_USER_HOOK.lock() = Some(hook);
+    });
+}
+
+/// Runs the return-to-user hook on a frame that came from ring 3.
+pub(crate) fn before_return_to_user(frame: &mut TrapFrame) {
+    let hook = *RETURN_TO_USER_HOOK.lock();
+    if let Some(hook) = hook {
+        hook(frame);
+    }
+}
+
 /// Installs the kernel's handler for user-mode faults.
 pub fn set_user_fault_handler(handler: UserFaultHandler) {
     x86_64::instructions::interrupts::without_interrupts(|| {
@@ -284,6 +309,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             None => log::warn!("unexpected interrupt on vector {vector}"),
         }
         crate::apic::end_of_interrupt();
+    }
+    if frame.from_user() {
+        before_return_to_user(frame);
     }
     frame
 }
