@@ -9,8 +9,12 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod elf;
 pub mod monitor;
 pub mod panic;
+pub mod process;
+pub mod ramdisk;
+pub mod syscall;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
@@ -46,7 +50,20 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     if let Some(hz) = cmdline.get("hz").and_then(|v| v.parse().ok()) {
         options.timer_hz = hz;
     }
+    let ramdisk = boot_info
+        .ramdisk_addr
+        .into_option()
+        .map(|addr| (addr, boot_info.ramdisk_len));
     let machine = hal::init(boot_info, &options);
+    if let Some((addr, len)) = ramdisk {
+        // SAFETY: the bootloader loaded the ramdisk at this address in our mappings and keeps
+        // its frames out of the usable memory map, so nothing else ever writes there.
+        ramdisk::init(unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) });
+    }
+    process::with_table(|table| table.set_cluster(abi::ClusterId(machine.cluster as u16)));
+    process::scheduler::init();
+    process::fault::init();
+    syscall::init();
     if let Some(level) = cmdline
         .get("log")
         .and_then(|v| v.parse::<LevelFilter>().ok())
@@ -58,6 +75,27 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
         log::info!("command line: {}", cmdline.as_str());
     }
     Boot { machine, cmdline }
+}
+
+/// Number of clusters in the machine (1 until the NoC reports more).
+pub fn cluster_count() -> u32 {
+    1
+}
+
+/// Starts the programs named by `app=NAME` words on the command line.
+pub fn start_apps(cmdline: &Cmdline) {
+    for word in cmdline.words() {
+        let Some(app) = word.strip_prefix("app=") else {
+            continue;
+        };
+        // `app=NAME:ARG:ARG` passes arguments (the command line has no quoting).
+        let mut parts = app.split(':');
+        let name = parts.next().unwrap_or("");
+        let args: alloc::vec::Vec<&str> = parts.collect();
+        if let Err(error) = process::with_table(|t| t.spawn(name, &args, None)) {
+            log::error!("cannot start `{name}`: {error:?}");
+        }
+    }
 }
 
 /// The boot banner: version, cluster, memory and timer.

@@ -1,5 +1,6 @@
-//! The production kernel image: bring the cluster up, power off if asked to, otherwise hand
-//! the console to the kernel monitor.
+//! The production kernel image: bring the cluster up, power off if asked to, start the
+//! programs named on the command line, then schedule forever with the kernel monitor polled
+//! whenever the CPU is idle.
 
 #![no_std]
 #![no_main]
@@ -13,7 +14,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if boot.cmdline.has("poweroff") {
         hal::power::poweroff();
     }
-    kernel::monitor::run(&boot)
+    kernel::start_apps(&boot.cmdline);
+    let mut monitor = kernel::monitor::Monitor::new();
+    kernel::process::scheduler::run_until(|| false, || monitor.poll(&boot));
+    unreachable!("the scheduler loop never ends")
 }
 
 #[panic_handler]

@@ -1,39 +1,64 @@
 //! The kernel monitor: a line-oriented console on the serial port, so a person at
-//! `cargo xtask run` can inspect the cluster and power it off.
+//! `cargo xtask run` can inspect the cluster, start and stop programs, and power it off.
+//!
+//! It is polled by the scheduler whenever the CPU is idle, so it never steals time from
+//! user threads.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
+use crate::process::with_table;
 use crate::Boot;
 
 const PROMPT: &str = "tessera> ";
 
-/// Runs the monitor forever, sleeping between keystrokes.
-pub fn run(boot: &Boot) -> ! {
-    hal::println!("kernel monitor ready; type `help`.");
-    hal::print!("{PROMPT}");
-    let mut line = String::new();
-    loop {
-        let Some(byte) = hal::serial::try_read_byte() else {
-            hal::cpu::wait_for_interrupt();
-            continue;
-        };
-        match byte {
-            b'\r' | b'\n' => {
-                hal::println!();
-                execute(line.trim(), boot);
-                line.clear();
-                hal::print!("{PROMPT}");
-            }
-            0x08 | 0x7F => {
-                if line.pop().is_some() {
-                    hal::print!("\x08 \x08");
+/// Line editor state.
+pub struct Monitor {
+    line: String,
+    prompted: bool,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Monitor {
+    pub fn new() -> Self {
+        hal::println!("kernel monitor ready; type `help`.");
+        Monitor {
+            line: String::new(),
+            prompted: false,
+        }
+    }
+
+    /// Consumes whatever input is waiting; never blocks.
+    pub fn poll(&mut self, boot: &Boot) {
+        if !self.prompted {
+            hal::print!("{PROMPT}");
+            self.prompted = true;
+        }
+        while let Some(byte) = hal::serial::try_read_byte() {
+            match byte {
+                b'\r' | b'\n' => {
+                    hal::println!();
+                    let line = core::mem::take(&mut self.line);
+                    execute(line.trim(), boot);
+                    self.prompted = false;
+                    return;
                 }
+                0x08 | 0x7F => {
+                    if self.line.pop().is_some() {
+                        hal::print!("\x08 \x08");
+                    }
+                }
+                0x20..=0x7E if self.line.len() < 256 => {
+                    self.line.push(byte as char);
+                    hal::serial::write_bytes(&[byte]);
+                }
+                _ => {}
             }
-            0x20..=0x7E if line.len() < 256 => {
-                line.push(byte as char);
-                hal::serial::write_bytes(&[byte]);
-            }
-            _ => {}
         }
     }
 }
@@ -43,7 +68,14 @@ fn execute(command: &str, boot: &Boot) {
     match words.next() {
         None => {}
         Some("help") => hal::println!(
-            "commands: help, info, mem, uptime, log LEVEL, poweroff\n  \
+            "commands:\n  \
+             ps                 list processes\n  \
+             spawn NAME [ARGS]  start a program from the boot archive\n  \
+             kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
+             programs           list the programs in the boot archive\n  \
+             info, mem, uptime  cluster, memory and clock\n  \
+             log LEVEL          error, warn, info, debug, trace or off\n  \
+             poweroff           power the cluster off\n  \
              (Ctrl-C in the terminal stops QEMU at any time)"
         ),
         Some("info") => crate::print_banner(&boot.machine),
@@ -67,11 +99,76 @@ fn execute(command: &str, boot: &Boot) {
                 hal::clock::ticks()
             );
         }
+        Some("ps") => {
+            let records = with_table(|t| t.list());
+            hal::println!(
+                "{:<8} {:<8} {:<16} {:>7} {:>8} {:>10} {:>10}",
+                "PID",
+                "PARENT",
+                "NAME",
+                "THREADS",
+                "STATE",
+                "CPU ms",
+                "MAPPED KiB"
+            );
+            for r in records {
+                let name = core::str::from_utf8(r.name_bytes()).unwrap_or("?");
+                let state = match r.state() {
+                    Some(abi::ProcessState::Running) => "running",
+                    Some(abi::ProcessState::Blocked) => "blocked",
+                    Some(abi::ProcessState::Frozen) => "frozen",
+                    Some(abi::ProcessState::Zombie) => "zombie",
+                    None => "?",
+                };
+                let pid = r.pid().map(|p| alloc::format!("{p}")).unwrap_or_default();
+                let parent = abi::Pid::from_raw(r.parent)
+                    .map(|p| alloc::format!("{p}"))
+                    .unwrap_or("-".into());
+                hal::println!(
+                    "{pid:<8} {parent:<8} {name:<16} {:>7} {state:>8} {:>10} {:>10}",
+                    r.threads,
+                    r.cpu_time_ns / 1_000_000,
+                    r.mapped_bytes / 1024
+                );
+            }
+        }
+        Some("programs") => {
+            for file in crate::ramdisk::files() {
+                hal::println!("  {:<16} {:>8} bytes", file.name, file.data.len());
+            }
+        }
+        Some("spawn") => {
+            let Some(name) = words.next() else {
+                hal::println!("usage: spawn NAME [ARGS...]");
+                return;
+            };
+            let args: Vec<&str> = words.collect();
+            match with_table(|t| t.spawn(name, &args, None)) {
+                Ok(pid) => hal::println!("started {name} as {pid}"),
+                Err(error) => hal::println!("cannot start {name}: {error:?}"),
+            }
+        }
+        Some("kill") => match words.next().and_then(parse_pid) {
+            Some(pid) if with_table(|t| t.is_alive(pid)) => {
+                with_table(|t| t.exit_process(pid, crate::process::KILLED_EXIT_CODE));
+            }
+            _ => hal::println!("usage: kill PID (a live process, e.g. 0.2)"),
+        },
         Some("log") => match words.next().and_then(|level| level.parse().ok()) {
             Some(level) => hal::logger::set_level(level),
             None => hal::println!("usage: log error|warn|info|debug|trace|off"),
         },
         Some("poweroff") => hal::power::poweroff(),
         Some(other) => hal::println!("unknown command `{other}`; type `help`"),
+    }
+}
+
+/// Parses `CLUSTER.LOCAL` (as `ps` prints) or a raw number.
+pub fn parse_pid(text: &str) -> Option<abi::Pid> {
+    match text.split_once('.') {
+        Some((cluster, local)) => {
+            abi::Pid::new(abi::ClusterId(cluster.parse().ok()?), local.parse().ok()?)
+        }
+        None => abi::Pid::from_raw(text.parse().ok()?),
     }
 }

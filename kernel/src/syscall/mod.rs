@@ -1,0 +1,104 @@
+//! The system call layer: decode the call from the trap frame, check every argument, run it,
+//! and either return to the caller at once or take it off the CPU.
+//!
+//! Numbers, argument order and error codes come from the `abi` crate (documented in
+//! `docs/abi.md`). A handler never trusts a register: pointers are checked against the
+//! process's segments (`EFAULT`), descriptors against its tables (`EBADF`), sizes against the
+//! ABI's limits (`EINVAL`), and an unknown number is `ENOSYS`.
+
+mod process;
+mod thread;
+
+use abi::{Errno, Pid, Syscall, SyscallResult, Tid};
+use hal::trap::TrapFrame;
+use uarea::BlockReason;
+
+use crate::process::scheduler::{leave, Leave};
+use crate::process::{with_table, Process, Table};
+
+/// What a system call asks of the scheduler.
+pub enum Outcome {
+    /// Return this result to the caller now.
+    Return(Result<usize, Errno>),
+    /// Block the caller; it is woken by completion or restart (see `Table`).
+    Block(BlockReason),
+    /// Return 0 and give up the CPU.
+    Yield,
+    /// The caller (or its whole process) is gone.
+    Gone,
+}
+
+/// The calling thread and its arguments.
+pub struct Call {
+    pub pid: Pid,
+    pub tid: Tid,
+    pub args: [u64; 6],
+}
+
+impl Call {
+    /// The calling process.
+    pub fn process<'t>(&self, table: &'t mut Table) -> Result<&'t mut Process, Errno> {
+        table.processes.get_mut(&self.pid).ok_or(Errno::ESRCH)
+    }
+}
+
+/// Installs the handler into the HAL.
+pub fn init() {
+    hal::usermode::set_syscall_handler(dispatch);
+}
+
+fn dispatch(frame: &mut TrapFrame) {
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    let number = frame.rax;
+    let outcome = with_table(|table| {
+        let Some((pid, tid)) = table.current else {
+            return Outcome::Return(Err(Errno::ESRCH));
+        };
+        if let Some(process) = table.processes.get_mut(&pid) {
+            process.uarea.counters.syscalls += 1;
+        }
+        let call = Call { pid, tid, args };
+        match Syscall::from_number(number) {
+            Some(syscall) => handle(table, &call, syscall),
+            None => Outcome::Return(Err(Errno::ENOSYS)),
+        }
+    });
+    match outcome {
+        Outcome::Return(result) => frame.rax = SyscallResult::encode(result).raw() as u64,
+        Outcome::Yield => {
+            frame.rax = 0;
+            leave(frame, Leave::Ready)
+        }
+        Outcome::Block(reason) => leave(frame, Leave::Blocked(reason)),
+        Outcome::Gone => leave(frame, Leave::Gone),
+    }
+}
+
+fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
+    use Syscall::*;
+    match syscall {
+        Exit => process::exit(table, call),
+        Write => Outcome::Return(process::write(table, call)),
+        GetPid => Outcome::Return(Ok(call.pid.raw() as usize)),
+        GetTid => Outcome::Return(Ok(call.tid.0 as usize)),
+        ClockNs => Outcome::Return(process::clock_ns(table, call)),
+        ClusterIdOf => Outcome::Return(Ok(table.cluster.0 as usize)),
+        ClusterCount => Outcome::Return(Ok(crate::cluster_count() as usize)),
+        Spawn => Outcome::Return(process::spawn(table, call)),
+        Wait => process::wait(table, call),
+        Kill => process::kill(table, call),
+        ProcList => Outcome::Return(process::proc_list(table, call)),
+        Mmap => Outcome::Return(process::mmap(table, call)),
+        Munmap => Outcome::Return(process::munmap(table, call)),
+        ThreadCreate => Outcome::Return(thread::create(table, call)),
+        ThreadJoin => thread::join(table, call),
+        ThreadExit => thread::exit(table, call),
+        Yield => Outcome::Yield,
+        Sleep => thread::sleep(call),
+        FutexWait => thread::futex_wait(table, call),
+        FutexWake => Outcome::Return(thread::futex_wake(table, call)),
+        _ => Outcome::Return(Err(Errno::ENOSYS)),
+    }
+}

@@ -1,0 +1,242 @@
+//! Process-level calls: exit, console, clocks, spawn/wait/kill/list, anonymous memory.
+
+use abi::{ClockId, Errno, MapFlags, Pid, ProcessInfo, Prot};
+use alloc::string::String;
+use alloc::vec::Vec;
+use uarea::{Backing, BlockReason, Perms, Segment, SegmentKind};
+
+use super::{Call, Outcome};
+use crate::process::memory::{self, PAGE, USER_START};
+use crate::process::{Table, KILLED_EXIT_CODE};
+
+/// Most bytes one `write` may carry.
+pub const WRITE_MAX: usize = 64 * 1024;
+/// Longest program name `spawn` accepts.
+pub const PROGRAM_NAME_MAX: usize = 64;
+
+pub fn exit(table: &mut Table, call: &Call) -> Outcome {
+    table.exit_process(call.pid, call.args[0] as i32);
+    Outcome::Gone
+}
+
+pub fn write(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let (address, len) = (call.args[0], call.args[1] as usize);
+    if len > WRITE_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = alloc::vec![0u8; len];
+    let process = call.process(table)?;
+    memory::copy_from_user(
+        &mut process.space,
+        &process.uarea.memory,
+        address,
+        &mut bytes,
+    )?;
+    table.console_write(call.pid, &bytes);
+    Ok(len)
+}
+
+pub fn clock_ns(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    match ClockId::try_from(call.args[0])? {
+        ClockId::Monotonic => Ok(hal::clock::now_ns() as usize),
+        ClockId::ProcessCpu => {
+            let process = call.process(table)?;
+            let running = crate::process::scheduler::current_slice_ns();
+            Ok((process.uarea.counters.cpu_time_ns + running) as usize)
+        }
+        // Per-thread CPU time is not tracked yet.
+        ClockId::ThreadCpu => Err(Errno::ENOSYS),
+    }
+}
+
+/// Reads a user string of at most `max` bytes.
+fn read_string(
+    table: &mut Table,
+    call: &Call,
+    address: u64,
+    len: usize,
+    max: usize,
+) -> Result<String, Errno> {
+    if len > max {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut bytes = alloc::vec![0u8; len];
+    let process = call.process(table)?;
+    memory::copy_from_user(
+        &mut process.space,
+        &process.uarea.memory,
+        address,
+        &mut bytes,
+    )?;
+    String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+}
+
+pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [name_at, name_len, cluster, args_at, args_len, _] = call.args;
+    if args_len as usize > abi::SPAWN_ARGS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let name = read_string(table, call, name_at, name_len as usize, PROGRAM_NAME_MAX)?;
+    let args_text = read_string(table, call, args_at, args_len as usize, abi::SPAWN_ARGS_MAX)?;
+    let args: Vec<&str> = args_text.split('\0').filter(|a| !a.is_empty()).collect();
+    if cluster != abi::ANY_CLUSTER && cluster != table.cluster.0 as u64 {
+        if cluster >= crate::cluster_count() as u64 {
+            return Err(Errno::EINVAL);
+        }
+        // Remote spawns go through the spawner daemon over the NoC.
+        return Err(Errno::EHOSTUNREACH);
+    }
+    let pid = table.spawn(&name, &args, Some(call.pid))?;
+    Ok(pid.raw() as usize)
+}
+
+pub fn wait(table: &mut Table, call: &Call) -> Outcome {
+    let [target, status_at, ..] = call.args;
+    let child = match target {
+        abi::ANY_CHILD => None,
+        raw => match Pid::from_arg(raw) {
+            Some(pid) => Some(pid),
+            None => return Outcome::Return(Err(Errno::EINVAL)),
+        },
+    };
+    let result = (|| {
+        if status_at != 0 {
+            // Check the status word is writable before reaping anything.
+            let process = call.process(table)?;
+            memory::copy_to_user(
+                &mut process.space,
+                &process.uarea.memory,
+                status_at,
+                &0i32.to_le_bytes(),
+            )?;
+        }
+        table.reap_child(call.pid, child)
+    })();
+    match result {
+        Err(errno) => Outcome::Return(Err(errno)),
+        Ok(None) => Outcome::Block(BlockReason::ChildWait { pid: child }),
+        Ok(Some((pid, code))) => {
+            if status_at != 0 {
+                if let Ok(process) = call.process(table) {
+                    let _ = memory::copy_to_user(
+                        &mut process.space,
+                        &process.uarea.memory,
+                        status_at,
+                        &code.to_le_bytes(),
+                    );
+                }
+            }
+            Outcome::Return(Ok(pid.raw() as usize))
+        }
+    }
+}
+
+/// A process may kill itself and its own children (see `docs/abi.md`).
+pub fn kill(table: &mut Table, call: &Call) -> Outcome {
+    let Some(target) = Pid::from_arg(call.args[0]) else {
+        return Outcome::Return(Err(Errno::EINVAL));
+    };
+    if target == call.pid {
+        table.exit_process(target, KILLED_EXIT_CODE);
+        return Outcome::Gone;
+    }
+    let Some(victim) = table
+        .processes
+        .get(&target)
+        .filter(|_| table.is_alive(target))
+    else {
+        return Outcome::Return(Err(Errno::ESRCH));
+    };
+    if victim.uarea.header.parent != Some(call.pid) {
+        return Outcome::Return(Err(Errno::EPERM));
+    }
+    table.exit_process(target, KILLED_EXIT_CODE);
+    Outcome::Return(Ok(0))
+}
+
+/// Serialises a record exactly as its `#[repr(C)]` layout (64 bytes, no padding).
+fn record_bytes(info: &ProcessInfo) -> [u8; ProcessInfo::SIZE] {
+    let mut out = [0u8; ProcessInfo::SIZE];
+    out[0..4].copy_from_slice(&info.pid.to_le_bytes());
+    out[4..8].copy_from_slice(&info.parent.to_le_bytes());
+    out[8..10].copy_from_slice(&info.birth_cluster.to_le_bytes());
+    out[10..12].copy_from_slice(&info.current_cluster.to_le_bytes());
+    out[12..14].copy_from_slice(&info.threads.to_le_bytes());
+    out[14] = info.state;
+    out[15] = info._reserved;
+    out[16..32].copy_from_slice(&info.name);
+    out[32..40].copy_from_slice(&info.cpu_time_ns.to_le_bytes());
+    out[40..48].copy_from_slice(&info.mapped_bytes.to_le_bytes());
+    out[48..56].copy_from_slice(&info.syscalls.to_le_bytes());
+    out[56..60].copy_from_slice(&info.migrations.to_le_bytes());
+    out[60..64].copy_from_slice(&info._reserved2.to_le_bytes());
+    out
+}
+
+/// Writes up to `capacity` records; returns how many processes there are in all.
+pub fn proc_list(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [buffer, capacity, ..] = call.args;
+    let records = table.list();
+    let count = records.len().min(capacity as usize);
+    let mut bytes = Vec::with_capacity(count * ProcessInfo::SIZE);
+    for record in &records[..count] {
+        bytes.extend_from_slice(&record_bytes(record));
+    }
+    let process = call.process(table)?;
+    memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
+    Ok(records.len())
+}
+
+pub fn mmap(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [address, len, prot, flags, ..] = call.args;
+    let prot = Prot::from_bits(prot).ok_or(Errno::EINVAL)?;
+    let flags = MapFlags::from_bits(flags).ok_or(Errno::EINVAL)?;
+    if len == 0 || prot.contains(Prot::WRITE | Prot::EXEC) {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
+    let process = call.process(table)?;
+    let map = &mut process.uarea.memory;
+    if map.segments.len() >= uarea::MAX_SEGMENTS {
+        return Err(Errno::ENOMEM);
+    }
+    let start = if flags.contains(MapFlags::FIXED) {
+        let end = address.checked_add(len).ok_or(Errno::EINVAL)?;
+        if address % PAGE != 0 || address < USER_START || end > memory::STACK_TOP {
+            return Err(Errno::EINVAL);
+        }
+        if !memory::is_free(map, address, len) {
+            return Err(Errno::EEXIST);
+        }
+        address
+    } else {
+        let hint = if address == 0 {
+            map.mmap_cursor
+        } else {
+            address
+        };
+        memory::place_mapping(map, hint, len).ok_or(Errno::ENOMEM)?
+    };
+    map.insert(Segment {
+        start,
+        len,
+        perms: Perms::from(prot),
+        kind: SegmentKind::Mmap,
+        backing: Backing::Anonymous,
+    });
+    if !flags.contains(MapFlags::FIXED) {
+        map.mmap_cursor = map.mmap_cursor.max(start + len);
+    }
+    Ok(start as usize)
+}
+
+pub fn munmap(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [address, len, ..] = call.args;
+    if address % PAGE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::EINVAL)?;
+    let process = call.process(table)?;
+    memory::unmap_range(&mut process.space, &mut process.uarea.memory, address, len)?;
+    Ok(0)
+}
