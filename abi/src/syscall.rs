@@ -180,6 +180,8 @@ impl fmt::Display for Syscall {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
     use crate::conv::MAX_ARGS;
 
@@ -218,6 +220,39 @@ mod tests {
         for &call in Syscall::ALL {
             assert!(call.arg_count() <= MAX_ARGS, "{call}");
         }
+    }
+
+    /// `docs/abi.md` has one table row per syscall, starting `| number | `name` |`.
+    #[test]
+    fn docs_table_lists_every_syscall() {
+        let doc = include_str!("../../docs/abi.md");
+        for &call in Syscall::ALL {
+            let row = row(call.number(), call.name());
+            assert!(
+                doc.lines().any(|line| line.starts_with(&row)),
+                "docs/abi.md has no row for {call} ({})",
+                call.number()
+            );
+        }
+    }
+
+    /// `docs/abi.md` lists every error code.
+    #[test]
+    fn docs_table_lists_every_errno() {
+        let doc = include_str!("../../docs/abi.md");
+        for &errno in crate::Errno::ALL {
+            let row = row(errno.code() as u64, errno.name());
+            assert!(
+                doc.lines().any(|line| line.starts_with(&row)),
+                "docs/abi.md has no row for {}",
+                errno.name()
+            );
+        }
+    }
+
+    /// `| 42 | `name` |`, the start of a table row.
+    fn row(number: u64, name: &str) -> std::string::String {
+        std::format!("| {number} | `{name}` |")
     }
 
     /// Published numbers are frozen: this table must only ever grow.
