@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(
             Mesh::for_clusters(32),
             Mesh {
-                width: 6,
+                width: 7,
                 height: 5
             }
         );
