@@ -1,0 +1,155 @@
+//! The control socket: one-line text commands, one-line replies.
+//!
+//! ```text
+//! stats                  → JSON summary on one line
+//! corrupt N [CLUSTER]    → damage the next N forwarded messages (to CLUSTER)
+//! kill CLUSTER           → disconnect a cluster as if its QEMU had exited
+//! quit                   → print the summary and exit
+//! ```
+//! Replies are `ok ...`, `error: ...` or the JSON object.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A parsed control command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Stats,
+    Corrupt { count: u64, cluster: Option<u16> },
+    Kill(u16),
+    Quit,
+}
+
+impl Command {
+    pub fn parse(line: &str) -> Result<Command, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let num = |s: &str| s.parse::<u64>().map_err(|e| format!("{s:?}: {e}"));
+        match words.as_slice() {
+            ["stats"] => Ok(Command::Stats),
+            ["quit"] => Ok(Command::Quit),
+            ["corrupt", n] => Ok(Command::Corrupt {
+                count: num(n)?,
+                cluster: None,
+            }),
+            ["corrupt", n, c] => Ok(Command::Corrupt {
+                count: num(n)?,
+                cluster: Some(num(c)? as u16),
+            }),
+            ["kill", c] => Ok(Command::Kill(num(c)? as u16)),
+            _ => Err(format!(
+                "unknown command {line:?} (stats | corrupt N [CLUSTER] | kill CLUSTER | quit)"
+            )),
+        }
+    }
+}
+
+/// Listening control socket and its open connections (non-blocking).
+pub struct ControlServer {
+    pub listener: UnixListener,
+    pub conns: Vec<(UnixStream, Vec<u8>)>,
+}
+
+impl ControlServer {
+    pub fn bind(path: &Path) -> Result<ControlServer> {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("bind control socket {}", path.display()))?;
+        listener.set_nonblocking(true)?;
+        Ok(ControlServer {
+            listener,
+            conns: Vec::new(),
+        })
+    }
+
+    pub fn accept(&mut self) {
+        while let Ok((s, _)) = self.listener.accept() {
+            if s.set_nonblocking(true).is_ok() {
+                self.conns.push((s, Vec::new()));
+            }
+        }
+    }
+
+    /// Reads from connection `i`; returns complete lines, and whether the
+    /// connection is closed.
+    pub fn read_lines(&mut self, i: usize) -> (Vec<String>, bool) {
+        let (s, buf) = &mut self.conns[i];
+        let mut tmp = [0u8; 1024];
+        let mut closed = false;
+        loop {
+            match s.read(&mut tmp) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            if buf.len() > 64 * 1024 {
+                closed = true;
+                break;
+            }
+        }
+        let mut lines = Vec::new();
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            lines.push(String::from_utf8_lossy(&line).trim().to_string());
+        }
+        (lines, closed)
+    }
+
+    pub fn reply(&mut self, i: usize, text: &str) {
+        let s = &mut self.conns[i].0;
+        let _ = s.set_nonblocking(false);
+        let _ = s
+            .write_all(text.as_bytes())
+            .and_then(|_| s.write_all(b"\n"));
+        let _ = s.set_nonblocking(true);
+    }
+}
+
+/// Client side: sends one command, returns the one-line reply.
+pub fn request(path: &Path, command: &str) -> Result<String> {
+    let mut s = UnixStream::connect(path).with_context(|| format!("connect {}", path.display()))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    writeln!(s, "{command}")?;
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .context("read control reply")?;
+    Ok(line.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse() {
+        assert_eq!(Command::parse("stats"), Ok(Command::Stats));
+        assert_eq!(
+            Command::parse(" corrupt 3 "),
+            Ok(Command::Corrupt {
+                count: 3,
+                cluster: None
+            })
+        );
+        assert_eq!(
+            Command::parse("corrupt 1 2"),
+            Ok(Command::Corrupt {
+                count: 1,
+                cluster: Some(2)
+            })
+        );
+        assert_eq!(Command::parse("kill 4"), Ok(Command::Kill(4)));
+        assert!(Command::parse("corrupt x").is_err());
+        assert!(Command::parse("reboot").is_err());
+    }
+}
