@@ -1,8 +1,10 @@
 //! Building kernels and BIOS disk images.
 //!
-//! Kernels are built for `x86_64-unknown-none` with a nested `cargo build`; the `bootloader`
-//! crate then wraps a stripped copy (loading debug info through BIOS disk calls would slow the
-//! boot) into a bootable disk image. The unstripped ELF stays beside it for symbolising.
+//! Kernels are built for `x86_64-unknown-none` with a nested `cargo build`, the user programs
+//! for the user target (`userland/x86_64-tessera-user.json`) and packed into a ustar boot
+//! archive; the `bootloader` crate then puts a stripped kernel (loading debug info through
+//! BIOS disk calls would slow the boot) and the archive (as its ramdisk) into a bootable disk
+//! image. The unstripped ELFs stay in `target/` for symbolising.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -129,18 +131,81 @@ fn llvm_objcopy() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Builds a kernel and its BIOS disk image; returns the image path.
-pub fn build_image(kernel: Kernel, debug: bool) -> Result<PathBuf> {
-    let elf = build_kernel(kernel, debug)?;
+/// The user programs: one per directory under `userland/apps/`.
+pub fn user_programs() -> Result<Vec<String>> {
+    let apps = workspace_root().join("userland").join("apps");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&apps).with_context(|| format!("listing {}", apps.display()))? {
+        let entry = entry?;
+        if entry.path().join("Cargo.toml").exists() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Builds the userland workspace (SDK and every app) for the user target.
+pub fn build_userland() -> Result<Vec<(String, PathBuf)>> {
+    let dir = workspace_root().join("userland");
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(&dir)
+        .args(["build", "--release", "--workspace"]);
+    echo(&command);
+    let status = command
+        .status()
+        .context("running cargo build for userland")?;
+    if !status.success() {
+        bail!("building userland failed ({status})");
+    }
+    let bin_dir = dir
+        .join("target")
+        .join("x86_64-tessera-user")
+        .join("release");
+    user_programs()?
+        .into_iter()
+        .map(|name| {
+            let path = bin_dir.join(&name);
+            if !path.exists() {
+                bail!(
+                    "userland app `{name}` built no binary at {}",
+                    path.display()
+                );
+            }
+            Ok((name, path))
+        })
+        .collect()
+}
+
+/// Packs the user programs (debug info stripped) into the ustar boot archive.
+pub fn pack_ramdisk(programs: &[(String, PathBuf)]) -> Result<PathBuf> {
     let out = output_dir()?;
-    let (_, bin) = kernel.package_and_bin();
-    let stripped = out.join(format!("{bin}.stripped"));
+    let staging = out.join("ramdisk");
+    std::fs::create_dir_all(&staging)?;
+    let archive_path = out.join("ramdisk.tar");
+    let file = std::fs::File::create(&archive_path)
+        .with_context(|| format!("creating {}", archive_path.display()))?;
+    let mut archive = tar::Builder::new(file);
+    for (name, path) in programs {
+        let stripped = staging.join(name);
+        strip(path, &stripped)?;
+        archive
+            .append_path_with_name(&stripped, name)
+            .with_context(|| format!("adding {name} to the boot archive"))?;
+    }
+    archive.finish().context("writing the boot archive")?;
+    Ok(archive_path)
+}
+
+/// Copies an ELF without its debug sections.
+fn strip(elf: &Path, out: &Path) -> Result<()> {
     match llvm_objcopy() {
         Some(objcopy) => {
             let status = Command::new(&objcopy)
                 .arg("--strip-debug")
-                .arg(&elf)
-                .arg(&stripped)
+                .arg(elf)
+                .arg(out)
                 .status()
                 .with_context(|| format!("running {}", objcopy.display()))?;
             if !status.success() {
@@ -148,9 +213,22 @@ pub fn build_image(kernel: Kernel, debug: bool) -> Result<PathBuf> {
             }
         }
         None => {
-            std::fs::copy(&elf, &stripped).context("copying the kernel")?;
+            std::fs::copy(elf, out).with_context(|| format!("copying {}", elf.display()))?;
         }
     }
+    Ok(())
+}
+
+/// Builds a kernel, the userland and the BIOS disk image that carries both; returns the
+/// image path.
+pub fn build_image(kernel: Kernel, debug: bool) -> Result<PathBuf> {
+    let elf = build_kernel(kernel, debug)?;
+    let programs = build_userland()?;
+    let ramdisk = pack_ramdisk(&programs)?;
+    let out = output_dir()?;
+    let (_, bin) = kernel.package_and_bin();
+    let stripped = out.join(format!("{bin}.stripped"));
+    strip(&elf, &stripped)?;
     let image = out.join(format!("{bin}.img"));
     // Only the bootloader's warnings reach the console, and nothing is drawn on the (unused)
     // framebuffer: both cost boot time under TCG.
@@ -158,6 +236,7 @@ pub fn build_image(kernel: Kernel, debug: bool) -> Result<PathBuf> {
     boot_config.frame_buffer_logging = false;
     boot_config.log_level = bootloader_boot_config::LevelFilter::Warn;
     bootloader::BiosBoot::new(&stripped)
+        .set_ramdisk(&ramdisk)
         .set_boot_config(&boot_config)
         .create_disk_image(&image)
         .with_context(|| format!("creating the BIOS disk image {}", image.display()))?;

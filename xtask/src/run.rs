@@ -17,6 +17,10 @@ pub struct RunArgs {
     /// Kernel command line, e.g. "hz=100 log=debug" or "poweroff" (boot, then power off).
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello`, `mgs:500@0`
+    /// (repeatable). The programs are the directories of `userland/apps/`.
+    #[arg(long = "app", value_name = "NAME[:ARG...][@CLUSTER]")]
+    pub apps: Vec<String>,
     /// QEMU accelerator (TCG works everywhere; KVM only where proven).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
@@ -50,9 +54,21 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let mut log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
 
+    let mut cmdline = args.cmdline.clone();
+    for app in &args.apps {
+        let app = AppSpec::parse(app)?;
+        app.check_exists()?;
+        if app.cluster != 0 {
+            anyhow::bail!(
+                "cluster {} does not exist: this run boots one cluster (0)",
+                app.cluster
+            );
+        }
+        cmdline.push_str(&format!(" app={}", app.kernel_word()));
+    }
     let config = QemuConfig {
         image: &image,
-        cmdline: &args.cmdline,
+        cmdline: cmdline.trim(),
         accel: args.accel,
     };
     let mut command = config.command()?;
@@ -126,5 +142,83 @@ pub fn run(args: &RunArgs) -> Result<i32> {
                 Ok(1)
             }
         },
+    }
+}
+
+/// A program to start at boot, from `--app NAME[:ARG...][@CLUSTER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub name: String,
+    pub args: Vec<String>,
+    pub cluster: u32,
+}
+
+impl AppSpec {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (program, cluster) = match text.rsplit_once('@') {
+            Some((program, cluster)) => (
+                program,
+                cluster
+                    .parse()
+                    .with_context(|| format!("`{cluster}` in `{text}` is not a cluster number"))?,
+            ),
+            None => (text, 0),
+        };
+        let mut parts = program.split(':');
+        let name = parts.next().unwrap_or_default().to_string();
+        if name.is_empty() || text.contains(char::is_whitespace) || text.contains(',') {
+            anyhow::bail!(
+                "bad --app `{text}`: expected NAME[:ARG...][@CLUSTER] without spaces or commas"
+            );
+        }
+        Ok(AppSpec {
+            name,
+            args: parts.map(String::from).collect(),
+            cluster,
+        })
+    }
+
+    /// Fails with the list of programs if this one does not exist.
+    pub fn check_exists(&self) -> Result<()> {
+        let programs = image::user_programs()?;
+        if !programs.contains(&self.name) {
+            anyhow::bail!(
+                "no program `{}`; the programs are: {}",
+                self.name,
+                programs.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// The `app=` value for the kernel command line.
+    pub fn kernel_word(&self) -> String {
+        core::iter::once(self.name.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppSpec;
+
+    #[test]
+    fn parses_app_specs() {
+        let spec = AppSpec::parse("mgs:500:2@3").unwrap();
+        assert_eq!(
+            spec,
+            AppSpec {
+                name: "mgs".into(),
+                args: vec!["500".into(), "2".into()],
+                cluster: 3
+            }
+        );
+        assert_eq!(spec.kernel_word(), "mgs:500:2");
+        assert_eq!(AppSpec::parse("hello").unwrap().cluster, 0);
+        assert!(AppSpec::parse("hello@x").is_err());
+        assert!(AppSpec::parse("@1").is_err());
+        assert!(AppSpec::parse("a b").is_err());
     }
 }

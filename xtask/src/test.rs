@@ -62,6 +62,10 @@ const SUITES: &[KernelSuite] = &[
         expect: Expect::Pass,
     },
     KernelSuite {
+        name: "process",
+        expect: Expect::Pass,
+    },
+    KernelSuite {
         name: "double_fault",
         expect: Expect::Fatal(&[
             "FATAL CPU EXCEPTION",

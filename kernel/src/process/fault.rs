@@ -55,11 +55,6 @@ fn kill_current(frame: &TrapFrame, info: &ExceptionInfo) -> ! {
         let Some((pid, tid)) = table.current else {
             return;
         };
-        let name = table
-            .processes
-            .get(&pid)
-            .map(|p| p.uarea.header.name.clone())
-            .unwrap_or_default();
         let detail = match info.address {
             Some(address) => {
                 let (present, access, _) = page_fault_cause(info.error_code);
@@ -67,13 +62,14 @@ fn kill_current(frame: &TrapFrame, info: &ExceptionInfo) -> ! {
             }
             None => alloc::string::String::new(),
         };
-        hal::println!(
-            "[p{pid} {name}] killed: {} {}{detail} in thread {} at rip {:#x}",
+        let report = alloc::format!(
+            "killed: {} {}{detail} in thread {} at rip {:#x}\n",
             info.mnemonic,
             info.name,
             tid.0,
             frame.rip
         );
+        table.console_write(pid, report.as_bytes());
         table.exit_process(pid, KILLED_EXIT_CODE);
     });
     leave(frame, Leave::Gone)

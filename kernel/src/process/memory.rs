@@ -153,6 +153,9 @@ fn for_each_chunk(
     access: Perms,
     mut f: impl FnMut(&mut [u8], usize),
 ) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
     let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
     if address < USER_START || end > hal::paging::USER_END {
         return Err(Errno::EFAULT);

@@ -346,12 +346,32 @@ impl Table {
     }
 }
 
+/// Lines of process output kept for the monitor's `console` command and for tests.
+const CONSOLE_HISTORY: usize = 512;
+static HISTORY: Mutex<VecDeque<(Pid, String)>> = Mutex::new(VecDeque::new());
+
 /// Prints a complete console line of a process: `[p1.3 hello] text`.
 fn flush_console(pid: Pid, name: &str, line: &mut String) {
     if !line.is_empty() {
         hal::println!("[p{pid} {name}] {line}");
-        line.clear();
+        let mut history = HISTORY.lock();
+        if history.len() == CONSOLE_HISTORY {
+            history.pop_front();
+        }
+        history.push_back((pid, core::mem::take(line)));
     }
+}
+
+/// The recent console lines of `pid` (all processes if `None`), oldest first.
+pub fn console_history(pid: Option<Pid>) -> Vec<String> {
+    hal::cpu::without_interrupts(|| {
+        HISTORY
+            .lock()
+            .iter()
+            .filter(|(p, _)| pid.is_none_or(|pid| pid == *p))
+            .map(|(_, line)| line.clone())
+            .collect()
+    })
 }
 
 /// The `proc_list` record of a process.

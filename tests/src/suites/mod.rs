@@ -10,6 +10,7 @@ pub mod fatal;
 pub mod frames;
 pub mod heap;
 pub mod paging;
+pub mod process;
 pub mod timer;
 
 use crate::framework::Suite;
@@ -25,6 +26,10 @@ pub static SUITES: &[Suite] = &[
             paging::TESTS,
             timer::TESTS,
         ],
+    },
+    Suite {
+        name: "process",
+        tests: &[process::TESTS],
     },
     Suite {
         name: "double_fault",

@@ -1,0 +1,235 @@
+//! The checks of `abitest syscalls`, `fpu` and `threads`.
+
+use ulib::abi::{ClockId, Errno, MapFlags, Prot, Syscall};
+use alloc::vec::Vec;
+use ulib::println;
+use ulib::raw::{call, syscall6, syscall_number};
+
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn check(&mut self, name: &str, ok: bool, detail: impl core::fmt::Debug) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: {detail:?}");
+        }
+    }
+
+    fn expect(&mut self, name: &str, got: Result<usize, Errno>, want: Result<usize, Errno>) {
+        self.check(name, got == want, (got, want));
+    }
+
+    fn expect_err(&mut self, name: &str, got: Result<usize, Errno>, want: Errno) {
+        self.check(name, got == Err(want), (got, want));
+    }
+}
+
+const NULL: u64 = 0;
+const KERNEL: u64 = 0xFFFF_8000_0010_0000;
+const UNMAPPED: u64 = 0x0000_3000_0000_0000;
+const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
+
+pub fn syscalls() -> i32 {
+    let mut t = Tally { passed: 0, failed: 0 };
+    let message = b"abitest: write works\n";
+
+    // write
+    t.expect("write ok", call(Syscall::Write, &[message.as_ptr() as u64, message.len() as u64]), Ok(message.len()));
+    t.expect("write empty", call(Syscall::Write, &[message.as_ptr() as u64, 0]), Ok(0));
+    t.expect_err("write null", call(Syscall::Write, &[NULL, 8]), Errno::EFAULT);
+    t.expect_err("write kernel", call(Syscall::Write, &[KERNEL, 8]), Errno::EFAULT);
+    t.expect_err("write unmapped", call(Syscall::Write, &[UNMAPPED, 8]), Errno::EFAULT);
+    t.expect_err("write non-canonical", call(Syscall::Write, &[NON_CANONICAL, 8]), Errno::EFAULT);
+    t.expect_err("write wraps", call(Syscall::Write, &[u64::MAX - 4, 16]), Errno::EFAULT);
+    t.expect_err("write overlong", call(Syscall::Write, &[message.as_ptr() as u64, 1 << 20]), Errno::EINVAL);
+    // A buffer that runs off the end of its mapping.
+    let page = ulib::heap::mmap(4096).expect("mmap");
+    t.expect_err("write past mapping", call(Syscall::Write, &[page as u64 + 4000, 200]), Errno::EFAULT);
+
+    // identity and topology
+    let pid = call(Syscall::GetPid, &[]);
+    t.check("getpid", pid.is_ok_and(|p| ulib::abi::Pid::from_arg(p as u64).is_some()), pid);
+    t.check("gettid main", call(Syscall::GetTid, &[]) == Ok(0), call(Syscall::GetTid, &[]));
+    let count = call(Syscall::ClusterCount, &[]);
+    t.check("cluster_count", count.is_ok_and(|c| c >= 1), count);
+    let here = call(Syscall::ClusterIdOf, &[]);
+    t.check("cluster_id < count", here.is_ok_and(|c| c < count.unwrap_or(1)), here);
+
+    // clocks
+    let a = call(Syscall::ClockNs, &[ClockId::Monotonic as u64]).unwrap_or(0);
+    let b = call(Syscall::ClockNs, &[ClockId::Monotonic as u64]).unwrap_or(0);
+    t.check("clock monotonic", b >= a && a > 0, (a, b));
+    t.check("clock process cpu", call(Syscall::ClockNs, &[ClockId::ProcessCpu as u64]).is_ok(), ());
+    t.expect_err("clock bad id", call(Syscall::ClockNs, &[99]), Errno::EINVAL);
+
+    // unknown numbers
+    // SAFETY: unknown syscall numbers touch nothing.
+    let unknown = unsafe { syscall_number(9999, [0; 6]) };
+    t.check("unknown syscall", unknown == Errno::ENOSYS.as_return(), unknown);
+    // SAFETY: as above.
+    let reserved = unsafe { syscall_number(Syscall::Migrate.number() + 50, [0; 6]) };
+    t.check("hole in numbering", reserved == Errno::ENOSYS.as_return(), reserved);
+
+    // mmap / munmap
+    let rw = (Prot::READ | Prot::WRITE).bits();
+    let mapped = call(Syscall::Mmap, &[0, 3 * 4096, rw, 0]);
+    t.check("mmap ok", mapped.is_ok_and(|a| a % 4096 == 0), mapped);
+    if let Ok(address) = mapped {
+        // SAFETY: just mapped, three writable pages.
+        unsafe {
+            let p = address as *mut u8;
+            p.write_volatile(1);
+            p.add(3 * 4096 - 1).write_volatile(2);
+            t.check("mmap zeroed", p.add(4096).read_volatile() == 0, ());
+        }
+        t.expect("munmap middle", call(Syscall::Munmap, &[address as u64 + 4096, 4096]), Ok(0));
+        t.expect_err("write to unmapped hole", call(Syscall::Write, &[address as u64 + 4096, 1]), Errno::EFAULT);
+        t.expect("munmap rest", call(Syscall::Munmap, &[address as u64, 4096]), Ok(0));
+        t.expect("munmap last", call(Syscall::Munmap, &[address as u64 + 8192, 4096]), Ok(0));
+        t.expect_err("munmap twice", call(Syscall::Munmap, &[address as u64, 4096]), Errno::EINVAL);
+    }
+    t.expect_err("mmap zero length", call(Syscall::Mmap, &[0, 0, rw, 0]), Errno::EINVAL);
+    t.expect_err("mmap W+X", call(Syscall::Mmap, &[0, 4096, (Prot::WRITE | Prot::EXEC).bits(), 0]), Errno::EINVAL);
+    t.expect_err("mmap bad prot", call(Syscall::Mmap, &[0, 4096, 1 << 10, 0]), Errno::EINVAL);
+    t.expect_err("mmap bad flags", call(Syscall::Mmap, &[0, 4096, rw, 1 << 10]), Errno::EINVAL);
+    t.expect_err("mmap fixed unaligned", call(Syscall::Mmap, &[0x2000_0000_0123, 4096, rw, MapFlags::FIXED.bits()]), Errno::EINVAL);
+    t.expect_err("mmap fixed kernel", call(Syscall::Mmap, &[KERNEL, 4096, rw, MapFlags::FIXED.bits()]), Errno::EINVAL);
+    t.expect_err("mmap fixed over text", call(Syscall::Mmap, &[0x40_0000, 4096, rw, MapFlags::FIXED.bits()]), Errno::EEXIST);
+    t.expect_err("munmap text", call(Syscall::Munmap, &[0x40_0000, 4096]), Errno::EINVAL);
+    t.expect_err("munmap unaligned", call(Syscall::Munmap, &[page as u64 + 1, 4096]), Errno::EINVAL);
+
+    // futex
+    let word = core::sync::atomic::AtomicU32::new(7);
+    let word_at = word.as_ptr() as u64;
+    t.expect_err("futex value changed", call(Syscall::FutexWait, &[word_at, 8, ulib::abi::types::FUTEX_NO_TIMEOUT]), Errno::EAGAIN);
+    t.expect_err("futex unaligned", call(Syscall::FutexWait, &[word_at + 1, 7, ulib::abi::types::FUTEX_NO_TIMEOUT]), Errno::EINVAL);
+    t.expect_err("futex null", call(Syscall::FutexWait, &[NULL, 0, ulib::abi::types::FUTEX_NO_TIMEOUT]), Errno::EFAULT);
+    t.expect_err("futex kernel", call(Syscall::FutexWait, &[KERNEL, 0, ulib::abi::types::FUTEX_NO_TIMEOUT]), Errno::EFAULT);
+    t.expect("futex wake nobody", call(Syscall::FutexWake, &[word_at, 10]), Ok(0));
+
+    // threads
+    t.expect_err("join self", call(Syscall::ThreadJoin, &[0]), Errno::EINVAL);
+    t.expect_err("join unknown", call(Syscall::ThreadJoin, &[777]), Errno::ESRCH);
+    t.expect_err("thread at null", call(Syscall::ThreadCreate, &[NULL, 0, 0]), Errno::EFAULT);
+    t.expect_err("thread at data", call(Syscall::ThreadCreate, &[word_at, 0, 0]), Errno::EFAULT);
+    t.expect_err("thread huge stack", call(Syscall::ThreadCreate, &[syscalls as *const () as u64, 0, 1 << 40]), Errno::EINVAL);
+    let handle = ulib::thread::spawn(|| 42u32);
+    t.check("thread spawn+join", handle.map(|h| h.join()) == Ok(Ok(42)), ());
+
+    // sleep and yield
+    let before = ulib::time::now_ns();
+    t.expect("sleep", call(Syscall::Sleep, &[5_000_000]), Ok(0));
+    let slept = ulib::time::now_ns() - before;
+    t.check("sleep lasted", slept >= 5_000_000, slept);
+    t.expect("yield", call(Syscall::Yield, &[]), Ok(0));
+
+    // processes
+    let name = "hello";
+    let spawn = |name_at: u64, name_len: u64, cluster: u64| {
+        call(Syscall::Spawn, &[name_at, name_len, cluster, 0, 0])
+    };
+    t.expect_err("spawn null name", spawn(NULL, 5, ulib::abi::ANY_CLUSTER), Errno::EFAULT);
+    t.expect_err("spawn kernel name", spawn(KERNEL, 5, ulib::abi::ANY_CLUSTER), Errno::EFAULT);
+    t.expect_err("spawn no such program", spawn(b"nope".as_ptr() as u64, 4, ulib::abi::ANY_CLUSTER), Errno::ENOENT);
+    t.expect_err("spawn long name", spawn(name.as_ptr() as u64, 4096, ulib::abi::ANY_CLUSTER), Errno::ENAMETOOLONG);
+    t.expect_err("spawn bad cluster", spawn(name.as_ptr() as u64, 5, 4000), Errno::EINVAL);
+    t.expect_err("spawn args too long", call(Syscall::Spawn, &[name.as_ptr() as u64, 5, ulib::abi::ANY_CLUSTER, 0, 1 << 20]), Errno::EINVAL);
+    let child = ulib::process::spawn("hello", None, &["abitest"]);
+    t.check("spawn hello", child.is_ok(), child);
+    if let Ok(child) = child {
+        let waited = ulib::process::wait(Some(child));
+        t.check("wait child", waited == Ok((child, 0)), waited);
+    }
+    t.expect_err("wait no children", call(Syscall::Wait, &[ulib::abi::ANY_CHILD, 0]), Errno::ECHILD);
+    t.expect_err("wait bad status pointer", {
+        let child = ulib::process::spawn("hello", None, &[]).map(|p| p.raw() as u64).unwrap_or(0);
+        let result = call(Syscall::Wait, &[child, KERNEL]);
+        let _ = ulib::process::wait(None);
+        result
+    }, Errno::EFAULT);
+    t.expect_err("kill bad pid", call(Syscall::Kill, &[0]), Errno::EINVAL);
+    t.expect_err("kill missing", call(Syscall::Kill, &[0x00FF_FFFF]), Errno::ESRCH);
+    let sleeper = ulib::process::spawn("counter", None, &["1000"]);
+    if let Ok(sleeper) = sleeper {
+        t.expect("kill child", call(Syscall::Kill, &[sleeper.raw() as u64]), Ok(0));
+        let waited = ulib::process::wait(Some(sleeper));
+        t.check("killed child reaped", waited.is_ok_and(|(_, code)| code != 0), waited);
+    }
+    let list = ulib::process::list();
+    t.check("proc_list has me", list.as_ref().is_ok_and(|l| l.iter().any(|r| r.pid == pid.unwrap_or(0) as u32)), ());
+    // SAFETY: deliberately invalid pointers; the kernel must refuse them.
+    let bad_list = unsafe { syscall6(Syscall::ProcList, [KERNEL, 4, 0, 0, 0, 0]) };
+    t.expect_err("proc_list kernel buffer", bad_list, Errno::EFAULT);
+
+    // NoC calls on bad descriptors
+    t.check("mailbox_read bad descriptor", call(Syscall::MailboxRead, &[9999, page as u64, 120]).is_err(), ());
+
+    println!("abitest: {} passed, {} failed", t.passed, t.failed);
+    t.failed as i32
+}
+
+/// Two threads keep distinct values in SSE registers across many context switches.
+pub fn fpu(rounds: u64) -> i32 {
+    let workers: Vec<_> = (1..=2u64)
+        .map(|seed| {
+            ulib::thread::spawn(move || {
+                let mut errors = 0u64;
+                for round in 0..rounds {
+                    let value = (seed * 1_000_003 + round) as f64 * 0.5;
+                    let bits: u64;
+                    // SAFETY: only xmm7, rax, rcx and r11 are touched; `yield` (number 7) is a
+                    // syscall that switches threads, and must preserve xmm7 for us.
+                    unsafe {
+                        core::arch::asm!(
+                            "movq xmm7, {v}",
+                            "syscall",
+                            "movq {b}, xmm7",
+                            v = in(reg) value.to_bits(),
+                            b = out(reg) bits,
+                            inout("rax") Syscall::Yield.number() => _,
+                            out("rcx") _, out("r11") _, out("xmm7") _,
+                        );
+                    }
+                    let back = f64::from_bits(bits);
+                    if back != value {
+                        errors += 1;
+                    }
+                }
+                errors
+            })
+            .expect("thread")
+        })
+        .collect();
+    let errors: u64 = workers.into_iter().map(|w| w.join().unwrap_or(1)).sum();
+    println!("fpu: {rounds} rounds x 2 threads, {errors} corrupted");
+    if errors == 0 { 0 } else { 1 }
+}
+
+/// Creates and joins `n` threads one after another (each checks its argument).
+pub fn many_threads(n: usize) -> i32 {
+    let start = ulib::time::now_ns();
+    for i in 0..n {
+        let handle = match ulib::thread::spawn(move || i * 2) {
+            Ok(handle) => handle,
+            Err(error) => {
+                println!("thread {i}: create failed: {error:?}");
+                return 1;
+            }
+        };
+        match handle.join() {
+            Ok(v) if v == i * 2 => {}
+            other => {
+                println!("thread {i}: join gave {other:?}");
+                return 1;
+            }
+        }
+    }
+    let ms = (ulib::time::now_ns() - start) / 1_000_000;
+    println!("threads: {n} created and joined in {ms} ms");
+    0
+}
