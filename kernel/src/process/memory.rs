@@ -98,12 +98,15 @@ pub fn load_program(
             len: end - start,
             perms,
             kind,
-            backing: Backing::Image {
-                offset: segment.file_offset,
-                len: segment.file_size,
+            backing: if kind == SegmentKind::Bss {
+                Backing::Anonymous
+            } else {
+                Backing::Image {
+                    offset: segment.file_offset,
+                    len: segment.file_size,
+                }
             },
         });
-        map.heap_break = map.heap_break.max(end);
     }
     Ok((executable, map))
 }

@@ -21,6 +21,7 @@ pub const TESTS: &[crate::framework::Test] = tests![
     processes_cannot_see_each_others_memory,
     memory_is_returned_when_a_process_exits,
     unknown_program_is_refused,
+    uarea_of_a_live_process_validates_and_round_trips,
 ];
 
 /// Generous: a loaded two-core host can slow a TCG guest down a lot.
@@ -204,5 +205,32 @@ fn memory_is_returned_when_a_process_exits() -> Result<(), String> {
 fn unknown_program_is_refused() -> Result<(), String> {
     let result = with_table(|t| t.spawn("no-such-program", &[], None));
     ensure_eq!(result, Err(kernel::process::SpawnError::NoSuchProgram));
+    Ok(())
+}
+
+fn uarea_of_a_live_process_validates_and_round_trips() -> Result<(), String> {
+    // Threads blocked on a futex and in join, others ready: a busy UArea.
+    let pid = spawn("threads", &["6", "100000000"])?;
+    let until = hal::clock::now_ns() + 100_000_000;
+    scheduler::run_until(|| hal::clock::now_ns() > until, || {});
+    let snapshot = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.clone()));
+    with_table(|t| t.exit_process(pid, 0));
+    let uarea = snapshot.ok_or("the process ended too early")?;
+    ensure!(
+        uarea.threads.len() > 1,
+        "only {} threads",
+        uarea.threads.len()
+    );
+    uarea
+        .validate()
+        .map_err(|e| alloc::format!("live UArea does not validate: {e:?}"))?;
+    let bytes = uarea.encode();
+    let decoded = uarea::UArea::decode(&bytes).map_err(|e| alloc::format!("decode: {e:?}"))?;
+    ensure!(decoded == uarea, "round trip changed the UArea");
+    hal::println!(
+        "    ({} threads: UArea of {} bytes)",
+        uarea.threads.len(),
+        bytes.len()
+    );
     Ok(())
 }
