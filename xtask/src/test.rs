@@ -183,7 +183,7 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
             .join("logs")
             .join(format!("kernel-{}.log", suite.name));
         eprintln!("xtask: in-kernel suite `{}`", suite.name);
-        let boot = boot_suite(&image, suite.name, args, &log_path)?;
+        let boot = boot_suite(&image, suite.name, args.timeout, args.accel, &log_path)?;
         tally.logs.push(log_path.clone());
         let parsed = report::parse_kernel_log(&boot.log);
         match suite.expect {
@@ -243,16 +243,16 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-struct BootResult {
+pub struct BootResult {
     /// QEMU's exit status; `None` if it timed out or died by signal.
-    exit: Option<i32>,
-    timed_out: bool,
-    log: String,
-    seconds: f64,
+    pub exit: Option<i32>,
+    pub timed_out: bool,
+    pub log: String,
+    pub seconds: f64,
 }
 
 impl BootResult {
-    fn describe_exit(&self) -> String {
+    pub fn describe_exit(&self) -> String {
         match (self.timed_out, self.exit) {
             (true, _) => "timed out".into(),
             (false, Some(code)) => format!("QEMU exit {code}"),
@@ -262,12 +262,18 @@ impl BootResult {
 }
 
 /// Boots the test kernel once with `suite=NAME`, streaming verdict lines to the terminal.
-fn boot_suite(image: &Path, suite: &str, args: &TestArgs, log_path: &Path) -> Result<BootResult> {
+pub fn boot_suite(
+    image: &Path,
+    suite: &str,
+    timeout: u64,
+    accel: Accel,
+    log_path: &Path,
+) -> Result<BootResult> {
     let cmdline = format!("suite={suite}");
     let config = QemuConfig {
         image,
         cmdline: &cmdline,
-        accel: args.accel,
+        accel,
     };
     let mut command = config.command()?;
     command
@@ -295,7 +301,7 @@ fn boot_suite(image: &Path, suite: &str, args: &TestArgs, log_path: &Path) -> Re
         text
     });
     let interrupted = crate::run::interrupted_flag();
-    let deadline = started + Duration::from_secs(args.timeout);
+    let deadline = started + Duration::from_secs(timeout);
     let (exit, timed_out) = loop {
         if let Some(status) = guard.try_wait()? {
             break (status.code(), false);
@@ -304,7 +310,7 @@ fn boot_suite(image: &Path, suite: &str, args: &TestArgs, log_path: &Path) -> Re
             break (None, false);
         }
         if Instant::now() >= deadline {
-            eprintln!("  timed out after {} s", args.timeout);
+            eprintln!("  timed out after {timeout} s");
             break (None, true);
         }
         std::thread::sleep(Duration::from_millis(20));

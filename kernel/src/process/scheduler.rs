@@ -137,8 +137,9 @@ pub fn run_until(mut done: impl FnMut() -> bool, mut idle: impl FnMut()) {
                     entry.write(frame);
                     hal::usermode::enter_user(entry);
                 }
-                // Back from a trap: the thread's state was saved by whoever left it.
-                hal::paging::activate_kernel();
+                // Back from a trap: the thread's state was saved by whoever left it. Its
+                // address space stays loaded (an exiting process's space switches itself
+                // away before it is freed), so a switch within one process costs no TLB flush.
             }
             None => {
                 idle();

@@ -4,6 +4,7 @@
 //! run with the failure status; `cargo xtask test` checks that they do, and that the report
 //! says why — the proof that a fatal kernel error never hangs or triple-faults.
 
+pub mod bench;
 pub mod boot;
 pub mod exceptions;
 pub mod fatal;
@@ -30,6 +31,10 @@ pub static SUITES: &[Suite] = &[
     Suite {
         name: "process",
         tests: &[process::TESTS],
+    },
+    Suite {
+        name: "bench_kernel",
+        tests: &[bench::TESTS],
     },
     Suite {
         name: "double_fault",
