@@ -74,6 +74,9 @@ fn read_string(
 pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let [name_at, name_len, cluster, args_at, args_len, _] = call.args;
     if args_len as usize > abi::SPAWN_ARGS_MAX {
+        return Err(Errno::E2BIG);
+    }
+    if name_len == 0 {
         return Err(Errno::EINVAL);
     }
     let name = read_string(table, call, name_at, name_len as usize, PROGRAM_NAME_MAX)?;

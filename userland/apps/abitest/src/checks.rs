@@ -138,7 +138,8 @@ pub fn syscalls() -> i32 {
     t.expect_err("spawn no such program", spawn(b"nope".as_ptr() as u64, 4, ulib::abi::ANY_CLUSTER), Errno::ENOENT);
     t.expect_err("spawn long name", spawn(name.as_ptr() as u64, 4096, ulib::abi::ANY_CLUSTER), Errno::ENAMETOOLONG);
     t.expect_err("spawn bad cluster", spawn(name.as_ptr() as u64, 5, 4000), Errno::EINVAL);
-    t.expect_err("spawn args too long", call(Syscall::Spawn, &[name.as_ptr() as u64, 5, ulib::abi::ANY_CLUSTER, 0, 1 << 20]), Errno::EINVAL);
+    t.expect_err("spawn args too long", call(Syscall::Spawn, &[name.as_ptr() as u64, 5, ulib::abi::ANY_CLUSTER, 0, 1 << 20]), Errno::E2BIG);
+    t.expect_err("spawn empty name", spawn(name.as_ptr() as u64, 0, ulib::abi::ANY_CLUSTER), Errno::EINVAL);
     let child = ulib::process::spawn("hello", None, &["abitest"]);
     t.check("spawn hello", child.is_ok(), child);
     if let Ok(child) = child {
