@@ -40,6 +40,7 @@ pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod header;
+pub mod image;
 pub mod memory;
 pub mod process;
 pub mod thread;

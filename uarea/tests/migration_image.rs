@@ -1,0 +1,187 @@
+//! The migration image: a streamed UArea plus page records, checked as it arrives.
+
+use abi::{ClusterId, Pid};
+use proptest::prelude::*;
+use uarea::image::*;
+use uarea::*;
+
+const TEXT: u64 = 0x40_0000;
+const DATA: u64 = 0x40_4000;
+const STACK: u64 = 0x7fff_fff0_0000;
+
+fn process() -> UArea {
+    let mut memory = MemoryMap::default();
+    memory.insert(Segment {
+        start: TEXT,
+        len: 0x4000,
+        perms: Perms::RX,
+        kind: SegmentKind::Text,
+        backing: Backing::Image {
+            offset: 0,
+            len: 0x4000,
+        },
+    });
+    memory.insert(Segment {
+        start: DATA,
+        len: 0x4000,
+        perms: Perms::RW,
+        kind: SegmentKind::Bss,
+        backing: Backing::Anonymous,
+    });
+    memory.insert(Segment {
+        start: STACK,
+        len: 0x4000,
+        perms: Perms::RW,
+        kind: SegmentKind::Stack,
+        backing: Backing::Anonymous,
+    });
+    let pid = Pid::new(ClusterId(1), 7).unwrap();
+    let header = Header {
+        flags: UAreaFlags::FROZEN,
+        pid,
+        parent: None,
+        name: "img".into(),
+        birth_cluster: ClusterId(1),
+        current_cluster: ClusterId(1),
+    };
+    let mut u = UArea::new(header, memory);
+    let stack = StackExtent {
+        base: STACK,
+        size: 0x4000,
+        guard: 0x1000,
+    };
+    u.add_thread(Context::new_user(TEXT + 0x10, 0, stack.top() - 8), stack);
+    u
+}
+
+fn pages() -> Vec<(u64, [u8; 4096])> {
+    [TEXT, TEXT + 0x1000, DATA + 0x2000, STACK + 0x3000]
+        .iter()
+        .map(|&a| (a, [(a >> 12) as u8; 4096]))
+        .collect()
+}
+
+/// Builds manifest + body the way a source does.
+fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>) {
+    let uarea = u.encode();
+    let mut body = uarea.clone();
+    for (vaddr, data) in pages {
+        encode_page(*vaddr, data, &mut body);
+    }
+    let mut crc = ImageCrc::new();
+    crc.update(&body);
+    let manifest = Manifest {
+        pid: u.header.pid,
+        source: ClusterId(1),
+        destination: ClusterId(2),
+        uarea_len: uarea.len() as u32,
+        page_count: pages.len() as u32,
+        crc: crc.finish(),
+        sequence: 9,
+    };
+    (manifest, body)
+}
+
+/// Feeds the body in chunks of `chunk` bytes; returns the UArea and the pages seen.
+fn receive(
+    manifest: Manifest,
+    body: &[u8],
+    chunk: usize,
+) -> Result<(UArea, Vec<(u64, [u8; 4096])>), ImageError> {
+    let mut reader = ImageReader::new(Manifest::decode(&manifest.encode())?);
+    let mut got = Vec::new();
+    for piece in body.chunks(chunk.max(1)) {
+        reader.feed(piece, |_, vaddr, data| {
+            got.push((vaddr, *data));
+            Ok(())
+        })?;
+    }
+    Ok((reader.finish()?, got))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_round_trips(chunk in 1usize..20_000) {
+        let (u, pages) = (process(), pages());
+        let (manifest, body) = image(&u, &pages);
+        let (back, got) = receive(manifest, &body, chunk).unwrap();
+        prop_assert_eq!(back, u);
+        prop_assert_eq!(got, pages);
+    }
+
+    #[test]
+    fn any_flipped_body_byte_is_rejected(at in 0usize..(1 << 20), mask in 1u8..) {
+        let (manifest, mut body) = image(&process(), &pages());
+        let at = at % body.len();
+        body[at] ^= mask;
+        prop_assert!(receive(manifest, &body, 4096).is_err());
+    }
+}
+
+#[test]
+fn manifest_round_trips_and_rejects_damage() {
+    let (manifest, _) = image(&process(), &pages());
+    let bytes = manifest.encode();
+    assert_eq!(Manifest::decode(&bytes), Ok(manifest));
+    for i in 0..MANIFEST_LEN {
+        let mut bad = bytes;
+        bad[i] ^= 0x40;
+        assert!(Manifest::decode(&bad).is_err(), "flip at {i} accepted");
+    }
+    assert_eq!(Manifest::decode(&bytes[..10]), Err(ImageError::Truncated));
+}
+
+#[test]
+fn truncated_body_is_rejected() {
+    let (manifest, body) = image(&process(), &pages());
+    for cut in [0, 10, manifest.uarea_len as usize, body.len() - 1] {
+        assert!(
+            receive(manifest, &body[..cut], 4096).is_err(),
+            "cut at {cut} accepted"
+        );
+    }
+}
+
+#[test]
+fn extra_bytes_are_rejected() {
+    let (manifest, mut body) = image(&process(), &pages());
+    body.push(0);
+    assert_eq!(
+        receive(manifest, &body, 4096).err(),
+        Some(ImageError::LengthMismatch)
+    );
+}
+
+#[test]
+fn a_page_outside_the_segments_is_rejected() {
+    let mut pages = pages();
+    pages.push((0x1000_0000, [1; 4096]));
+    let (manifest, body) = image(&process(), &pages);
+    assert_eq!(
+        receive(manifest, &body, 4096).err(),
+        Some(ImageError::PageOutsideSegments(0x1000_0000))
+    );
+}
+
+#[test]
+fn a_duplicate_page_is_rejected() {
+    let mut pages = pages();
+    pages.push(pages[0]);
+    let (manifest, body) = image(&process(), &pages);
+    assert_eq!(
+        receive(manifest, &body, 4096).err(),
+        Some(ImageError::DuplicatePage(TEXT))
+    );
+}
+
+#[test]
+fn a_uarea_of_another_pid_is_rejected() {
+    let (mut manifest, body) = image(&process(), &pages());
+    manifest.pid = Pid::new(ClusterId(1), 8).unwrap();
+    assert_eq!(
+        receive(manifest, &body, 4096).err(),
+        Some(ImageError::PidMismatch)
+    );
+}
