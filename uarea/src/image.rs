@@ -6,8 +6,8 @@
 //! ```
 //!
 //! The stream is consumed incrementally — a 64 MiB process never sits whole in a kernel heap —
-//! so the manifest announces every length up front and a CRC-32 covers the UArea and every
-//! page record in order. The receiver checks each record as it arrives (aligned user address,
+//! so the manifest announces every length up front, and a CRC-32 of the UArea and every page
+//! record, in order, follows the body (the source computes it while it sends). The receiver checks each record as it arrives (aligned user address,
 //! inside a segment of the UArea, not seen before) and the CRC at the end; anything else
 //! rejects the whole image, and the source keeps running the process.
 
@@ -41,8 +41,6 @@ pub struct Manifest {
     pub uarea_len: u32,
     /// Page records that follow the UArea.
     pub page_count: u32,
-    /// CRC-32 of the UArea bytes followed by every page record.
-    pub crc: u32,
     /// Migration sequence number chosen by the source (to match replies).
     pub sequence: u32,
 }
@@ -88,7 +86,6 @@ impl Manifest {
         out[14..16].copy_from_slice(&self.destination.0.to_le_bytes());
         out[16..20].copy_from_slice(&self.uarea_len.to_le_bytes());
         out[20..24].copy_from_slice(&self.page_count.to_le_bytes());
-        out[24..28].copy_from_slice(&self.crc.to_le_bytes());
         out[28..32].copy_from_slice(&self.sequence.to_le_bytes());
         let check = crate::crc32::crc32(&out[..44]);
         out[44..48].copy_from_slice(&check.to_le_bytes());
@@ -124,7 +121,6 @@ impl Manifest {
             destination: ClusterId(u16_at(14)),
             uarea_len,
             page_count: u32_at(20),
-            crc: u32_at(24),
             sequence: u32_at(28),
         })
     }
@@ -258,12 +254,13 @@ impl ImageReader {
         self.received == self.manifest.body_len()
     }
 
-    /// Checks the length and CRC and hands over the UArea.
-    pub fn finish(self) -> Result<UArea, ImageError> {
+    /// Checks the length and the body's CRC (sent after the body, so the source computes it
+    /// in the same pass that sends the pages) and hands over the UArea.
+    pub fn finish(self, body_crc: u32) -> Result<UArea, ImageError> {
         if !self.is_complete() || self.pages_seen.len() != self.manifest.page_count as usize {
             return Err(ImageError::LengthMismatch);
         }
-        if self.crc.finish() != self.manifest.crc {
+        if self.crc.finish() != body_crc {
             return Err(ImageError::ChecksumMismatch);
         }
         self.uarea.ok_or(ImageError::Truncated)

@@ -62,7 +62,7 @@ fn pages() -> Vec<(u64, [u8; 4096])> {
 }
 
 /// Builds manifest + body the way a source does.
-fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>) {
+fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>, u32) {
     let uarea = u.encode();
     let mut body = uarea.clone();
     for (vaddr, data) in pages {
@@ -76,16 +76,16 @@ fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>) {
         destination: ClusterId(2),
         uarea_len: uarea.len() as u32,
         page_count: pages.len() as u32,
-        crc: crc.finish(),
         sequence: 9,
     };
-    (manifest, body)
+    (manifest, body, crc.finish())
 }
 
 /// Feeds the body in chunks of `chunk` bytes; returns the UArea and the pages seen.
 fn receive(
     manifest: Manifest,
     body: &[u8],
+    crc: u32,
     chunk: usize,
 ) -> Result<(UArea, Vec<(u64, [u8; 4096])>), ImageError> {
     let mut reader = ImageReader::new(Manifest::decode(&manifest.encode())?);
@@ -96,7 +96,7 @@ fn receive(
             Ok(())
         })?;
     }
-    Ok((reader.finish()?, got))
+    Ok((reader.finish(crc)?, got))
 }
 
 proptest! {
@@ -105,24 +105,24 @@ proptest! {
     #[test]
     fn any_chunking_round_trips(chunk in 1usize..20_000) {
         let (u, pages) = (process(), pages());
-        let (manifest, body) = image(&u, &pages);
-        let (back, got) = receive(manifest, &body, chunk).unwrap();
+        let (manifest, body, crc) = image(&u, &pages);
+        let (back, got) = receive(manifest, &body, crc, chunk).unwrap();
         prop_assert_eq!(back, u);
         prop_assert_eq!(got, pages);
     }
 
     #[test]
     fn any_flipped_body_byte_is_rejected(at in 0usize..(1 << 20), mask in 1u8..) {
-        let (manifest, mut body) = image(&process(), &pages());
+        let (manifest, mut body, crc) = image(&process(), &pages());
         let at = at % body.len();
         body[at] ^= mask;
-        prop_assert!(receive(manifest, &body, 4096).is_err());
+        prop_assert!(receive(manifest, &body, crc, 4096).is_err());
     }
 }
 
 #[test]
 fn manifest_round_trips_and_rejects_damage() {
-    let (manifest, _) = image(&process(), &pages());
+    let (manifest, _, _) = image(&process(), &pages());
     let bytes = manifest.encode();
     assert_eq!(Manifest::decode(&bytes), Ok(manifest));
     for i in 0..MANIFEST_LEN {
@@ -135,10 +135,10 @@ fn manifest_round_trips_and_rejects_damage() {
 
 #[test]
 fn truncated_body_is_rejected() {
-    let (manifest, body) = image(&process(), &pages());
+    let (manifest, body, crc) = image(&process(), &pages());
     for cut in [0, 10, manifest.uarea_len as usize, body.len() - 1] {
         assert!(
-            receive(manifest, &body[..cut], 4096).is_err(),
+            receive(manifest, &body[..cut], crc, 4096).is_err(),
             "cut at {cut} accepted"
         );
     }
@@ -146,10 +146,10 @@ fn truncated_body_is_rejected() {
 
 #[test]
 fn extra_bytes_are_rejected() {
-    let (manifest, mut body) = image(&process(), &pages());
+    let (manifest, mut body, crc) = image(&process(), &pages());
     body.push(0);
     assert_eq!(
-        receive(manifest, &body, 4096).err(),
+        receive(manifest, &body, crc, 4096).err(),
         Some(ImageError::LengthMismatch)
     );
 }
@@ -158,9 +158,9 @@ fn extra_bytes_are_rejected() {
 fn a_page_outside_the_segments_is_rejected() {
     let mut pages = pages();
     pages.push((0x1000_0000, [1; 4096]));
-    let (manifest, body) = image(&process(), &pages);
+    let (manifest, body, crc) = image(&process(), &pages);
     assert_eq!(
-        receive(manifest, &body, 4096).err(),
+        receive(manifest, &body, crc, 4096).err(),
         Some(ImageError::PageOutsideSegments(0x1000_0000))
     );
 }
@@ -169,19 +169,19 @@ fn a_page_outside_the_segments_is_rejected() {
 fn a_duplicate_page_is_rejected() {
     let mut pages = pages();
     pages.push(pages[0]);
-    let (manifest, body) = image(&process(), &pages);
+    let (manifest, body, crc) = image(&process(), &pages);
     assert_eq!(
-        receive(manifest, &body, 4096).err(),
+        receive(manifest, &body, crc, 4096).err(),
         Some(ImageError::DuplicatePage(TEXT))
     );
 }
 
 #[test]
 fn a_uarea_of_another_pid_is_rejected() {
-    let (mut manifest, body) = image(&process(), &pages());
+    let (mut manifest, body, crc) = image(&process(), &pages());
     manifest.pid = Pid::new(ClusterId(1), 8).unwrap();
     assert_eq!(
-        receive(manifest, &body, 4096).err(),
+        receive(manifest, &body, crc, 4096).err(),
         Some(ImageError::PidMismatch)
     );
 }
