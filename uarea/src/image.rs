@@ -149,6 +149,10 @@ impl ImageCrc {
     pub fn finish(self) -> u32 {
         self.0.finish()
     }
+    /// The CRC of everything added so far (more may follow).
+    pub fn value(&self) -> u32 {
+        self.0.finish()
+    }
 }
 
 /// The receiving side: checks the body as it arrives, record by record.

@@ -41,7 +41,7 @@ pub struct TestArgs {
 }
 
 /// Crates that only build for the bare-metal target.
-const KERNEL_CRATES: &[&str] = &["hal", "kernel", "tessera-tests"];
+const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "tessera-tests"];
 
 /// What a suite's boot must end with.
 enum Expect {
@@ -63,6 +63,10 @@ const SUITES: &[KernelSuite] = &[
     },
     KernelSuite {
         name: "process",
+        expect: Expect::Pass,
+    },
+    KernelSuite {
+        name: "migration_local",
         expect: Expect::Pass,
     },
     KernelSuite {

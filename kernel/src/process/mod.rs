@@ -38,6 +38,13 @@ pub struct Process {
     console: String,
 }
 
+impl Process {
+    /// Splits a process into its migratable state and its address space.
+    pub fn into_parts(self) -> (UArea, AddressSpace) {
+        (self.uarea, self.space)
+    }
+}
+
 /// All processes of this cluster, and the scheduler's view of them.
 pub struct Table {
     pub processes: BTreeMap<Pid, Process>,
@@ -165,6 +172,42 @@ impl Table {
         self.ready.push_back(pid);
         log::info!("spawned process {pid} `{program}`");
         Ok(pid)
+    }
+
+    /// Prints and clears a process's unfinished console line (before it leaves the cluster).
+    pub fn flush_console(&mut self, pid: Pid) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            flush_console(pid, &process.uarea.header.name, &mut process.console);
+        }
+    }
+
+    /// Adds a process that arrived from another cluster (or a checkpoint). Its runnable
+    /// threads join the run queue.
+    pub fn insert_restored(&mut self, uarea: UArea, space: AddressSpace) -> Result<(), Errno> {
+        let pid = uarea.header.pid;
+        if self.processes.contains_key(&pid) {
+            return Err(Errno::EEXIST);
+        }
+        let runnable = !uarea.sched.run_queue.is_empty();
+        self.processes.insert(
+            pid,
+            Process {
+                uarea,
+                space,
+                console: String::new(),
+            },
+        );
+        if runnable {
+            self.ready.push_back(pid);
+        }
+        Ok(())
+    }
+
+    /// Removes a process that now lives on another cluster. Its frames are freed; no exit
+    /// code is recorded (it did not exit).
+    pub fn remove_migrated(&mut self, pid: Pid) -> Option<Process> {
+        self.ready.retain(|p| *p != pid);
+        self.processes.remove(&pid)
     }
 
     /// Puts a thread at the back of its process's run queue.

@@ -192,9 +192,14 @@ pub fn leave(frame: &TrapFrame, how: Leave) -> ! {
 }
 
 /// The HAL calls this before every return to ring 3: the preemption point.
+///
+/// At the end of a quantum the thread always goes back through the scheduler loop, even if
+/// nothing else is ready: the loop is where sleepers wake and the kernel's own work (the
+/// monitor, NoC daemons, migrations) runs, and a thread spinning in user mode must not
+/// starve it.
 fn preemption_point(frame: &mut TrapFrame) {
     let ran = hal::clock::now_ns().saturating_sub(SLICE_START_NS.load(Ordering::Relaxed));
-    if ran >= QUANTUM_NS.load(Ordering::Relaxed) && with_table(|table| table.has_ready()) {
+    if ran >= QUANTUM_NS.load(Ordering::Relaxed) {
         leave(frame, Leave::Ready);
     }
 }

@@ -10,6 +10,7 @@ pub mod exceptions;
 pub mod fatal;
 pub mod frames;
 pub mod heap;
+pub mod migration;
 pub mod paging;
 pub mod process;
 pub mod timer;
@@ -31,6 +32,10 @@ pub static SUITES: &[Suite] = &[
     Suite {
         name: "process",
         tests: &[process::TESTS],
+    },
+    Suite {
+        name: "migration_local",
+        tests: &[migration::TESTS],
     },
     Suite {
         name: "bench_kernel",

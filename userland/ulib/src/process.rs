@@ -70,3 +70,14 @@ pub fn list() -> Result<Vec<ProcessInfo>, Errno> {
         records.resize(total, ProcessInfo::ZERO);
     }
 }
+
+/// This process's own `proc_list` record.
+pub fn info() -> Option<ProcessInfo> {
+    let me = getpid().raw();
+    list().ok()?.into_iter().find(|r| r.pid == me)
+}
+
+/// How many times this process has migrated.
+pub fn migrations() -> u32 {
+    info().map_or(0, |r| r.migrations)
+}

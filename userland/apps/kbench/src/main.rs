@@ -47,11 +47,11 @@ fn main(args: ulib::rt::Args) -> i32 {
     let scale: usize = args.number(1, 1);
     let ns_per_cycle = calibrate();
 
-    let samples = (0..10_000 * scale).map(|_| time(|| drop(ulib::raw::call(Syscall::GetPid, &[])))).collect();
+    let samples = (0..10_000 * scale).map(|_| time(|| { let _ = ulib::raw::call(Syscall::GetPid, &[]); })).collect();
     report("null_syscall", samples, ns_per_cycle, 1);
 
     let samples = (0..500 * scale)
-        .map(|_| time(|| drop(ulib::thread::spawn(|| ()).and_then(|h| h.join()))))
+        .map(|_| time(|| { let _ = ulib::thread::spawn(|| ()).and_then(|h| h.join()); }))
         .collect();
     report("thread_create_join", samples, ns_per_cycle, 1);
 

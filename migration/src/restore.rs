@@ -1,0 +1,91 @@
+//! Rebuilding an arriving process: every page at its old user address on fresh frames, then
+//! the UArea, then its threads in the run queue.
+//!
+//! Nothing becomes visible until the whole image checked out; a failure at any point drops
+//! the half-built address space (freeing its frames) and leaves the cluster as it was.
+
+use hal::paging::AddressSpace;
+use kernel::process::memory::page_flags;
+use kernel::process::Table;
+use uarea::image::{ImageError, ImageReader, Manifest};
+use uarea::UAreaFlags;
+use x86_64::structures::paging::Page;
+use x86_64::VirtAddr;
+
+use crate::MigrationError;
+
+/// An image being received.
+pub struct Restorer {
+    reader: ImageReader,
+    space: AddressSpace,
+}
+
+impl Restorer {
+    /// Accepts a manifest, or refuses it (the pid already lives here, or no memory).
+    pub fn new(table: &Table, manifest: Manifest) -> Result<Restorer, MigrationError> {
+        if table.processes.contains_key(&manifest.pid) || manifest.destination != table.cluster {
+            return Err(MigrationError::Refused);
+        }
+        let free_bytes = hal::frames::free_count() as u64 * 4096;
+        if manifest.page_count as u64 * 4096 + (1 << 20) > free_bytes {
+            return Err(MigrationError::OutOfMemory);
+        }
+        let space = AddressSpace::new().map_err(|_| MigrationError::OutOfMemory)?;
+        Ok(Restorer {
+            reader: ImageReader::new(manifest),
+            space,
+        })
+    }
+
+    /// The manifest being received.
+    pub fn manifest(&self) -> &Manifest {
+        self.reader.manifest()
+    }
+
+    /// Takes the next body bytes: each page is checked, then mapped and filled.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), MigrationError> {
+        let space = &mut self.space;
+        self.reader
+            .feed(bytes, |uarea, vaddr, data| {
+                let segment = uarea
+                    .memory
+                    .segment_at(vaddr)
+                    .ok_or(ImageError::PageOutsideSegments(vaddr))?;
+                let page = Page::containing_address(VirtAddr::new(vaddr));
+                let frame = space
+                    .map_zeroed(page, page_flags(segment.perms))
+                    .map_err(|_| ImageError::PageOutsideSegments(vaddr))?;
+                let target =
+                    hal::paging::phys_to_virt(frame.start_address()).as_mut_ptr::<[u8; 4096]>();
+                // SAFETY: the frame was just allocated for this page and is reached through
+                // the physical map; nothing else refers to it yet.
+                unsafe { target.write(*data) };
+                Ok(())
+            })
+            .map_err(MigrationError::Image)
+    }
+
+    /// True once every announced byte arrived.
+    pub fn is_complete(&self) -> bool {
+        self.reader.is_complete()
+    }
+
+    /// Checks the CRC and makes the process live here. Returns its pid.
+    pub fn finish(self, table: &mut Table, body_crc: u32) -> Result<abi::Pid, MigrationError> {
+        let mut uarea = self
+            .reader
+            .finish(body_crc)
+            .map_err(MigrationError::Image)?;
+        let pid = uarea.header.pid;
+        uarea.header.flags.set(UAreaFlags::FROZEN, false);
+        uarea.header.current_cluster = table.cluster;
+        uarea.counters.migrations += 1;
+        for thread in &mut uarea.threads {
+            thread.restart_syscall = false;
+        }
+        table
+            .insert_restored(uarea, self.space)
+            .map_err(|_| MigrationError::Refused)?;
+        Ok(pid)
+    }
+}

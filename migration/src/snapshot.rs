@@ -1,0 +1,112 @@
+//! Turning a frozen process into a migration image, chunk by chunk.
+
+use abi::{ClusterId, Pid};
+use alloc::vec::Vec;
+use kernel::process::{Process, Table};
+use uarea::image::{encode_page, ImageCrc, Manifest, PAGE_RECORD_LEN};
+use x86_64::VirtAddr;
+
+use crate::MigrationError;
+
+const PAGE: u64 = 4096;
+
+/// What the source sends: the manifest, the encoded UArea, and which pages follow.
+pub struct Snapshot {
+    pub manifest: Manifest,
+    uarea: Vec<u8>,
+    /// User addresses of every page that has a frame, in segment order.
+    pages: Vec<u64>,
+    /// Next byte of the body to produce.
+    cursor: u64,
+    crc: ImageCrc,
+}
+
+impl Snapshot {
+    /// Captures a frozen process; `destination` goes into its UArea as its new home.
+    pub fn take(
+        table: &mut Table,
+        pid: Pid,
+        destination: ClusterId,
+        sequence: u32,
+    ) -> Result<Snapshot, MigrationError> {
+        let source = table.cluster;
+        let process = table
+            .processes
+            .get(&pid)
+            .ok_or(MigrationError::NoSuchProcess)?;
+        let mut uarea = process.uarea.clone();
+        uarea.header.current_cluster = destination;
+        let encoded = uarea.encode();
+        let mut pages = Vec::new();
+        for segment in &uarea.memory.segments {
+            for address in (segment.start..segment.end()).step_by(PAGE as usize) {
+                if process.space.translate(VirtAddr::new(address)).is_some() {
+                    pages.push(address);
+                }
+            }
+        }
+        let manifest = Manifest {
+            pid,
+            source,
+            destination,
+            uarea_len: encoded.len() as u32,
+            page_count: pages.len() as u32,
+            sequence,
+        };
+        Ok(Snapshot {
+            manifest,
+            uarea: encoded,
+            pages,
+            cursor: 0,
+            crc: ImageCrc::new(),
+        })
+    }
+
+    /// Bytes of the whole body (UArea and page records).
+    pub fn body_len(&self) -> u64 {
+        self.manifest.body_len()
+    }
+
+    /// True once every byte was produced.
+    pub fn is_done(&self) -> bool {
+        self.cursor == self.body_len()
+    }
+
+    /// Produces up to `max` more body bytes, reading pages from the frozen process's frames.
+    pub fn next_chunk(&mut self, process: &Process, max: usize) -> Result<Vec<u8>, MigrationError> {
+        let mut chunk = Vec::with_capacity(max.min((self.body_len() - self.cursor) as usize));
+        let uarea_len = self.uarea.len() as u64;
+        while chunk.len() < max && self.cursor < self.body_len() {
+            if self.cursor < uarea_len {
+                let from = self.cursor as usize;
+                let take = (self.uarea.len() - from).min(max - chunk.len());
+                chunk.extend_from_slice(&self.uarea[from..from + take]);
+                self.cursor += take as u64;
+                continue;
+            }
+            // Whole page records only, so a chunk never ends inside one (simpler to read).
+            if max - chunk.len() < PAGE_RECORD_LEN && !chunk.is_empty() {
+                break;
+            }
+            let index = ((self.cursor - uarea_len) / PAGE_RECORD_LEN as u64) as usize;
+            let address = self.pages[index];
+            let (phys, _) = process
+                .space
+                .translate(VirtAddr::new(address))
+                .ok_or(MigrationError::Image(uarea::image::ImageError::Truncated))?;
+            let frame = hal::paging::phys_to_virt(phys).as_ptr::<[u8; 4096]>();
+            // SAFETY: the page is mapped in the frozen process, so its frame is live and
+            // nothing writes it while the process is frozen (the kernel is not preemptible).
+            let data = unsafe { &*frame };
+            encode_page(address, data, &mut chunk);
+            self.cursor += PAGE_RECORD_LEN as u64;
+        }
+        self.crc.update(&chunk);
+        Ok(chunk)
+    }
+
+    /// The body's CRC, once every chunk was produced.
+    pub fn crc(&self) -> Option<u32> {
+        self.is_done().then(|| self.crc.value())
+    }
+}

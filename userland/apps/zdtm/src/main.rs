@@ -1,0 +1,237 @@
+//! Migration test cases, after CRIU's zdtm: each case builds some state, says `ready`, waits
+//! until it has been migrated `N` times (default 1), then checks its own state and exits 0
+//! only if everything survived. `zdtm CASE [N]`.
+//!
+//! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use ulib::println;
+
+ulib::main!(main);
+
+static mut DATA: [u64; 512] = [0x0DA7_A000; 512];
+static mut BSS: [u64; 4096] = [0; 4096];
+
+fn main(args: ulib::rt::Args) -> i32 {
+    let case = args.get(1).unwrap_or("memory");
+    let moves: u32 = args.number(2, 1);
+    let ok = match case {
+        "memory" => memory(moves),
+        "threads" => threads(moves),
+        "sleep" => sleep(moves),
+        "futex" => futex(moves),
+        "join" => join(moves),
+        "fpu" => fpu(moves),
+        "recursion" => recursion(2000, moves) == 2000 * 2001 / 2,
+        "heap64" => heap64(moves),
+        "busy" => busy(moves),
+        other => {
+            println!("unknown case {other}");
+            false
+        }
+    };
+    println!("{case}: {}", if ok { "PASS" } else { "FAIL" });
+    if ok { 0 } else { 1 }
+}
+
+/// Announces readiness and waits (sleeping) until migrated `moves` times.
+fn wait_for_moves(moves: u32) {
+    let start = ulib::process::migrations();
+    println!("ready (cluster {})", ulib::process::cluster_id().0);
+    while ulib::process::migrations() < start + moves {
+        ulib::time::sleep_ms(5);
+    }
+    println!("migrated {moves} time(s), now on cluster {}", ulib::process::cluster_id().0);
+}
+
+fn pattern(i: usize, salt: u64) -> u64 {
+    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt
+}
+
+fn memory(moves: u32) -> bool {
+    let mut heap: Vec<u64> = (0..100_000).map(|i| pattern(i, 1)).collect();
+    let mapped = ulib::heap::mmap(1 << 20).expect("mmap") as *mut u64;
+    // SAFETY: single-threaded access to our own statics and mapping.
+    unsafe {
+        for i in 0..512 {
+            DATA[i] = pattern(i, 2);
+        }
+        for i in 0..4096 {
+            BSS[i] = pattern(i, 3);
+        }
+        for i in 0..(1 << 17) {
+            mapped.add(i).write(pattern(i, 4));
+        }
+    }
+    wait_for_moves(moves);
+    heap.push(7);
+    // SAFETY: as above.
+    unsafe {
+        (0..512).all(|i| DATA[i] == pattern(i, 2))
+            && (0..4096).all(|i| BSS[i] == pattern(i, 3))
+            && (0..(1 << 17)).all(|i| mapped.add(i).read() == pattern(i, 4))
+            && heap[..100_000].iter().enumerate().all(|(i, v)| *v == pattern(i, 1))
+    }
+}
+
+fn threads(moves: u32) -> bool {
+    static GO: AtomicBool = AtomicBool::new(false);
+    let workers: Vec<_> = (0..8u64)
+        .map(|t| {
+            ulib::thread::spawn(move || {
+                // Each thread keeps state in registers/stack and keeps working.
+                let mut sum = 0u64;
+                let mut i = 0u64;
+                while !GO.load(Ordering::Acquire) {
+                    sum = sum.wrapping_add(i * t);
+                    i += 1;
+                    if i % 1000 == 0 {
+                        ulib::time::yield_now();
+                    }
+                }
+                let expected = (0..i).fold(0u64, |s, k| s.wrapping_add(k * t));
+                sum == expected
+            })
+            .expect("thread")
+        })
+        .collect();
+    wait_for_moves(moves);
+    GO.store(true, Ordering::Release);
+    workers.into_iter().all(|w| w.join() == Ok(true))
+}
+
+fn sleep(moves: u32) -> bool {
+    let sleeper = ulib::thread::spawn(|| {
+        let start = ulib::time::now_ns();
+        ulib::time::sleep_ms(300);
+        ulib::time::now_ns() - start
+    })
+    .expect("thread");
+    wait_for_moves(moves);
+    let slept = sleeper.join().unwrap_or(0);
+    println!("slept {} ms", slept / 1_000_000);
+    slept >= 300_000_000
+}
+
+fn futex(moves: u32) -> bool {
+    static WORD: AtomicU32 = AtomicU32::new(0);
+    let waiter = ulib::thread::spawn(|| {
+        while WORD.load(Ordering::Acquire) == 0 {
+            let _ = ulib::thread::futex_wait(&WORD, 0);
+        }
+        WORD.load(Ordering::Acquire)
+    })
+    .expect("thread");
+    ulib::time::sleep_ms(20); // let it block
+    wait_for_moves(moves);
+    WORD.store(42, Ordering::Release);
+    ulib::thread::futex_wake(&WORD, 1);
+    waiter.join() == Ok(42)
+}
+
+fn join(moves: u32) -> bool {
+    static GO: AtomicBool = AtomicBool::new(false);
+    let worker = ulib::thread::spawn(|| {
+        while !GO.load(Ordering::Acquire) {
+            ulib::time::sleep_ms(5);
+        }
+        99u32
+    })
+    .expect("thread");
+    let mover = ulib::thread::spawn(move || {
+        wait_for_moves(moves);
+        GO.store(true, Ordering::Release);
+    })
+    .expect("thread");
+    // The main thread is blocked in thread_join during the migration.
+    let value = worker.join();
+    let _ = mover.join();
+    value == Ok(99)
+}
+
+fn fpu(moves: u32) -> bool {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    // A thread that never enters the kernel keeps live values in xmm registers; it is
+    // preempted by the timer and migrated with them.
+    let spinner = ulib::thread::spawn(|| {
+        let mut bad = 0u64;
+        let mut rounds = 0u64;
+        while !DONE.load(Ordering::Relaxed) {
+            let value = 1.5f64 + rounds as f64;
+            let back: u64;
+            // SAFETY: only xmm3/xmm12 and one scratch register; no memory access.
+            unsafe {
+                core::arch::asm!(
+                    "movq xmm3, {v}",
+                    "movq xmm12, {v}",
+                    "2:",
+                    "dec {n}",
+                    "jnz 2b",
+                    "movq {b}, xmm3",
+                    v = in(reg) value.to_bits(),
+                    n = inout(reg) 200_000u64 => _,
+                    b = out(reg) back,
+                    out("xmm3") _, out("xmm12") _,
+                );
+            }
+            if back != value.to_bits() {
+                bad += 1;
+            }
+            rounds += 1;
+        }
+        (bad, rounds)
+    })
+    .expect("thread");
+    wait_for_moves(moves);
+    ulib::time::sleep_ms(50);
+    DONE.store(true, Ordering::Relaxed);
+    let (bad, rounds) = spinner.join().unwrap_or((1, 0));
+    println!("fpu: {rounds} rounds, {bad} corrupted");
+    bad == 0 && rounds > 0
+}
+
+fn recursion(depth: u64, moves: u32) -> u64 {
+    let frame = core::hint::black_box([depth; 16]);
+    if depth == 0 {
+        wait_for_moves(moves);
+        return 0;
+    }
+    recursion(depth - 1, moves) + frame[(depth % 16) as usize]
+}
+
+fn heap64(moves: u32) -> bool {
+    let len = 64 << 20;
+    let mut heap: Vec<u8> = Vec::with_capacity(len);
+    for i in 0..len {
+        heap.push((i as u64 * 7 % 251) as u8);
+    }
+    wait_for_moves(moves);
+    heap.iter().enumerate().all(|(i, b)| *b == (i as u64 * 7 % 251) as u8)
+}
+
+fn busy(moves: u32) -> bool {
+    // Migrated while computing (never blocked): the result must be exact.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let worker = ulib::thread::spawn(|| {
+        let mut x = 1u64;
+        let mut n = 0u64;
+        while !STOP.load(Ordering::Relaxed) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            n += 1;
+        }
+        let mut y = 1u64;
+        for _ in 0..n {
+            y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        }
+        x == y
+    })
+    .expect("thread");
+    wait_for_moves(moves);
+    STOP.store(true, Ordering::Relaxed);
+    worker.join() == Ok(true)
+}
