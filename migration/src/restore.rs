@@ -52,17 +52,24 @@ impl Restorer {
                     .segment_at(vaddr)
                     .ok_or(ImageError::PageOutsideSegments(vaddr))?;
                 let page = Page::containing_address(VirtAddr::new(vaddr));
-                let frame = space
-                    .map_zeroed(page, page_flags(segment.perms))
-                    .map_err(|_| ImageError::PageOutsideSegments(vaddr))?;
+                // No need to zero the frame: the page's bytes overwrite all of it.
+                let frame = hal::frames::alloc().map_err(|_| ImageError::NoMemory)?;
                 let target =
                     hal::paging::phys_to_virt(frame.start_address()).as_mut_ptr::<[u8; 4096]>();
-                // SAFETY: the frame was just allocated for this page and is reached through
-                // the physical map; nothing else refers to it yet.
+                // SAFETY: the frame was just allocated, is reached through the physical map,
+                // and nothing else refers to it yet.
                 unsafe { target.write(*data) };
-                Ok(())
+                space
+                    .map(page, frame, page_flags(segment.perms))
+                    .map_err(|_| {
+                        let _ = hal::frames::free(frame);
+                        ImageError::NoMemory
+                    })
             })
-            .map_err(MigrationError::Image)
+            .map_err(|error| match error {
+                ImageError::NoMemory => MigrationError::OutOfMemory,
+                other => MigrationError::Image(other),
+            })
     }
 
     /// True once every announced byte arrived.

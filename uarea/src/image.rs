@@ -68,6 +68,8 @@ pub enum ImageError {
     PageOutsideSegments(u64),
     /// A page sent twice.
     DuplicatePage(u64),
+    /// The receiver had no frame for a page (not the image's fault).
+    NoMemory,
 }
 
 impl Manifest {
