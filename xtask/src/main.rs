@@ -4,6 +4,7 @@
 //! `xtask` alias in `.cargo/config.toml`, so the only tools a user needs are rustup and cargo
 //! (plus QEMU, which this program installs or names).
 
+mod cluster;
 mod image;
 mod qemu;
 mod report;

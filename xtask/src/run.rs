@@ -26,6 +26,15 @@ pub struct RunArgs {
     /// Build the kernel with the dev profile.
     #[arg(long)]
     pub debug: bool,
+    /// Number of clusters (1..=20): noc-sim plus one QEMU each. 1 boots a single QEMU
+    /// without a NoC.
+    #[arg(long, default_value_t = 4)]
+    pub clusters: usize,
+}
+
+/// The kernel command line of cluster `k` (one place to add per-cluster options).
+pub fn cluster_cmdline(args: &RunArgs, _k: usize) -> String {
+    args.cmdline.clone()
 }
 
 /// Installs the Ctrl-C / SIGTERM handler once and returns the flag it raises.
@@ -46,6 +55,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     qemu::ensure_installed()?;
     let interrupted = interrupted_flag();
     let image = image::build_image(Kernel::Production, args.debug)?;
+    if args.clusters != 1 {
+        return run_clusters(args, &image);
+    }
     let log_path = image::output_dir()?.join("logs").join("run-c0.log");
     let mut log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
@@ -127,4 +139,52 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             }
         },
     }
+}
+
+/// `run --clusters N` (N > 1): noc-sim and N QEMUs, consoles merged.
+fn run_clusters(args: &RunArgs, image: &std::path::Path) -> Result<i32> {
+    let cmdline = |k: usize| cluster_cmdline(args, k);
+    let spec = crate::cluster::Spec {
+        name: "run",
+        clusters: args.clusters,
+        image,
+        accel: args.accel,
+        cmdline: &cmdline,
+        guest_faults: false,
+        model: crate::cluster::NocModel::default(),
+        interactive: true,
+        show: |_| true,
+    };
+    eprintln!(
+        "xtask: booting {} clusters; stdin goes to cluster 0's console",
+        args.clusters
+    );
+    let machine = crate::cluster::start(&spec)?;
+    let logs = machine.logs.clone();
+    let deadline = args
+        .timeout
+        .map(|secs| machine.started + Duration::from_secs(secs));
+    let outcome = machine.wait(deadline)?;
+    match (outcome.all_joined_s, outcome.all_booted_s) {
+        (Some(joined), Some(booted)) => eprintln!(
+            "xtask: {n} of {n} clusters joined the NoC in {joined:.2} s; all booted in {booted:.2} s",
+            n = args.clusters
+        ),
+        _ => eprintln!("xtask: not every cluster joined and booted"),
+    }
+    eprintln!("xtask: console logs:");
+    for log in &logs {
+        eprintln!("  {}", log.display());
+    }
+    if outcome.interrupted {
+        return Ok(130);
+    }
+    if outcome.timed_out {
+        return Ok(124);
+    }
+    Ok(if outcome.exits.iter().all(|e| *e == Some(0)) {
+        0
+    } else {
+        1
+    })
 }
