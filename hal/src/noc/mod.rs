@@ -330,3 +330,8 @@ pub fn stats() -> NocStats {
         doorbells: DOORBELLS.load(Ordering::Relaxed),
     }
 }
+
+/// True when the router has taken everything we put in the TX ring.
+pub fn tx_idle() -> bool {
+    DEVICE.get().is_none_or(|d| d.slice.tx().is_empty())
+}

@@ -12,7 +12,9 @@
 //! separate namespaces (mailbox port 5 ≠ portal port 5). Messages for a port nobody created
 //! yet are kept (bounded) and handed to its creator, so a sender never races a receiver's
 //! `create`. A port queue at its bound *defers* the RX ring: the router then holds further
-//! traffic for this cluster back (backpressure, never loss; head-of-line across ports).
+//! traffic for this cluster back (backpressure, never loss). That stalls every port of the
+//! cluster (head-of-line blocking) until the full port is read, so the bound is generous;
+//! per-(sender, port) credits would make it per-port (not done yet).
 
 pub mod greeting;
 pub mod mailbox;
@@ -83,8 +85,9 @@ pub struct Counters {
     pub unexpected: u64,
 }
 
-/// Most messages one port queue holds before the RX ring is deferred.
-pub const PORT_QUEUE_LIMIT: usize = 256;
+/// Most messages one port queue holds before the RX ring is deferred. Deferring blocks the
+/// whole RX ring (head of line), so this is large: per-port credits would remove the limit.
+pub const PORT_QUEUE_LIMIT: usize = 4096;
 /// Bytes the outgoing backlog accepts before writers get `WouldBlock`.
 pub const BACKLOG_LIMIT: usize = 2 * noc_proto::wire::MAX_PORTAL_TRANSFER;
 

@@ -9,6 +9,7 @@ pub mod exceptions;
 pub mod fatal;
 pub mod frames;
 pub mod heap;
+pub mod noc;
 pub mod paging;
 pub mod timer;
 
@@ -33,5 +34,14 @@ pub static SUITES: &[Suite] = &[
     Suite {
         name: "panic",
         tests: &[fatal::PANIC],
+    },
+    // Multi-cluster suites: booted on several clusters at once (`clusters=N`).
+    Suite {
+        name: "noc",
+        tests: &[noc::TESTS],
+    },
+    Suite {
+        name: "noc_sync",
+        tests: &[noc::SYNC_TESTS],
     },
 ];
