@@ -4,6 +4,7 @@
 //! `xtask` alias in `.cargo/config.toml`, so the only tools a user needs are rustup and cargo
 //! (plus QEMU, which this program installs or names).
 
+mod bench;
 mod cluster;
 mod image;
 mod qemu;
@@ -30,6 +31,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run every test: host unit tests, then each in-kernel suite in QEMU.
     Test(test::TestArgs),
+    /// Measure: `bench noc --json FILE` boots N clusters and reports NoC latency/throughput.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -38,6 +41,7 @@ fn main() {
         Command::Build(args) => image::build_command(&args).map(|_| 0),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::test(&args),
+        Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -10,6 +10,7 @@ pub mod fatal;
 pub mod frames;
 pub mod heap;
 pub mod noc;
+pub mod noc_bench;
 pub mod paging;
 pub mod timer;
 
@@ -43,5 +44,9 @@ pub static SUITES: &[Suite] = &[
     Suite {
         name: "noc_sync",
         tests: &[noc::SYNC_TESTS],
+    },
+    Suite {
+        name: "noc_bench",
+        tests: &[noc_bench::TESTS],
     },
 ];

@@ -77,7 +77,7 @@ fn barrier(port: u16) -> Result<(), String> {
     }
 }
 
-fn all_clusters_joined() -> Result<(), String> {
+pub fn all_clusters_joined() -> Result<(), String> {
     let cmdline = kernel::Cmdline::from_firmware();
     let expected: u32 = cmdline
         .get("clusters")
@@ -368,7 +368,7 @@ fn sync_one_to_all_rounds() -> Result<(), String> {
 
 /// Last test: a barrier, then wait until the router took all we sent, so powering off cannot
 /// cut another cluster's traffic short.
-fn finish_together() -> Result<(), String> {
+pub fn finish_together() -> Result<(), String> {
     barrier(90)?;
     wait("the TX ring to drain", || {
         noc::backlog_bytes() == 0 && hal::noc::tx_idle()
