@@ -34,12 +34,12 @@ fn err(e: NocError) -> String {
     alloc::format!("{e:?}")
 }
 
-/// Spins (no halt) until `operation` stops saying `WouldBlock`: latency matters here.
+/// Retries until `operation` stops saying `WouldBlock`, halting in between (see below).
 fn spin<T>(mut operation: impl FnMut() -> Result<T, NocError>) -> Result<T, String> {
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     loop {
         match operation() {
-            Err(NocError::WouldBlock) if hal::clock::now_ns() < deadline => hal::cpu::relax(),
+            Err(NocError::WouldBlock) if hal::clock::now_ns() < deadline => halt_unless_pending(),
             Err(NocError::WouldBlock) => return Err("timed out".into()),
             other => return other.map_err(err),
         }
@@ -139,4 +139,12 @@ fn portal_throughput() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Halts until the next interrupt (the NoC doorbell or the timer) unless data already waits:
+/// a spinning guest would take the host CPU the router needs to deliver (2 shared cores).
+fn halt_unless_pending() {
+    if !noc::work_pending() {
+        hal::cpu::wait_for_interrupt();
+    }
 }
