@@ -374,5 +374,8 @@ pub fn finish_together() -> Result<(), String> {
         noc::backlog_bytes() == 0 && hal::noc::tx_idle()
     })?;
     hal::clock::sleep_ns(300_000_000);
+    // Every cluster received messages, so the router rang its doorbell: MSI-X must work.
+    let stats = hal::noc::stats();
+    ensure!(stats.interrupts > 0, "no NoC interrupt taken ({stats:?})");
     Ok(())
 }
