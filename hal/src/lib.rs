@@ -18,6 +18,7 @@ pub mod fwcfg;
 pub mod gdt;
 pub mod heap;
 pub mod logger;
+pub mod noc;
 pub mod paging;
 pub mod pit;
 pub mod power;
@@ -30,8 +31,10 @@ use bootloader_api::BootInfo;
 /// What the HAL learned about the machine while bringing it up.
 #[derive(Debug, Clone, Copy)]
 pub struct MachineInfo {
-    /// Cluster number of this kernel (0 until the NoC driver assigns one).
+    /// Cluster number of this kernel (the NoC device's IVPosition; 0 without a NoC).
     pub cluster: u32,
+    /// Clusters in the machine (from the NoC control block; 1 without a NoC).
+    pub cluster_count: u32,
     /// Bytes of RAM the boot memory map reports as usable.
     pub usable_memory: u64,
     /// Frames still free once the HAL has taken what it needs (heap, page tables).
@@ -81,10 +84,15 @@ pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo 
 
     let calibration = apic::init(options.timer_hz);
     clock::init(calibration.tsc_hz);
+    let noc = noc::init();
+    if let Some(noc) = noc {
+        logger::set_cluster(noc.cluster as u32);
+    }
     cpu::enable_interrupts();
 
     MachineInfo {
-        cluster: 0,
+        cluster: noc.map_or(0, |n| n.cluster as u32),
+        cluster_count: noc.map_or(1, |n| n.cluster_count as u32),
         usable_memory,
         free_frames: frames::free_count(),
         timer_hz: options.timer_hz,

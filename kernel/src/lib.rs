@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod cmdline;
 pub mod elf;
 pub mod monitor;
+pub mod noc;
 pub mod panic;
 pub mod process;
 pub mod ramdisk;
@@ -64,6 +65,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     process::scheduler::init();
     process::fault::init();
     syscall::init();
+    noc::init();
     if let Some(level) = cmdline
         .get("log")
         .and_then(|v| v.parse::<LevelFilter>().ok())
@@ -77,9 +79,9 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     Boot { machine, cmdline }
 }
 
-/// Number of clusters in the machine (1 until the NoC reports more).
+/// Number of clusters in the machine (from the NoC; 1 without one).
 pub fn cluster_count() -> u32 {
-    1
+    hal::noc::cluster_count() as u32
 }
 
 /// Starts the programs named by `app=NAME` words on the command line.
@@ -102,8 +104,9 @@ pub fn start_apps(cmdline: &Cmdline) {
 pub fn print_banner(machine: &hal::MachineInfo) {
     let (heap_size, _) = hal::heap::stats();
     hal::println!(
-        "Tessera {VERSION} microkernel - cluster {} - {} MiB usable memory, {} frames free, heap {} KiB",
+        "Tessera {VERSION} microkernel - cluster {} of {} - {} MiB usable memory, {} frames free, heap {} KiB",
         machine.cluster,
+        machine.cluster_count,
         machine.usable_memory >> 20,
         machine.free_frames,
         heap_size >> 10,

@@ -16,7 +16,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     kernel::start_apps(&boot.cmdline);
     let mut monitor = kernel::monitor::Monitor::new();
-    kernel::process::scheduler::run_until(|| false, || monitor.poll(&boot));
+    kernel::process::scheduler::run_until(
+        || false,
+        || {
+            kernel::noc::pump();
+            kernel::noc::greeting::poll();
+            monitor.poll(&boot);
+        },
+    );
     unreachable!("the scheduler loop never ends")
 }
 

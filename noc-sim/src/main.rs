@@ -46,6 +46,10 @@ struct Args {
     /// senders (backpressure into their TX rings).
     #[arg(long, default_value_t = 256)]
     queue_limit: usize,
+    /// Let guests request fault injection (`corrupt N [CLUSTER]` in a Control message to
+    /// the router), for the in-kernel tests.
+    #[arg(long)]
+    guest_faults: bool,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -87,6 +91,7 @@ fn main() -> Result<()> {
         params,
         control: args.control,
         queue_limit: args.queue_limit,
+        guest_faults: args.guest_faults,
     };
     install_signal_handlers();
     let mut router = Router::new(cfg).context("start noc-sim")?;

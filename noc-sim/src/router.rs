@@ -57,6 +57,10 @@ pub struct Config {
     pub params: ModelParams,
     pub control: Option<PathBuf>,
     pub queue_limit: usize,
+    /// Accept fault-injection requests from guests: a `Control` message to the router whose
+    /// payload is a `corrupt N [CLUSTER]` command line (test kernels use it to test their
+    /// own rejection path). Off by default.
+    pub guest_faults: bool,
 }
 
 /// Per-cluster counters.
@@ -580,8 +584,14 @@ impl Router {
                 break;
             }
             // Validate the copy, never the shared memory (it may change under us).
+            let mut guest_command = None;
             let dst = match wire::decode(&bytes, count) {
-                Ok((h, _)) if h.src.0 as usize == s => h.dst,
+                Ok((h, payload)) if h.src.0 as usize == s => {
+                    if h.dst == ClusterId::ROUTER && h.kind == noc_proto::Kind::Control {
+                        guest_command = Some(String::from_utf8_lossy(payload).into_owned());
+                    }
+                    h.dst
+                }
                 Ok((h, _)) => {
                     self.drop_corrupt(s, &format!("claims source {}", h.src.0));
                     tx.pop(rec);
@@ -596,9 +606,16 @@ impl Router {
                 }
             };
             if dst == ClusterId::ROUTER {
-                // No router services yet: accepted and consumed.
+                // The only router service: guest fault injection, when enabled.
                 self.to_router += 1;
                 tx.pop(rec);
+                if let Some(line) = guest_command.filter(|_| self.cfg.guest_faults) {
+                    let reply = match Command::parse(&line) {
+                        Ok(cmd @ Command::Corrupt { .. }) => self.command(cmd),
+                        _ => format!("error: guests may only send `corrupt`, not {line:?}"),
+                    };
+                    eprintln!("noc-sim: cluster {s} asked `{line}`: {reply}");
+                }
                 progress = true;
                 continue;
             }

@@ -4,7 +4,9 @@
 //! `xtask` alias in `.cargo/config.toml`, so the only tools a user needs are rustup and cargo
 //! (plus QEMU, which this program installs or names).
 
+mod bench;
 mod bench_kernel;
+mod cluster;
 mod image;
 mod qemu;
 mod report;
@@ -30,28 +32,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run every test: host unit tests, then each in-kernel suite in QEMU.
     Test(test::TestArgs),
-    /// Measure: `bench kernel` (syscalls, threads, switches, faults, spawn).
-    Bench(BenchArgs),
-}
-
-/// Options of `cargo xtask bench`.
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// What to measure.
-    #[arg(value_enum)]
-    what: BenchTarget,
-    /// Write the results as JSON to this file.
-    #[arg(long)]
-    json: Option<std::path::PathBuf>,
-    /// QEMU accelerator.
-    #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
-    accel: qemu::Accel,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum BenchTarget {
-    /// Kernel micro-benchmarks and UArea sizes.
-    Kernel,
+    /// Measure: `bench noc --json FILE` boots N clusters and reports NoC latency/throughput.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -60,11 +42,7 @@ fn main() {
         Command::Build(args) => image::build_command(&args).map(|_| 0),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::test(&args),
-        Command::Bench(args) => match args.what {
-            BenchTarget::Kernel => {
-                bench_kernel::bench_kernel(args.accel, args.json.as_deref()).map(|_| 0)
-            }
-        },
+        Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -110,7 +110,11 @@ impl QemuConfig<'_> {
         command.arg("-accel").arg(self.accel.name());
         command
             .arg("-drive")
-            .arg(format!("format=raw,file={}", self.image.display()));
+            // snapshot=on: many clusters boot the same image, and QEMU locks a writable one.
+            .arg(format!(
+                "format=raw,snapshot=on,file={}",
+                self.image.display()
+            ));
         if !self.cmdline.is_empty() {
             if self.cmdline.contains(',') {
                 bail!("the kernel command line cannot contain ',' (QEMU option syntax)");

@@ -17,8 +17,9 @@ pub struct RunArgs {
     /// Kernel command line, e.g. "hz=100 log=debug" or "poweroff" (boot, then power off).
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello`, `mgs:500@0`
-    /// (repeatable). The programs are the directories of `userland/apps/`.
+    /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello@1`, `mgs:500@0`
+    /// (repeatable; cluster 0 when omitted). The programs are the directories of
+    /// `userland/apps/`.
     #[arg(long = "app", value_name = "NAME[:ARG...][@CLUSTER]")]
     pub apps: Vec<String>,
     /// QEMU accelerator (TCG works everywhere; KVM only where proven).
@@ -30,6 +31,39 @@ pub struct RunArgs {
     /// Build the kernel with the dev profile.
     #[arg(long)]
     pub debug: bool,
+    /// Number of clusters (1..=20): noc-sim plus one QEMU each. 1 boots a single QEMU
+    /// without a NoC.
+    #[arg(long, default_value_t = 4)]
+    pub clusters: usize,
+}
+
+/// The kernel command line of cluster `k`: the common options plus its `--app` programs.
+pub fn cluster_cmdline(args: &RunArgs, k: usize) -> String {
+    let mut cmdline = args.cmdline.clone();
+    for app in args.apps.iter().filter_map(|a| AppSpec::parse(a).ok()) {
+        if app.cluster as usize == k {
+            cmdline.push_str(&format!(" app={}", app.kernel_word()));
+        }
+    }
+    cmdline.trim().to_string()
+}
+
+/// Checks every `--app` before anything boots.
+fn check_apps(args: &RunArgs) -> Result<()> {
+    for app in &args.apps {
+        let app = AppSpec::parse(app)?;
+        app.check_exists()?;
+        if app.cluster as usize >= args.clusters {
+            anyhow::bail!(
+                "--app {}@{}: there are only {} clusters (0..{})",
+                app.name,
+                app.cluster,
+                args.clusters,
+                args.clusters - 1
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Installs the Ctrl-C / SIGTERM handler once and returns the flag it raises.
@@ -48,27 +82,20 @@ pub fn interrupted_flag() -> Arc<AtomicBool> {
 
 pub fn run(args: &RunArgs) -> Result<i32> {
     qemu::ensure_installed()?;
+    check_apps(args)?;
     let interrupted = interrupted_flag();
     let image = image::build_image(Kernel::Production, args.debug)?;
+    if args.clusters != 1 {
+        return run_clusters(args, &image);
+    }
     let log_path = image::output_dir()?.join("logs").join("run-c0.log");
     let mut log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
 
-    let mut cmdline = args.cmdline.clone();
-    for app in &args.apps {
-        let app = AppSpec::parse(app)?;
-        app.check_exists()?;
-        if app.cluster != 0 {
-            anyhow::bail!(
-                "cluster {} does not exist: this run boots one cluster (0)",
-                app.cluster
-            );
-        }
-        cmdline.push_str(&format!(" app={}", app.kernel_word()));
-    }
+    let cmdline = cluster_cmdline(args, 0);
     let config = QemuConfig {
         image: &image,
-        cmdline: cmdline.trim(),
+        cmdline: &cmdline,
         accel: args.accel,
     };
     let mut command = config.command()?;
@@ -143,6 +170,54 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             }
         },
     }
+}
+
+/// `run --clusters N` (N > 1): noc-sim and N QEMUs, consoles merged.
+fn run_clusters(args: &RunArgs, image: &std::path::Path) -> Result<i32> {
+    let cmdline = |k: usize| cluster_cmdline(args, k);
+    let spec = crate::cluster::Spec {
+        name: "run",
+        clusters: args.clusters,
+        image,
+        accel: args.accel,
+        cmdline: &cmdline,
+        guest_faults: false,
+        model: crate::cluster::NocModel::default(),
+        interactive: true,
+        show: |_| true,
+    };
+    eprintln!(
+        "xtask: booting {} clusters; stdin goes to cluster 0's console",
+        args.clusters
+    );
+    let machine = crate::cluster::start(&spec)?;
+    let logs = machine.logs.clone();
+    let deadline = args
+        .timeout
+        .map(|secs| machine.started + Duration::from_secs(secs));
+    let outcome = machine.wait(deadline)?;
+    match (outcome.all_joined_s, outcome.all_booted_s) {
+        (Some(joined), Some(booted)) => eprintln!(
+            "xtask: {n} of {n} clusters joined the NoC in {joined:.2} s; all booted in {booted:.2} s",
+            n = args.clusters
+        ),
+        _ => eprintln!("xtask: not every cluster joined and booted"),
+    }
+    eprintln!("xtask: console logs:");
+    for log in &logs {
+        eprintln!("  {}", log.display());
+    }
+    if outcome.interrupted {
+        return Ok(130);
+    }
+    if outcome.timed_out {
+        return Ok(124);
+    }
+    Ok(if outcome.exits.iter().all(|e| *e == Some(0)) {
+        0
+    } else {
+        1
+    })
 }
 
 /// A program to start at boot, from `--app NAME[:ARG...][@CLUSTER]`.

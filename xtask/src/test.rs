@@ -54,20 +54,25 @@ enum Expect {
 struct KernelSuite {
     name: &'static str,
     expect: Expect,
+    /// Clusters booted together for this suite (1: a single QEMU without noc-sim).
+    clusters: usize,
 }
 
 const SUITES: &[KernelSuite] = &[
     KernelSuite {
         name: "core",
         expect: Expect::Pass,
+        clusters: 1,
     },
     KernelSuite {
         name: "process",
         expect: Expect::Pass,
+        clusters: 1,
     },
     KernelSuite {
         name: "migration_local",
         expect: Expect::Pass,
+        clusters: 1,
     },
     KernelSuite {
         name: "double_fault",
@@ -76,6 +81,7 @@ const SUITES: &[KernelSuite] = &[
             "#DF Double Fault",
             "kernel stack overflow",
         ]),
+        clusters: 1,
     },
     KernelSuite {
         name: "panic",
@@ -84,6 +90,18 @@ const SUITES: &[KernelSuite] = &[
             "deliberate panic",
             "suite panic: 0 passed, 1 failed",
         ]),
+        clusters: 1,
+    },
+    // Multi-cluster suites: one boot of N clusters shared by all their tests.
+    KernelSuite {
+        name: "noc",
+        expect: Expect::Pass,
+        clusters: 4,
+    },
+    KernelSuite {
+        name: "noc_sync",
+        expect: Expect::Pass,
+        clusters: 16,
     },
 ];
 
@@ -186,6 +204,10 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
         let log_path = image::output_dir()?
             .join("logs")
             .join(format!("kernel-{}.log", suite.name));
+        if suite.clusters > 1 {
+            multi_cluster_suite(&image, suite, args, tally)?;
+            continue;
+        }
         eprintln!("xtask: in-kernel suite `{}`", suite.name);
         let boot = boot_suite(&image, suite.name, args.timeout, args.accel, &log_path)?;
         tally.logs.push(log_path.clone());
@@ -334,4 +356,83 @@ pub fn boot_suite(
         log,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Boots `suite.clusters` clusters once and counts every cluster's verdicts (`cK/NAME`).
+fn multi_cluster_suite(
+    image: &Path,
+    suite: &KernelSuite,
+    args: &TestArgs,
+    tally: &mut Tally,
+) -> Result<()> {
+    eprintln!(
+        "xtask: in-kernel suite `{}` on {} clusters",
+        suite.name, suite.clusters
+    );
+    let clusters = suite.clusters;
+    let cmdline = |_k: usize| format!("suite={} clusters={clusters}", suite.name);
+    let spec = crate::cluster::Spec {
+        name: &format!("kernel-{}", suite.name),
+        clusters,
+        image,
+        accel: args.accel,
+        cmdline: &cmdline,
+        guest_faults: true,
+        model: crate::cluster::NocModel::default(),
+        interactive: false,
+        show: |line| {
+            line.starts_with("test ") && !line.contains(" ... ok") || line.starts_with("!!!")
+        },
+    };
+    let machine = crate::cluster::start(&spec)?;
+    tally.logs.extend(machine.logs.iter().cloned());
+    let logs = machine.logs.clone();
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let outcome = machine.wait(Some(deadline))?;
+    let (mut passed, mut failed) = (0, 0);
+    for (k, console) in outcome.consoles.iter().enumerate() {
+        let parsed = report::parse_kernel_log(console);
+        let mut cluster_failed = parsed.failed();
+        for test in &parsed.results {
+            if let Outcome::Failed(reason) = &test.outcome {
+                eprintln!("  FAILED c{k}/{}: {reason}", test.name);
+            }
+        }
+        if parsed.missing() > 0 {
+            eprintln!(
+                "  c{k}: {} announced tests never reported",
+                parsed.missing()
+            );
+        }
+        let verdict_ok = outcome.exits[k] == Some(qemu::EXIT_SUCCESS);
+        if (!verdict_ok || parsed.announced.is_none()) && cluster_failed == 0 {
+            eprintln!(
+                "  c{k}: ended with {:?} (expected exit {})",
+                outcome.exits[k],
+                qemu::EXIT_SUCCESS
+            );
+            cluster_failed = 1;
+        }
+        if cluster_failed > 0 {
+            eprintln!("  full log: {}", logs[k].display());
+        }
+        passed += parsed.passed();
+        failed += cluster_failed;
+    }
+    let how = if outcome.timed_out {
+        "timed out".to_string()
+    } else {
+        format!(
+            "all joined {:.1} s, all booted {:.1} s",
+            outcome.all_joined_s.unwrap_or(f64::NAN),
+            outcome.all_booted_s.unwrap_or(f64::NAN)
+        )
+    };
+    eprintln!(
+        "xtask: suite `{}`: {passed} passed, {failed} failed across {clusters} clusters ({how}; {:.1} s)",
+        suite.name, outcome.seconds
+    );
+    tally.passed += passed;
+    tally.failed += failed;
+    Ok(())
 }

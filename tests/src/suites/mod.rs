@@ -11,6 +11,8 @@ pub mod fatal;
 pub mod frames;
 pub mod heap;
 pub mod migration;
+pub mod noc;
+pub mod noc_bench;
 pub mod paging;
 pub mod process;
 pub mod timer;
@@ -48,5 +50,18 @@ pub static SUITES: &[Suite] = &[
     Suite {
         name: "panic",
         tests: &[fatal::PANIC],
+    },
+    // Multi-cluster suites: booted on several clusters at once (`clusters=N`).
+    Suite {
+        name: "noc",
+        tests: &[noc::TESTS],
+    },
+    Suite {
+        name: "noc_sync",
+        tests: &[noc::SYNC_TESTS],
+    },
+    Suite {
+        name: "noc_bench",
+        tests: &[noc_bench::TESTS],
     },
 ];
