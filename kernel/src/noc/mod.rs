@@ -45,6 +45,8 @@ pub enum NocError {
     BufferTooSmall,
     /// The receiver refused a portal transfer it had not allowed.
     Refused,
+    /// A kernel-internal wait ([`wait_until`]) ran out of time.
+    TimedOut,
 }
 
 impl From<hal::noc::NocError> for NocError {
@@ -301,8 +303,8 @@ pub fn backlog_bytes() -> usize {
 }
 
 /// Pumps until `done()` holds or `timeout_ns` passes, halting between attempts (interrupts
-/// are enabled while halted). For kernel code and tests that may wait; `Err(())` on timeout.
-pub fn wait_until(timeout_ns: u64, mut done: impl FnMut() -> bool) -> Result<(), ()> {
+/// are enabled while halted). For kernel code and tests that may wait; `TimedOut` on timeout.
+pub fn wait_until(timeout_ns: u64, mut done: impl FnMut() -> bool) -> Result<(), NocError> {
     let deadline = hal::clock::now_ns().saturating_add(timeout_ns);
     loop {
         pump();
@@ -310,7 +312,7 @@ pub fn wait_until(timeout_ns: u64, mut done: impl FnMut() -> bool) -> Result<(),
             return Ok(());
         }
         if hal::clock::now_ns() >= deadline {
-            return Err(());
+            return Err(NocError::TimedOut);
         }
         if !work_pending() {
             let enabled = hal::cpu::interrupts_enabled();

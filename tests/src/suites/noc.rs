@@ -49,7 +49,7 @@ fn all_nodes() -> Vec<ClusterId> {
 
 fn wait(what: &str, done: impl FnMut() -> bool) -> Result<(), String> {
     noc::wait_until(TIMEOUT_NS, done)
-        .map_err(|()| alloc::format!("timed out after 90 s waiting for {what}"))
+        .map_err(|_| alloc::format!("timed out after 90 s waiting for {what}"))
 }
 
 fn retry<T>(what: &str, operation: impl FnMut() -> Result<T, NocError>) -> Result<T, String> {
