@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod elf;
+pub mod migstats;
 pub mod monitor;
 pub mod noc;
 pub mod panic;

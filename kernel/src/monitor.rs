@@ -1,14 +1,30 @@
 //! The kernel monitor: a line-oriented console on the serial port, so a person at
 //! `cargo xtask run` can inspect the cluster, start and stop programs, and power it off.
 //!
-//! It is polled by the scheduler whenever the CPU is idle, so it never steals time from
-//! user threads.
+//! It is polled on every pass of the scheduler loop (at least once per quantum), so it stays
+//! responsive while user threads compute, and costs one port read when nobody types.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::process::with_table;
-use crate::Boot;
+
+/// What `info` shows (set once at boot).
+static MACHINE: spin::Once<hal::MachineInfo> = spin::Once::new();
+static MONITOR: spin::Mutex<Option<Monitor>> = spin::Mutex::new(None);
+
+/// Starts the monitor on the serial console.
+pub fn init(machine: hal::MachineInfo) {
+    MACHINE.call_once(|| machine);
+    *MONITOR.lock() = Some(Monitor::new());
+}
+
+/// Consumes waiting console input (if the monitor was started).
+pub fn poll() {
+    if let Some(monitor) = MONITOR.lock().as_mut() {
+        monitor.poll();
+    }
+}
 
 const PROMPT: &str = "tessera> ";
 
@@ -34,7 +50,7 @@ impl Monitor {
     }
 
     /// Consumes whatever input is waiting; never blocks.
-    pub fn poll(&mut self, boot: &Boot) {
+    pub fn poll(&mut self) {
         if !self.prompted {
             hal::print!("{PROMPT}");
             self.prompted = true;
@@ -44,7 +60,7 @@ impl Monitor {
                 b'\r' | b'\n' => {
                     hal::println!();
                     let line = core::mem::take(&mut self.line);
-                    execute(line.trim(), boot);
+                    execute(line.trim());
                     self.prompted = false;
                     return;
                 }
@@ -63,7 +79,7 @@ impl Monitor {
     }
 }
 
-fn execute(command: &str, boot: &Boot) {
+fn execute(command: &str) {
     let mut words = command.split_ascii_whitespace();
     match words.next() {
         None => {}
@@ -72,13 +88,19 @@ fn execute(command: &str, boot: &Boot) {
              ps                 list processes\n  \
              spawn NAME [ARGS]  start a program from the boot archive\n  \
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
+             migrate PID C      move a process to cluster C (it may live on any cluster)\n  \
+             migrations         the migrations that left this cluster, with their times\n  \
              programs           list the programs in the boot archive\n  \
              info, mem, uptime  cluster, memory and clock\n  \
              log LEVEL          error, warn, info, debug, trace or off\n  \
              poweroff           power the cluster off\n  \
              (Ctrl-C in the terminal stops QEMU at any time)"
         ),
-        Some("info") => crate::print_banner(&boot.machine),
+        Some("info") => {
+            if let Some(machine) = MACHINE.get() {
+                crate::print_banner(machine);
+            }
+        }
         Some("mem") => {
             let (heap_size, heap_used) = hal::heap::stats();
             hal::println!(
@@ -154,6 +176,41 @@ fn execute(command: &str, boot: &Boot) {
             }
             _ => hal::println!("usage: kill PID (a live process, e.g. 0.2)"),
         },
+        Some("migrate") => {
+            let pid = words.next().and_then(parse_pid);
+            let cluster = words.next().and_then(|c| c.parse::<u16>().ok());
+            match (pid, cluster) {
+                (Some(pid), Some(cluster)) if (cluster as u32) < crate::cluster_count() => {
+                    with_table(|t| {
+                        t.migration_requests
+                            .push_back(crate::process::MigrationRequest {
+                                pid,
+                                destination: abi::ClusterId(cluster),
+                                caller: None,
+                            })
+                    });
+                    hal::println!("migration of {pid} to cluster {cluster} requested");
+                }
+                _ => hal::println!(
+                    "usage: migrate PID CLUSTER (cluster < {})",
+                    crate::cluster_count()
+                ),
+            }
+        }
+        Some("migrations") => {
+            for r in crate::migstats::recent() {
+                hal::println!(
+                    "{} c{}->c{} {:<28} total {:>7} us  downtime {:>7} us  {:>6} pages",
+                    r.pid,
+                    r.source.0,
+                    r.destination.0,
+                    r.failure.unwrap_or("ok"),
+                    r.total_ns / 1000,
+                    r.downtime_ns / 1000,
+                    r.pages
+                );
+            }
+        }
         Some("log") => match words.next().and_then(|level| level.parse().ok()) {
             Some(level) => hal::logger::set_level(level),
             None => hal::println!("usage: log error|warn|info|debug|trace|off"),

@@ -19,7 +19,6 @@ pub mod freeze;
 pub mod local;
 pub mod restore;
 pub mod snapshot;
-pub mod stats;
 
 use uarea::image::ImageError;
 

@@ -8,8 +8,8 @@ use kernel::process::with_table;
 
 use crate::restore::Restorer;
 use crate::snapshot::Snapshot;
-use crate::stats::{self, Record, Strategy};
 use crate::{freeze, MigrationError};
+use kernel::migstats::{self as stats, Record, Strategy};
 
 /// Moves `pid` out and back in through a full image, streamed chunk by chunk as a real
 /// migration would. On failure the process runs on, unchanged.

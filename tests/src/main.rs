@@ -15,6 +15,7 @@ entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
 
 fn test_main(boot_info: &'static mut BootInfo) -> ! {
     let boot = kernel::init(boot_info);
+    multikernel::init(&boot.cmdline);
     let name = boot.cmdline.get("suite").unwrap_or("core");
     match suites::SUITES.iter().find(|suite| suite.name == name) {
         Some(suite) => framework::run_suite(suite),

@@ -33,7 +33,7 @@ pub enum Kernel {
 impl Kernel {
     fn package_and_bin(self) -> (&'static str, &'static str) {
         match self {
-            Kernel::Production => ("kernel", "tessera-kernel"),
+            Kernel::Production => ("multikernel", "tessera-kernel"),
             Kernel::Tests => ("tessera-tests", "tessera-tests"),
         }
     }

@@ -41,7 +41,7 @@ pub struct TestArgs {
 }
 
 /// Crates that only build for the bare-metal target.
-const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "tessera-tests"];
+const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "multikernel", "tessera-tests"];
 
 /// What a suite's boot must end with.
 enum Expect {

@@ -56,6 +56,20 @@ pub struct Table {
     pub cluster: ClusterId,
     /// Exit codes of processes no parent will wait for.
     orphan_exits: VecDeque<(Pid, i32)>,
+    /// Exits of processes born elsewhere, to be reported to their birth cluster.
+    pub remote_exits: VecDeque<(Pid, i32)>,
+    /// Migrations asked for by system calls, for the migration daemon.
+    pub migration_requests: VecDeque<MigrationRequest>,
+}
+
+/// A `migrate` call waiting for the migration daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationRequest {
+    pub pid: Pid,
+    pub destination: ClusterId,
+    /// The thread that asked, if it belongs to the migrating process (its `migrate` returns
+    /// 0 on the destination, or the error here).
+    pub caller: Option<(Pid, Tid)>,
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -65,6 +79,8 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     next_local: 1,
     cluster: ClusterId(0),
     orphan_exits: VecDeque::new(),
+    remote_exits: VecDeque::new(),
+    migration_requests: VecDeque::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.
@@ -286,9 +302,19 @@ impl Table {
         }
         log::info!("process {pid} exited with code {code}");
         let parent = process.uarea.header.parent;
+        if pid.birth_cluster() != self.cluster {
+            self.remote_exits.push_back((pid, code));
+        }
         match parent.filter(|p| self.processes.contains_key(p)) {
             Some(parent) => self.wake_child_waiters(parent),
             None => self.reap_now(pid, code),
+        }
+    }
+
+    /// Records the exit of a process that died on another cluster (reported by its host).
+    pub fn record_remote_exit(&mut self, pid: Pid, code: i32) {
+        if self.orphan_exit_code(pid).is_none() {
+            self.reap_now(pid, code);
         }
     }
 

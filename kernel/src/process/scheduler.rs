@@ -45,6 +45,15 @@ static SLICE_START_NS: AtomicU64 = AtomicU64::new(0);
 /// Quantum of the current thread.
 static QUANTUM_NS: AtomicU64 = AtomicU64::new(10_000_000);
 
+/// Kernel work run on every pass of the scheduler loop, between user threads: the NoC, the
+/// multikernel daemons (migrations in flight). Installed once at boot.
+static KERNEL_WORK: spin::Mutex<Option<fn()>> = spin::Mutex::new(None);
+
+/// Installs the kernel work run on every pass of the scheduler loop.
+pub fn set_kernel_work(work: fn()) {
+    hal::cpu::without_interrupts(|| *KERNEL_WORK.lock() = Some(work));
+}
+
 /// Installs the scheduler's hooks into the HAL.
 pub fn init() {
     hal::trap::set_return_to_user_hook(preemption_point);
@@ -116,6 +125,10 @@ impl Table {
 pub fn run_until(mut done: impl FnMut() -> bool, mut idle: impl FnMut()) {
     loop {
         hal::cpu::disable_interrupts();
+        let work = *KERNEL_WORK.lock();
+        if let Some(work) = work {
+            work();
+        }
         if done() {
             hal::cpu::enable_interrupts();
             return;

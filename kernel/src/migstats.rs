@@ -1,14 +1,16 @@
-//! Per-migration records (seed 000's metrics): kept in a bounded history, logged one line
-//! each, and readable by the stats daemon and the `migration_stats` call.
+//! Per-migration records, after seed 000's metrics: the migration daemon adds one per
+//! migration (success or failure), the `migration_stats` call and the monitor read them.
 
 use abi::{ClusterId, Pid};
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 use spin::Mutex;
 
 /// How a migration was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Strategy {
-    StopAndCopy,
+    StopAndCopy = 0,
 }
 
 /// One migration, timed on the source's clock.
@@ -22,7 +24,7 @@ pub struct Record {
     pub preparation_ns: u64,
     /// Freeze to resume: the process ran nowhere.
     pub downtime_ns: u64,
-    /// Last byte received to threads runnable at the destination.
+    /// Last byte sent to the destination's confirmation that the threads are runnable.
     pub resume_ns: u64,
     /// Request to commit.
     pub total_ns: u64,
@@ -32,13 +34,35 @@ pub struct Record {
     pub failure: Option<&'static str>,
 }
 
+/// Bytes of one record as `migration_stats` writes it (see `docs/abi.md`).
+pub const RECORD_LEN: usize = 64;
+
+impl Record {
+    /// The fixed little-endian layout of `migration_stats`.
+    pub fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut out = [0u8; RECORD_LEN];
+        out[0..4].copy_from_slice(&self.pid.raw().to_le_bytes());
+        out[4..6].copy_from_slice(&self.source.0.to_le_bytes());
+        out[6..8].copy_from_slice(&self.destination.0.to_le_bytes());
+        out[8] = self.strategy as u8;
+        out[9] = self.failure.is_some() as u8;
+        out[16..24].copy_from_slice(&self.preparation_ns.to_le_bytes());
+        out[24..32].copy_from_slice(&self.downtime_ns.to_le_bytes());
+        out[32..40].copy_from_slice(&self.resume_ns.to_le_bytes());
+        out[40..48].copy_from_slice(&self.total_ns.to_le_bytes());
+        out[48..56].copy_from_slice(&self.bytes.to_le_bytes());
+        out[56..64].copy_from_slice(&self.pages.to_le_bytes());
+        out
+    }
+}
+
 const HISTORY: usize = 256;
 static RECORDS: Mutex<VecDeque<Record>> = Mutex::new(VecDeque::new());
 
 /// Keeps and logs a record.
 pub fn record(record: Record) {
     log::info!(
-        "migration {} {}->{}: {} total {} us, downtime {} us, preparation {} us, resume {} us, {} pages, {} bytes",
+        "migration {} c{}->c{}: {}: total {} us, downtime {} us, preparation {} us, resume {} us, {} pages, {} bytes",
         record.pid,
         record.source.0,
         record.destination.0,
@@ -60,6 +84,6 @@ pub fn record(record: Record) {
 }
 
 /// The most recent records, oldest first.
-pub fn recent() -> alloc::vec::Vec<Record> {
+pub fn recent() -> Vec<Record> {
     hal::cpu::without_interrupts(|| RECORDS.lock().iter().copied().collect())
 }

@@ -1,5 +1,6 @@
-//! The production kernel image: bring the cluster up, power off if asked to, start the
-//! programs named on the command line, then schedule forever with the kernel monitor polled
+//! The cluster image: the microkernel, the multikernel daemons and migration. Bring the
+//! cluster up, power off if asked to, start the programs named on the command line, then
+//! schedule forever, with the daemons stepped on every pass and the kernel monitor polled
 //! whenever the CPU is idle.
 
 #![no_std]
@@ -14,14 +15,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if boot.cmdline.has("poweroff") {
         hal::power::poweroff();
     }
+    kernel::monitor::init(boot.machine);
+    multikernel::init(&boot.cmdline);
     kernel::start_apps(&boot.cmdline);
-    let mut monitor = kernel::monitor::Monitor::new();
     kernel::process::scheduler::run_until(
         || false,
         || {
-            kernel::noc::pump();
             kernel::noc::greeting::poll();
-            monitor.poll(&boot);
         },
     );
     unreachable!("the scheduler loop never ends")

@@ -1,0 +1,60 @@
+//! `migrate` and `migration_stats`: the user-facing triggers of the migration daemon.
+
+use abi::{ClusterId, Errno, Pid};
+
+use super::{Call, Outcome};
+use crate::migstats::{self, RECORD_LEN};
+use crate::process::memory;
+use crate::process::{MigrationRequest, Table};
+
+/// `migrate(pid, cluster)`: a process may move itself or one of its children.
+///
+/// Moving itself, the calling thread gives up the CPU; its call returns 0 on the destination,
+/// or the error here (the process then keeps running here, unchanged). Moving a child returns
+/// 0 once the request is queued; the child carries on either way.
+pub fn migrate(table: &mut Table, call: &Call) -> Outcome {
+    let Some(target) = Pid::from_arg(call.args[0]) else {
+        return Outcome::Return(Err(Errno::EINVAL));
+    };
+    let destination = call.args[1];
+    if destination >= crate::cluster_count() as u64 || destination == table.cluster.0 as u64 {
+        return Outcome::Return(Err(Errno::EINVAL));
+    }
+    let destination = ClusterId(destination as u16);
+    let Some(process) = table
+        .processes
+        .get(&target)
+        .filter(|_| table.is_alive(target))
+    else {
+        return Outcome::Return(Err(Errno::ESRCH));
+    };
+    if target != call.pid && process.uarea.header.parent != Some(call.pid) {
+        return Outcome::Return(Err(Errno::EPERM));
+    }
+    let caller = (target == call.pid).then_some((call.pid, call.tid));
+    table.migration_requests.push_back(MigrationRequest {
+        pid: target,
+        destination,
+        caller,
+    });
+    if caller.is_some() {
+        Outcome::Yield
+    } else {
+        Outcome::Return(Ok(0))
+    }
+}
+
+/// `migration_stats(buf, len)`: the most recent records, 64 bytes each; returns how many there
+/// are in all.
+pub fn stats(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [buffer, len, ..] = call.args;
+    let records = migstats::recent();
+    let fit = (len as usize / RECORD_LEN).min(records.len());
+    let mut bytes = alloc::vec::Vec::with_capacity(fit * RECORD_LEN);
+    for record in &records[records.len() - fit..] {
+        bytes.extend_from_slice(&record.encode());
+    }
+    let process = call.process(table)?;
+    memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
+    Ok(records.len())
+}

@@ -1,0 +1,147 @@
+//! The daemons' messages: one 120-byte mailbox payload each, fixed little-endian layout.
+//!
+//! ```text
+//!  0      kind
+//!  1..4   reserved (0)
+//!  4..8   sequence (matches a reply to its request)
+//!  8..    kind-specific fields
+//! ```
+//! Every message is decoded with checks; an unknown kind or bad field is dropped and counted.
+
+use abi::{ClusterId, Pid};
+use uarea::image::{Manifest, MANIFEST_LEN};
+
+/// Payload length of a mailbox message.
+pub const PAYLOAD: usize = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// Source → destination: here is a process, shall I send it?
+    Offer { sequence: u32, manifest: Manifest },
+    /// Destination → source: yes; the portal is allowed.
+    Accept { sequence: u32 },
+    /// Destination → source: no (busy, no memory, pid exists, refusing).
+    Refuse { sequence: u32, reason: u32 },
+    /// Source → destination: the whole body was sent; its CRC.
+    Done { sequence: u32, crc: u32 },
+    /// Destination → source: the process runs here now.
+    Committed { sequence: u32 },
+    /// Destination → source: the image was bad or could not be restored.
+    Failed { sequence: u32, reason: u32 },
+    /// Host → birth cluster: `pid` now lives on `cluster`.
+    Located { pid: Pid, cluster: ClusterId },
+    /// Host → birth cluster: `pid` exited with `code`.
+    Exited { pid: Pid, code: i32 },
+    /// Anyone → the cluster that should act: move `pid` to `destination`.
+    MigrateRequest { pid: Pid, destination: ClusterId },
+}
+
+/// Why a destination declined or failed (the `reason` field).
+pub mod reason {
+    pub const BUSY: u32 = 1;
+    pub const NO_MEMORY: u32 = 2;
+    pub const EXISTS: u32 = 3;
+    pub const REFUSING: u32 = 4;
+    pub const BAD_IMAGE: u32 = 5;
+    pub const TIMEOUT: u32 = 6;
+}
+
+const OFFER: u8 = 1;
+const ACCEPT: u8 = 2;
+const REFUSE: u8 = 3;
+const DONE: u8 = 4;
+const COMMITTED: u8 = 5;
+const FAILED: u8 = 6;
+const LOCATED: u8 = 7;
+const EXITED: u8 = 8;
+const MIGRATE_REQUEST: u8 = 9;
+
+impl Message {
+    pub fn encode(&self) -> [u8; PAYLOAD] {
+        let mut out = [0u8; PAYLOAD];
+        let (kind, sequence) = match *self {
+            Message::Offer { sequence, manifest } => {
+                out[8..8 + MANIFEST_LEN].copy_from_slice(&manifest.encode());
+                (OFFER, sequence)
+            }
+            Message::Accept { sequence } => (ACCEPT, sequence),
+            Message::Refuse { sequence, reason } | Message::Failed { sequence, reason } => {
+                out[8..12].copy_from_slice(&reason.to_le_bytes());
+                (
+                    if matches!(self, Message::Refuse { .. }) {
+                        REFUSE
+                    } else {
+                        FAILED
+                    },
+                    sequence,
+                )
+            }
+            Message::Done { sequence, crc } => {
+                out[8..12].copy_from_slice(&crc.to_le_bytes());
+                (DONE, sequence)
+            }
+            Message::Committed { sequence } => (COMMITTED, sequence),
+            Message::Located { pid, cluster } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                out[12..14].copy_from_slice(&cluster.0.to_le_bytes());
+                (LOCATED, 0)
+            }
+            Message::Exited { pid, code } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                out[12..16].copy_from_slice(&code.to_le_bytes());
+                (EXITED, 0)
+            }
+            Message::MigrateRequest { pid, destination } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                out[12..14].copy_from_slice(&destination.0.to_le_bytes());
+                (MIGRATE_REQUEST, 0)
+            }
+        };
+        out[0] = kind;
+        out[4..8].copy_from_slice(&sequence.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8; PAYLOAD]) -> Option<Message> {
+        let u32_at =
+            |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
+        if bytes[1..4] != [0, 0, 0] {
+            return None;
+        }
+        let sequence = u32_at(4);
+        Some(match bytes[0] {
+            OFFER => Message::Offer {
+                sequence,
+                manifest: Manifest::decode(&bytes[8..8 + MANIFEST_LEN]).ok()?,
+            },
+            ACCEPT => Message::Accept { sequence },
+            REFUSE => Message::Refuse {
+                sequence,
+                reason: u32_at(8),
+            },
+            DONE => Message::Done {
+                sequence,
+                crc: u32_at(8),
+            },
+            COMMITTED => Message::Committed { sequence },
+            FAILED => Message::Failed {
+                sequence,
+                reason: u32_at(8),
+            },
+            LOCATED => Message::Located {
+                pid: Pid::from_raw(u32_at(8))?,
+                cluster: ClusterId(u16_at(12)),
+            },
+            EXITED => Message::Exited {
+                pid: Pid::from_raw(u32_at(8))?,
+                code: u32_at(12) as i32,
+            },
+            MIGRATE_REQUEST => Message::MigrateRequest {
+                pid: Pid::from_raw(u32_at(8))?,
+                destination: ClusterId(u16_at(12)),
+            },
+            _ => return None,
+        })
+    }
+}
