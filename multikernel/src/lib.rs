@@ -71,7 +71,8 @@ pub fn location(pid: Pid) -> Option<ClusterId> {
     with_daemon(|d| d.location(pid)).flatten()
 }
 
-/// Switches refusing incoming migrations on or off (tests of the failure path).
-pub fn set_refusing(refusing: bool) {
-    with_daemon(|d| d.refusing = refusing);
+/// Makes `cluster` refuse (or accept again) incoming migrations: draining a cluster, and
+/// the tests of the refusal path.
+pub fn set_refusing(cluster: ClusterId, refusing: bool) {
+    with_daemon(|d| d.set_refusing_on(cluster, refusing));
 }

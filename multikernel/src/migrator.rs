@@ -120,6 +120,15 @@ impl Daemon {
         }
     }
 
+    /// Tells `cluster`'s daemon to refuse (or accept again) incoming migrations.
+    pub fn set_refusing_on(&mut self, cluster: ClusterId, on: bool) {
+        if cluster == here() {
+            self.refusing = on;
+        } else {
+            self.send(cluster, Message::SetRefusing { on });
+        }
+    }
+
     /// Asks for `pid` to move to `destination`, wherever it lives now.
     pub fn request(&mut self, table: &Table, request: MigrationRequest) {
         let pid = request.pid;
@@ -229,6 +238,7 @@ impl Daemon {
                 self.locations.remove(&pid);
                 with_table(|table| table.record_remote_exit(pid, code));
             }
+            Message::SetRefusing { on } => self.refusing = on,
             Message::MigrateRequest { pid, destination } => {
                 with_table(|table| {
                     self.request(

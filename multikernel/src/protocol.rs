@@ -34,6 +34,8 @@ pub enum Message {
     Exited { pid: Pid, code: i32 },
     /// Anyone → the cluster that should act: move `pid` to `destination`.
     MigrateRequest { pid: Pid, destination: ClusterId },
+    /// Administration: refuse (or accept again) incoming migrations — a cluster being drained.
+    SetRefusing { on: bool },
 }
 
 /// Why a destination declined or failed (the `reason` field).
@@ -55,6 +57,7 @@ const FAILED: u8 = 6;
 const LOCATED: u8 = 7;
 const EXITED: u8 = 8;
 const MIGRATE_REQUEST: u8 = 9;
+const SET_REFUSING: u8 = 10;
 
 impl Message {
     pub fn encode(&self) -> [u8; PAYLOAD] {
@@ -95,6 +98,10 @@ impl Message {
                 out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
                 out[12..14].copy_from_slice(&destination.0.to_le_bytes());
                 (MIGRATE_REQUEST, 0)
+            }
+            Message::SetRefusing { on } => {
+                out[8] = on as u8;
+                (SET_REFUSING, 0)
             }
         };
         out[0] = kind;
@@ -141,6 +148,7 @@ impl Message {
                 pid: Pid::from_raw(u32_at(8))?,
                 destination: ClusterId(u16_at(12)),
             },
+            SET_REFUSING if bytes[8] <= 1 => Message::SetRefusing { on: bytes[8] == 1 },
             _ => return None,
         })
     }

@@ -103,6 +103,11 @@ const SUITES: &[KernelSuite] = &[
         expect: Expect::Pass,
         clusters: 16,
     },
+    KernelSuite {
+        name: "migration",
+        expect: Expect::Pass,
+        clusters: 4,
+    },
 ];
 
 #[derive(Default)]

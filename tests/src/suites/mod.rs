@@ -11,6 +11,7 @@ pub mod fatal;
 pub mod frames;
 pub mod heap;
 pub mod migration;
+pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
 pub mod paging;
@@ -30,38 +31,52 @@ pub static SUITES: &[Suite] = &[
             paging::TESTS,
             timer::TESTS,
         ],
+        serving: None,
     },
     Suite {
         name: "process",
         tests: &[process::TESTS],
+        serving: None,
     },
     Suite {
         name: "migration_local",
         tests: &[migration::TESTS],
+        serving: None,
+    },
+    Suite {
+        name: "migration",
+        tests: &[migration_noc::DRIVER],
+        serving: Some(&[migration_noc::SERVING]),
     },
     Suite {
         name: "bench_kernel",
         tests: &[bench::TESTS],
+        serving: None,
     },
     Suite {
         name: "double_fault",
         tests: &[fatal::DOUBLE_FAULT],
+        serving: None,
     },
     Suite {
         name: "panic",
         tests: &[fatal::PANIC],
+        serving: None,
     },
     // Multi-cluster suites: booted on several clusters at once (`clusters=N`).
     Suite {
         name: "noc",
         tests: &[noc::TESTS],
+        serving: None,
     },
     Suite {
         name: "noc_sync",
         tests: &[noc::SYNC_TESTS],
+        serving: None,
     },
     Suite {
         name: "noc_bench",
         tests: &[noc_bench::TESTS],
+        serving: None,
     },
 ];

@@ -81,3 +81,9 @@ pub fn info() -> Option<ProcessInfo> {
 pub fn migrations() -> u32 {
     info().map_or(0, |r| r.migrations)
 }
+
+/// Moves process `pid` (yourself, or one of your children) to `cluster`. Moving yourself,
+/// this returns on the new cluster (or with the error here, where you keep running).
+pub fn migrate(pid: Pid, cluster: ClusterId) -> Result<(), Errno> {
+    call(Syscall::Migrate, &[pid.raw() as u64, cluster.0 as u64]).map(|_| ())
+}

@@ -30,6 +30,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         "recursion" => recursion(2000, moves) == 2000 * 2001 / 2,
         "heap64" => heap64(moves),
         "busy" => busy(moves),
+        "selfmove" => selfmove(moves as u16),
         other => {
             println!("unknown case {other}");
             false
@@ -234,4 +235,16 @@ fn busy(moves: u32) -> bool {
     wait_for_moves(moves);
     STOP.store(true, Ordering::Relaxed);
     worker.join() == Ok(true)
+}
+
+/// The process moves itself to cluster `to` with `migrate` and checks where it woke up.
+fn selfmove(to: u16) -> bool {
+    let data: Vec<u64> = (0..10_000).map(|i| pattern(i, 9)).collect();
+    let from = ulib::process::cluster_id().0;
+    println!("ready (cluster {from})");
+    let result = ulib::process::migrate(ulib::process::getpid(), ulib::ClusterId(to));
+    let now = ulib::process::cluster_id().0;
+    println!("migrate returned {result:?}; now on cluster {now}");
+    result.is_ok() && now == to && ulib::process::migrations() >= 1
+        && data.iter().enumerate().all(|(i, v)| *v == pattern(i, 9))
 }

@@ -1,0 +1,277 @@
+//! Migration between clusters over the NoC (4 clusters, one boot). Cluster 0 drives every
+//! case: it spawns a `zdtm` program, asks the migration daemons to move it (its home keeps
+//! track of where it is), and waits for the program's own verdict — its exit code, reported
+//! home from whichever cluster it ends on. The other clusters serve: they run what arrives
+//! until cluster 0 says the suite is over, then check nothing was left frozen.
+
+use abi::{ClusterId, Pid};
+use alloc::string::String;
+use kernel::noc::{self, sync};
+use kernel::process::{scheduler, with_table};
+use migration::MigrationError;
+
+use crate::{ensure, ensure_eq, tests};
+
+pub const DRIVER: &[crate::framework::Test] = tests![
+    all_clusters_joined,
+    memory_moves_to_a_neighbour,
+    threads_there_and_back,
+    chain_through_every_cluster,
+    thread_blocked_in_sleep,
+    thread_blocked_in_futex_wait,
+    main_thread_blocked_in_join,
+    sse_registers_live,
+    deep_recursion,
+    busy_thread_mid_computation,
+    process_migrates_itself,
+    hundred_back_and_forth,
+    heap_of_64_mib,
+    destination_refuses,
+    corrupted_transfer_leaves_the_process_at_home,
+    release_the_other_clusters,
+];
+
+pub const SERVING: &[crate::framework::Test] = tests![
+    all_clusters_joined,
+    serve_until_the_driver_is_done,
+    nothing_left_frozen
+];
+
+const TIMEOUT_NS: u64 = 150_000_000_000;
+const RELEASE_PORT: u16 = 0x7100;
+
+fn run_until(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = hal::clock::now_ns() + TIMEOUT_NS;
+    scheduler::run_until(|| done() || hal::clock::now_ns() > deadline, || {});
+    if done() {
+        Ok(())
+    } else {
+        Err(alloc::format!("timed out waiting for {what}"))
+    }
+}
+
+fn all_nodes() -> alloc::vec::Vec<hal::noc::ClusterId> {
+    (0..noc::cluster_count()).map(hal::noc::ClusterId).collect()
+}
+
+fn all_clusters_joined() -> Result<(), String> {
+    ensure!(
+        noc::cluster_count() >= 4,
+        "needs 4 clusters, have {}",
+        noc::cluster_count()
+    );
+    run_until("every cluster to join", noc::all_joined)
+}
+
+fn spawn_case(case: &str, moves: u32) -> Result<Pid, String> {
+    let moves = alloc::format!("{moves}");
+    let pid = with_table(|t| t.spawn("zdtm", &[case, &moves], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    run_until("the case to be ready", || {
+        kernel::process::console_history(Some(pid))
+            .iter()
+            .any(|l| l.starts_with("ready"))
+    })?;
+    Ok(pid)
+}
+
+/// Moves `pid` to `to` and waits until its home knows it arrived.
+fn move_to(pid: Pid, to: u16) -> Result<(), String> {
+    let here = noc::cluster().0;
+    multikernel::request_migration(pid, ClusterId(to));
+    if to == here {
+        run_until("the process to come home", || {
+            with_table(|t| t.processes.contains_key(&pid)) && multikernel::location(pid).is_none()
+        })
+    } else {
+        run_until("the migration", || {
+            multikernel::location(pid) == Some(ClusterId(to))
+                || matches!(multikernel::outcome(pid), Some(Err(_)))
+        })?;
+        match multikernel::outcome(pid) {
+            Some(Err(error)) if multikernel::location(pid) != Some(ClusterId(to)) => {
+                Err(alloc::format!("migration to c{to} failed: {error:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn exit_code(pid: Pid) -> Result<i32, String> {
+    run_until("the case to exit", || {
+        with_table(|t| t.orphan_exit_code(pid)).is_some()
+    })?;
+    with_table(|t| t.orphan_exit_code(pid)).ok_or_else(|| "no exit code".into())
+}
+
+/// Spawns a case, moves it along `path`, and expects its own check to pass.
+fn case(name: &str, path: &[u16]) -> Result<(), String> {
+    let pid = spawn_case(name, path.len() as u32)?;
+    for &to in path {
+        move_to(pid, to)?;
+    }
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn memory_moves_to_a_neighbour() -> Result<(), String> {
+    case("memory", &[1])
+}
+
+fn threads_there_and_back() -> Result<(), String> {
+    case("threads", &[1, 0])
+}
+
+fn chain_through_every_cluster() -> Result<(), String> {
+    let path: alloc::vec::Vec<u16> = (1..noc::cluster_count()).collect();
+    case("memory", &path)
+}
+
+fn thread_blocked_in_sleep() -> Result<(), String> {
+    case("sleep", &[2])
+}
+
+fn thread_blocked_in_futex_wait() -> Result<(), String> {
+    case("futex", &[3])
+}
+
+fn main_thread_blocked_in_join() -> Result<(), String> {
+    case("join", &[1])
+}
+
+fn sse_registers_live() -> Result<(), String> {
+    case("fpu", &[2, 3])
+}
+
+fn deep_recursion() -> Result<(), String> {
+    case("recursion", &[3])
+}
+
+fn busy_thread_mid_computation() -> Result<(), String> {
+    case("busy", &[1])
+}
+
+fn process_migrates_itself() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("zdtm", &["selfmove", "3"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    ensure_eq!(multikernel::location(pid), None);
+    Ok(())
+}
+
+fn hundred_back_and_forth() -> Result<(), String> {
+    let path: alloc::vec::Vec<u16> = (0..100).map(|i| if i % 2 == 0 { 1 } else { 0 }).collect();
+    case("threads", &path)
+}
+
+fn heap_of_64_mib() -> Result<(), String> {
+    let pid = spawn_case("heap64", 1)?;
+    move_to(pid, 1)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    if let Some(record) = kernel::migstats::recent()
+        .iter()
+        .rev()
+        .find(|r| r.pid == pid)
+    {
+        hal::println!(
+            "    (64 MiB over the NoC: {} pages, {} ms total)",
+            record.pages,
+            record.total_ns / 1_000_000
+        );
+    }
+    Ok(())
+}
+
+fn destination_refuses() -> Result<(), String> {
+    let pid = spawn_case("memory", 1)?;
+    multikernel::set_refusing(ClusterId(2), true);
+    multikernel::request_migration(pid, ClusterId(2));
+    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
+    let outcome = multikernel::outcome(pid);
+    multikernel::set_refusing(ClusterId(2), false);
+    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
+    ensure!(
+        with_table(|t| t.is_alive(pid)),
+        "the process died after a refused migration"
+    );
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    // It still works, and can still move.
+    move_to(pid, 2)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn corrupted_transfer_leaves_the_process_at_home() -> Result<(), String> {
+    let pid = spawn_case("memory", 1)?;
+    // The router damages the next message to cluster 1 (after its checksum), as a flaky link
+    // would: cluster 1 drops the offer, the source hears nothing, gives up after its stall
+    // timeout (20 s) and thaws the process.
+    let request = hal::noc::Header::new(
+        hal::noc::Kind::Control,
+        hal::noc::ClusterId(0),
+        hal::noc::ClusterId::ROUTER,
+        hal::noc::PortId(0),
+        0,
+    );
+    kernel::noc::retry(TIMEOUT_NS, || {
+        hal::noc::send(request, b"corrupt 1 1").map_err(kernel::noc::NocError::from)
+    })
+    .map_err(|e| alloc::format!("arming the fault: {e:?}"))?;
+    multikernel::request_migration(pid, ClusterId(1));
+    run_until("the failed migration", || {
+        multikernel::outcome(pid).is_some()
+    })?;
+    let outcome = multikernel::outcome(pid);
+    ensure!(
+        matches!(outcome, Some(Err(_))),
+        "a corrupted transfer succeeded: {outcome:?}"
+    );
+    ensure!(
+        with_table(|t| t.is_alive(pid)),
+        "the process is gone after a failed migration"
+    );
+    ensure_eq!(multikernel::location(pid), None);
+    // Nothing lost: it moves fine afterwards and its memory checks out.
+    move_to(pid, 1)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn release_the_other_clusters() -> Result<(), String> {
+    let nodes = all_nodes();
+    let release = sync::open(
+        hal::noc::PortId(RELEASE_PORT),
+        &nodes,
+        sync::SyncMode::OneToAll,
+    )
+    .map_err(|e| alloc::format!("{e:?}"))?;
+    kernel::noc::retry(TIMEOUT_NS, || sync::signal(&release)).map_err(|e| alloc::format!("{e:?}"))
+}
+
+fn serve_until_the_driver_is_done() -> Result<(), String> {
+    let nodes = all_nodes();
+    let release = sync::create(
+        hal::noc::PortId(RELEASE_PORT),
+        &nodes,
+        sync::SyncMode::OneToAll,
+    )
+    .map_err(|e| alloc::format!("{e:?}"))?;
+    // Long: the driver runs every case first.
+    let deadline = hal::clock::now_ns() + 20 * TIMEOUT_NS;
+    scheduler::run_until(
+        || sync::try_wait(&release).is_ok() || hal::clock::now_ns() > deadline,
+        || {},
+    );
+    ensure!(
+        hal::clock::now_ns() <= deadline,
+        "the driver never finished"
+    );
+    Ok(())
+}
+
+fn nothing_left_frozen() -> Result<(), String> {
+    let frozen = with_table(|t| t.processes.values().filter(|p| p.uarea.is_frozen()).count());
+    ensure_eq!(frozen, 0);
+    Ok(())
+}
