@@ -7,48 +7,25 @@
 
 const POLY: u32 = 0xEDB8_8320;
 
-const fn make_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-static TABLE: [u32; 256] = make_table();
-
 /// Running CRC-32 state: `Crc32::new().update(a).update(b).finish()` equals
-/// `crc32(a ++ b)`.
-#[derive(Clone, Copy, Debug)]
-pub struct Crc32(u32);
+/// `crc32(a ++ b)`. Backed by `crc32fast` (slicing-by-16 in `no_std`), the same CRC the
+/// UArea and migration images use.
+#[derive(Clone, Debug)]
+pub struct Crc32(crc32fast::Hasher);
 
 impl Crc32 {
-    pub const fn new() -> Self {
-        Crc32(0xFFFF_FFFF)
+    pub fn new() -> Self {
+        Crc32(crc32fast::Hasher::new())
     }
 
     #[must_use]
     pub fn update(mut self, bytes: &[u8]) -> Self {
-        for &b in bytes {
-            self.0 = TABLE[((self.0 ^ b as u32) & 0xFF) as usize] ^ (self.0 >> 8);
-        }
+        self.0.update(bytes);
         self
     }
 
-    pub const fn finish(self) -> u32 {
-        !self.0
+    pub fn finish(self) -> u32 {
+        self.0.finalize()
     }
 }
 
@@ -60,7 +37,7 @@ impl Default for Crc32 {
 
 /// CRC-32 of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    Crc32::new().update(bytes).finish()
+    crc32fast::hash(bytes)
 }
 
 #[cfg(test)]

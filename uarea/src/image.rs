@@ -153,7 +153,7 @@ impl ImageCrc {
     }
     /// The CRC of everything added so far (more may follow).
     pub fn value(&self) -> u32 {
-        self.0.finish()
+        self.0.clone().finish()
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Target {
     Noc,
     /// Kernel micro-benchmarks (syscall, threads, switch, page fault, spawn) and UArea sizes.
     Kernel,
+    /// Stop-and-copy migration of the Nanvix reference process and of mgs 500..1250.
+    Migration,
 }
 
 /// Options of `cargo xtask bench`.
@@ -44,8 +46,12 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<i32> {
-    if let Target::Kernel = args.target {
-        return crate::bench_kernel::bench_kernel(args.accel, args.json.as_deref()).map(|_| 0);
+    match args.target {
+        Target::Kernel => {
+            return crate::bench_kernel::bench_kernel(args.accel, args.json.as_deref()).map(|_| 0)
+        }
+        Target::Migration => return bench_migration(args),
+        Target::Noc => {}
     }
     if args.clusters < 2 {
         bail!("the NoC benchmark needs at least 2 clusters");
@@ -124,6 +130,111 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
     println!("{json}");
     if let Some(path) = &args.json {
         std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("xtask: wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+/// `bench migration`: two clusters, the `bench_migration` suite, `MIGBENCH` lines → JSON.
+fn bench_migration(args: &BenchArgs) -> Result<i32> {
+    qemu::ensure_installed()?;
+    let image = image::build_image(Kernel::Tests, false)?;
+    let cmdline = |_k: usize| "suite=bench_migration".to_string();
+    let model = NocModel {
+        hop_latency_ns: args.hop_latency_ns,
+        link_mbps: args.link_mbps,
+    };
+    let spec = cluster::Spec {
+        name: "bench-migration",
+        clusters: 2,
+        image: &image,
+        accel: args.accel,
+        cmdline: &cmdline,
+        guest_faults: false,
+        model: model.clone(),
+        interactive: false,
+        show: |line| line.starts_with("MIGBENCH") || line.starts_with("test "),
+    };
+    eprintln!("xtask: migrating the reference process and mgs 500..1250 (a few minutes under TCG)");
+    let machine = cluster::start(&spec)?;
+    let logs = machine.logs.clone();
+    let outcome = machine.wait(Some(Instant::now() + Duration::from_secs(args.timeout)))?;
+    let console = outcome.consoles.first().context("no cluster 0 console")?;
+    let mut runs = Vec::new();
+    for line in console.lines() {
+        let line = &line[line.find("MIGBENCH").unwrap_or(line.len())..];
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["MIGBENCH", strategy, app, bytes, prep, down, resume, total, pages] =
+            words.as_slice()
+        {
+            runs.push(serde_json::json!({
+                "strategy": strategy,
+                "app": app,
+                "size_bytes": bytes.parse::<u64>()?,
+                "preparation_us": prep.parse::<u64>()?,
+                "downtime_us": down.parse::<u64>()?,
+                "resume_us": resume.parse::<u64>()?,
+                "total_us": total.parse::<u64>()?,
+                "pages_transferred": pages.parse::<u64>()?,
+            }));
+        }
+    }
+    if runs.is_empty() || !outcome.exits.iter().all(|e| *e == Some(qemu::EXIT_SUCCESS)) {
+        bail!(
+            "the benchmark did not complete (exits {:?}); see {}",
+            outcome.exits,
+            logs[0].display()
+        );
+    }
+    // Medians per app, for the summary table.
+    let mut apps: Vec<String> = Vec::new();
+    for run in &runs {
+        let app = run["app"].as_str().unwrap_or("?").to_string();
+        if !apps.contains(&app) {
+            apps.push(app);
+        }
+    }
+    println!(
+        "{:<22} {:>12} {:>6} {:>14} {:>14}",
+        "app", "bytes", "runs", "median total us", "median downtime us"
+    );
+    let mut summary = Vec::new();
+    for app in &apps {
+        let mine: Vec<&serde_json::Value> =
+            runs.iter().filter(|r| r["app"] == app.as_str()).collect();
+        let median = |key: &str| {
+            let mut values: Vec<u64> = mine.iter().filter_map(|r| r[key].as_u64()).collect();
+            values.sort_unstable();
+            values.get(values.len() / 2).copied().unwrap_or(0)
+        };
+        println!(
+            "{app:<22} {:>12} {:>6} {:>14} {:>14}",
+            mine[0]["size_bytes"],
+            mine.len(),
+            median("total_us"),
+            median("downtime_us")
+        );
+        summary.push(serde_json::json!({
+            "app": app,
+            "size_bytes": mine[0]["size_bytes"],
+            "median_total_us": median("total_us"),
+            "median_downtime_us": median("downtime_us"),
+        }));
+    }
+    let report = serde_json::json!({
+        "accel": args.accel.name(),
+        "clusters": 2,
+        "model": { "hop_latency_ns": model.hop_latency_ns, "link_mbps": model.link_mbps },
+        "runs": runs,
+        "summary": summary,
+        "reference": {
+            "nanvix_352_8KB_ms": 226,
+            "gobelins_full_copy_ms": { "mgs-500": 206, "mgs-750": 240, "mgs-1000": 283, "mgs-1250": 320 },
+        },
+    });
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("xtask: wrote {}", path.display());
     }

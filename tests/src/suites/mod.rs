@@ -5,6 +5,7 @@
 //! says why — the proof that a fatal kernel error never hangs or triple-faults.
 
 pub mod bench;
+pub mod bench_migration;
 pub mod boot;
 pub mod exceptions;
 pub mod fatal;
@@ -52,6 +53,11 @@ pub static SUITES: &[Suite] = &[
         name: "bench_kernel",
         tests: &[bench::TESTS],
         serving: None,
+    },
+    Suite {
+        name: "bench_migration",
+        tests: &[bench_migration::DRIVER],
+        serving: Some(&[bench_migration::SERVING]),
     },
     Suite {
         name: "double_fault",
