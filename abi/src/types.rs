@@ -7,8 +7,9 @@ use crate::ids::{ClusterId, Pid};
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-/// Payload bytes of one mailbox message (Nanvix: 120-byte payload + header).
-pub const MAILBOX_PAYLOAD_SIZE: usize = 120;
+/// Most bytes of one user mailbox message. A NoC mailbox message carries 120 bytes (Nanvix);
+/// the kernel's port header (destination pid and port, length) takes 8 of them.
+pub const MAILBOX_PAYLOAD_SIZE: usize = 112;
 
 /// Largest single portal transfer (Nanvix HAL: 1 MiB).
 pub const PORTAL_MAX_TRANSFER: usize = 1 << 20;

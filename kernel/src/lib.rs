@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod elf;
+pub mod ipc;
 pub mod migstats;
 pub mod monitor;
 pub mod noc;

@@ -63,6 +63,14 @@ struct Incoming {
 /// The daemon's state.
 pub struct Daemon {
     mailbox: mailbox::Mailbox,
+    /// User mail arriving for processes that may have moved on.
+    user_mail: mailbox::Mailbox,
+    /// Where processes that left this cluster went (messages for them follow).
+    forward: BTreeMap<Pid, ClusterId>,
+    /// User mail waiting for room on the NoC.
+    mail_backlog: VecDeque<(ClusterId, kernel::ipc::Mail)>,
+    /// User mail for processes nobody knows.
+    pub mail_dropped: u64,
     image_portal: portal::Portal,
     next_sequence: u32,
     queue: VecDeque<MigrationRequest>,
@@ -84,6 +92,10 @@ impl Daemon {
     pub fn new() -> Result<Daemon, NocError> {
         Ok(Daemon {
             mailbox: mailbox::create(DAEMON_PORT)?,
+            user_mail: mailbox::create(kernel::ipc::USER_MAIL_PORT)?,
+            forward: BTreeMap::new(),
+            mail_backlog: VecDeque::new(),
+            mail_dropped: 0,
             image_portal: portal::create(IMAGE_PORT)?,
             next_sequence: 1,
             queue: VecDeque::new(),
@@ -182,6 +194,7 @@ impl Daemon {
                 self.send(pid.birth_cluster(), Message::Exited { pid, code });
             }
         });
+        self.route_user_mail();
         self.receive_image_data();
         while let Ok(message) = mailbox::try_read(&self.mailbox) {
             match Message::decode(&message.payload) {
@@ -251,6 +264,72 @@ impl Daemon {
                     )
                 });
             }
+        }
+    }
+
+    // ---- user mail: deliver here, or forward to where the process lives now ----
+
+    fn route_user_mail(&mut self) {
+        // Room may have appeared on the NoC: writers blocked on a full ring try again.
+        with_table(|table| {
+            let blocked: alloc::vec::Vec<(Pid, abi::Tid)> = table
+                .processes
+                .iter()
+                .flat_map(|(pid, p)| {
+                    p.uarea.threads.iter().filter_map(move |t| {
+                        matches!(
+                            t.state,
+                            uarea::ThreadState::Blocked(uarea::BlockReason::MailboxWrite { .. })
+                        )
+                        .then_some((*pid, t.tid))
+                    })
+                })
+                .collect();
+            for (pid, tid) in blocked {
+                table.restart_blocked(pid, tid);
+            }
+        });
+        while let Some((to, mail)) = self.mail_backlog.pop_front() {
+            if kernel::ipc::send_to(to, &mail).is_err() {
+                self.mail_backlog.push_front((to, mail));
+                break;
+            }
+        }
+        while let Ok(message) = mailbox::try_read(&self.user_mail) {
+            let Some(mail) = kernel::ipc::Mail::decode(&message.payload) else {
+                self.mail_dropped += 1;
+                continue;
+            };
+            self.route(mail);
+        }
+    }
+
+    fn route(&mut self, mail: kernel::ipc::Mail) {
+        let pid = mail.pid;
+        let next_hop = with_table(|table| {
+            if table.processes.contains_key(&pid) {
+                kernel::ipc::deliver_local(table, mail.clone());
+                return None;
+            }
+            self.forward
+                .get(&pid)
+                .or_else(|| self.locations.get(&pid))
+                .copied()
+        });
+        match next_hop {
+            Some(cluster) if cluster != here() => self.forward_mail(cluster, mail),
+            Some(_) => {}
+            None => {
+                if !with_table(|t| t.processes.contains_key(&pid)) {
+                    self.mail_dropped += 1;
+                }
+            }
+        }
+    }
+
+    fn forward_mail(&mut self, to: ClusterId, mail: kernel::ipc::Mail) {
+        if !self.mail_backlog.is_empty() || kernel::ipc::send_to(to, &mail).is_err() {
+            self.mail_backlog.push_back((to, mail));
         }
     }
 
@@ -357,6 +436,7 @@ impl Daemon {
             match with_table(|table| incoming.restorer.finish(table, crc)) {
                 Ok(pid) => {
                     log::info!("process {pid} arrived from c{}", source.0);
+                    self.forward.remove(&pid);
                     if pid.birth_cluster() == here() {
                         self.locations.remove(&pid);
                     }
@@ -550,6 +630,11 @@ impl Daemon {
         let pid = out.request.pid;
         let destination = out.request.destination;
         with_table(|table| drop(table.remove_migrated(pid)));
+        // Messages that arrived while it was frozen follow it, and so will later ones.
+        self.forward.insert(pid, destination);
+        for mail in kernel::ipc::drain(pid) {
+            self.forward_mail(destination, mail);
+        }
         let now = hal::clock::now_ns();
         let manifest = out.snapshot.manifest;
         migstats::record(Record {

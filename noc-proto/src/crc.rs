@@ -5,8 +5,6 @@
 //! peer) damaged. The table is built at compile time by a `const fn`, so the
 //! crate needs no dependency and no runtime initialisation in the guest.
 
-const POLY: u32 = 0xEDB8_8320;
-
 /// Running CRC-32 state: `Crc32::new().update(a).update(b).finish()` equals
 /// `crc32(a ++ b)`. Backed by `crc32fast` (slicing-by-16 in `no_std`), the same CRC the
 /// UArea and migration images use.

@@ -295,6 +295,8 @@ impl Table {
         process.uarea.exit.joiners.clear();
         // Free the memory now; the zombie keeps only its UArea.
         process.space.clear_user_half();
+        process.uarea.endpoints.clear();
+        crate::ipc::discard(pid, None);
         process.uarea.memory.segments.clear();
         self.ready.retain(|p| *p != pid);
         if self.current.is_some_and(|(p, _)| p == pid) {

@@ -6,6 +6,7 @@
 //! process's segments (`EFAULT`), descriptors against its tables (`EBADF`), sizes against the
 //! ABI's limits (`EINVAL`), and an unknown number is `ENOSYS`.
 
+mod mailbox;
 mod migrate;
 mod process;
 mod thread;
@@ -100,6 +101,11 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         Sleep => thread::sleep(call),
         FutexWait => thread::futex_wait(table, call),
         FutexWake => Outcome::Return(thread::futex_wake(table, call)),
+        MailboxCreate => Outcome::Return(mailbox::create(table, call)),
+        MailboxOpen => Outcome::Return(mailbox::open(table, call)),
+        MailboxRead => mailbox::read(table, call),
+        MailboxWrite => mailbox::write(table, call),
+        MailboxClose => Outcome::Return(mailbox::close(table, call)),
         Migrate => migrate::migrate(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
         _ => Outcome::Return(Err(Errno::ENOSYS)),

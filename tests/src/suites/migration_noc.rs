@@ -55,7 +55,11 @@ fn all_nodes() -> alloc::vec::Vec<hal::noc::ClusterId> {
 }
 
 pub fn all_clusters_joined() -> Result<(), String> {
-    ensure!(noc::cluster_count() >= 2, "needs 2 clusters or more, have {}", noc::cluster_count());
+    ensure!(
+        noc::cluster_count() >= 2,
+        "needs 2 clusters or more, have {}",
+        noc::cluster_count()
+    );
     run_until("every cluster to join", noc::all_joined)
 }
 

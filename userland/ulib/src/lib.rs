@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod heap;
 pub mod io;
+pub mod mailbox;
 pub mod process;
 pub mod raw;
 pub mod rt;

@@ -1,0 +1,181 @@
+//! Mailbox calls: fixed-size messages between processes, addressed by `(pid, port)`.
+
+use abi::{Errno, Pid, PortId, MAILBOX_PAYLOAD_SIZE};
+use uarea::{BlockReason, Endpoint, EndpointFlags, EndpointKind, Peer, Role};
+
+use super::{Call, Outcome};
+use crate::ipc::{self, Mail};
+use crate::process::{memory, Table};
+
+fn port(arg: u64) -> Result<PortId, Errno> {
+    u16::try_from(arg).map(PortId).map_err(|_| Errno::EINVAL)
+}
+
+fn add_endpoint(
+    table: &mut Table,
+    call: &Call,
+    role: Role,
+    local_port: PortId,
+    peer: Peer,
+) -> Result<usize, Errno> {
+    let process = call.process(table)?;
+    let endpoints = &mut process.uarea.endpoints;
+    if endpoints.len() >= uarea::MAX_ENDPOINTS {
+        return Err(Errno::ENOSPC);
+    }
+    let descriptor = endpoints
+        .iter()
+        .map(|e| e.descriptor + 1)
+        .max()
+        .unwrap_or(0);
+    endpoints.push(Endpoint {
+        descriptor,
+        kind: EndpointKind::Mailbox,
+        role,
+        local_port,
+        peer,
+        flags: EndpointFlags::EMPTY,
+        tx_seq: 0,
+        rx_seq: 0,
+    });
+    Ok(descriptor as usize)
+}
+
+pub fn create(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let local = port(call.args[0])?;
+    let process = call.process(table)?;
+    let taken = process.uarea.endpoints.iter().any(|e| {
+        e.kind == EndpointKind::Mailbox && e.role == Role::Receiver && e.local_port == local
+    });
+    if taken {
+        return Err(Errno::EEXIST);
+    }
+    add_endpoint(table, call, Role::Receiver, local, Peer::None)
+}
+
+pub fn open(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let pid = Pid::from_arg(call.args[0]).ok_or(Errno::ESRCH)?;
+    let remote = port(call.args[1])?;
+    add_endpoint(
+        table,
+        call,
+        Role::Sender,
+        PortId(0),
+        Peer::Process { pid, port: remote },
+    )
+}
+
+fn endpoint(table: &mut Table, call: &Call, role: Role) -> Result<Endpoint, Errno> {
+    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
+    let process = call.process(table)?;
+    process
+        .uarea
+        .endpoint(descriptor)
+        .filter(|e| e.kind == EndpointKind::Mailbox && e.role == role)
+        .cloned()
+        .ok_or(Errno::EBADF)
+}
+
+pub fn read(table: &mut Table, call: &Call) -> Outcome {
+    let inbox = match endpoint(table, call, Role::Receiver) {
+        Ok(inbox) => inbox,
+        Err(errno) => return Outcome::Return(Err(errno)),
+    };
+    let (buffer, len) = (call.args[1], call.args[2] as usize);
+    if len < MAILBOX_PAYLOAD_SIZE {
+        return Outcome::Return(Err(Errno::EINVAL));
+    }
+    let Ok(process) = call.process(table) else {
+        return Outcome::Return(Err(Errno::ESRCH));
+    };
+    // Check the buffer before taking a message, so a bad buffer loses nothing.
+    let mut probe = [0u8; 1];
+    if let Err(errno) = memory::copy_from_user(
+        &mut process.space,
+        &process.uarea.memory,
+        buffer,
+        &mut probe,
+    )
+    .and_then(|_| memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &probe))
+    {
+        return Outcome::Return(Err(errno));
+    }
+    match ipc::take(call.pid, inbox.local_port) {
+        Some(data) => {
+            let result =
+                memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &data);
+            if let Some(endpoint) = process
+                .uarea
+                .endpoints
+                .iter_mut()
+                .find(|e| e.descriptor == inbox.descriptor)
+            {
+                endpoint.rx_seq += 1;
+            }
+            Outcome::Return(result.map(|_| data.len()))
+        }
+        None => Outcome::Block(BlockReason::MailboxRead {
+            descriptor: inbox.descriptor,
+        }),
+    }
+}
+
+pub fn write(table: &mut Table, call: &Call) -> Outcome {
+    let outbox = match endpoint(table, call, Role::Sender) {
+        Ok(outbox) => outbox,
+        Err(errno) => return Outcome::Return(Err(errno)),
+    };
+    let Peer::Process { pid, port } = outbox.peer else {
+        return Outcome::Return(Err(Errno::EBADF));
+    };
+    let (buffer, len) = (call.args[1], call.args[2] as usize);
+    if len == 0 {
+        return Outcome::Return(Err(Errno::EINVAL));
+    }
+    if len > MAILBOX_PAYLOAD_SIZE {
+        return Outcome::Return(Err(Errno::EMSGSIZE));
+    }
+    let mut data = alloc::vec![0u8; len];
+    let Ok(process) = call.process(table) else {
+        return Outcome::Return(Err(Errno::ESRCH));
+    };
+    if let Err(errno) =
+        memory::copy_from_user(&mut process.space, &process.uarea.memory, buffer, &mut data)
+    {
+        return Outcome::Return(Err(errno));
+    }
+    match ipc::send(table, Mail { pid, port, data }) {
+        Ok(()) => {
+            if let Some(endpoint) = call.process(table).ok().and_then(|p| {
+                p.uarea
+                    .endpoints
+                    .iter_mut()
+                    .find(|e| e.descriptor == outbox.descriptor)
+            }) {
+                endpoint.tx_seq += 1;
+            }
+            Outcome::Return(Ok(len))
+        }
+        // The NoC is full: wait for room, then re-issue (nothing was sent).
+        Err(Errno::EAGAIN) => Outcome::Block(BlockReason::MailboxWrite {
+            descriptor: outbox.descriptor,
+        }),
+        Err(errno) => Outcome::Return(Err(errno)),
+    }
+}
+
+pub fn close(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
+    let process = call.process(table)?;
+    let index = process
+        .uarea
+        .endpoints
+        .iter()
+        .position(|e| e.descriptor == descriptor && e.kind == EndpointKind::Mailbox)
+        .ok_or(Errno::EBADF)?;
+    let endpoint = process.uarea.endpoints.remove(index);
+    if endpoint.role == Role::Receiver {
+        ipc::discard(call.pid, Some(endpoint.local_port));
+    }
+    Ok(0)
+}
