@@ -24,6 +24,8 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     deep_recursion,
     busy_thread_mid_computation,
     process_migrates_itself,
+    flooded_mailbox_every_message_once,
+    pingpong_across_clusters,
     hundred_back_and_forth,
     heap_of_64_mib,
     destination_refuses,
@@ -156,6 +158,18 @@ fn process_migrates_itself() -> Result<(), String> {
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     ensure_eq!(multikernel::location(pid), None);
+    Ok(())
+}
+
+fn flooded_mailbox_every_message_once() -> Result<(), String> {
+    // Moved twice while its child floods it, with its main thread blocked in mailbox_read.
+    case("mailbox", &[1, 2])
+}
+
+fn pingpong_across_clusters() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("pingpong", &["20", "3"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }
 

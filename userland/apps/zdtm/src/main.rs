@@ -31,6 +31,8 @@ fn main(args: ulib::rt::Args) -> i32 {
         "heap64" => heap64(moves),
         "busy" => busy(moves),
         "selfmove" => selfmove(moves as u16),
+        "mailbox" => mailbox(moves),
+        "flood" => return flood(&args),
         other => {
             println!("unknown case {other}");
             false
@@ -247,4 +249,48 @@ fn selfmove(to: u16) -> bool {
     println!("migrate returned {result:?}; now on cluster {now}");
     result.is_ok() && now == to && ulib::process::migrations() >= 1
         && data.iter().enumerate().all(|(i, v)| *v == pattern(i, 9))
+}
+
+const FLOOD_PORT: u16 = 5;
+const FLOOD_COUNT: u32 = 600;
+
+/// Pending and in-flight messages: a child floods this process's inbox while it migrates;
+/// every message must arrive exactly once. The main thread is blocked in `mailbox_read`
+/// when the migration starts.
+fn mailbox(moves: u32) -> bool {
+    let inbox = ulib::mailbox::Inbox::create(FLOOD_PORT).expect("inbox");
+    let me = alloc::format!("{}", ulib::process::getpid().raw());
+    let count = alloc::format!("{FLOOD_COUNT}");
+    let _flooder = ulib::process::spawn("zdtm", None, &["flood", &me, &count]).expect("flooder");
+    let mut seen = alloc::vec![0u32; FLOOD_COUNT as usize];
+    let mover = ulib::thread::spawn(move || wait_for_moves(moves)).expect("thread");
+    for _ in 0..FLOOD_COUNT {
+        let message = inbox.recv().expect("recv");
+        let n = u32::from_le_bytes([message[0], message[1], message[2], message[3]]) as usize;
+        if n < seen.len() {
+            seen[n] += 1;
+        }
+    }
+    let _ = mover.join();
+    let missing = seen.iter().filter(|c| **c == 0).count();
+    let doubled = seen.iter().filter(|c| **c > 1).count();
+    println!("mailbox: {FLOOD_COUNT} sent, {missing} missing, {doubled} duplicated");
+    missing == 0 && doubled == 0
+}
+
+/// The flooder: sends `count` numbered messages to `(pid, FLOOD_PORT)`, pacing itself.
+fn flood(args: &ulib::rt::Args) -> i32 {
+    let target = args.get(2).and_then(|p| p.parse::<u32>().ok()).and_then(ulib::Pid::from_raw);
+    let Some(target) = target else { return 2 };
+    let count: u32 = args.number(3, FLOOD_COUNT);
+    let outbox = ulib::mailbox::Outbox::open(target, FLOOD_PORT).expect("outbox");
+    for n in 0..count {
+        while outbox.send(&n.to_le_bytes()).is_err() {
+            ulib::time::sleep_ms(1);
+        }
+        if n % 50 == 0 {
+            ulib::time::sleep_ms(2);
+        }
+    }
+    0
 }
