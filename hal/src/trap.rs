@@ -65,8 +65,9 @@ global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.s")));
 // call, as the System V ABI requires. `swapgs` runs only when we came from ring 3, so GS
 // always holds the kernel's per-CPU base inside the kernel.
 //
-// The dispatcher returns the frame to resume; `hal_trap_exit` restores it. The same exit
-// path serves the `syscall` entry (see `usermode.rs`) and the first entry into a thread.
+// The dispatcher returns the frame to resume; `hal_trap_exit` restores it. The `syscall`
+// entry (see `usermode.rs`) builds the same frame and joins at `hal_trap_save`; the first
+// entry into a thread uses `hal_trap_exit` alone.
 global_asm!(
     r#"
 .global hal_trap_common
@@ -75,6 +76,8 @@ hal_trap_common:
     jz 1f
     swapgs
 1:
+.global hal_trap_save
+hal_trap_save:
     push rax
     push rbx
     push rcx
@@ -299,6 +302,9 @@ const BREAKPOINT: u8 = 3;
 const DOUBLE_FAULT: u8 = 8;
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
+    if frame.vector == crate::usermode::SYSCALL_VECTOR {
+        return crate::usermode::syscall_dispatch(frame);
+    }
     let vector = frame.vector as u8;
     if vector < FIRST_IRQ_VECTOR {
         exception(frame, vector);

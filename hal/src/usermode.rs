@@ -72,26 +72,7 @@ hal_syscall_entry:
     push rcx
     push 0
     push {syscall_vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    cld
-    call {dispatch}
-    mov rsp, rax
-    jmp hal_trap_exit
+    jmp hal_trap_save
 
 .global hal_enter_user
 hal_enter_user:
@@ -119,7 +100,6 @@ hal_return_to_scheduler:
     user_ss = const USER_SS,
     user_cs = const USER_CS,
     syscall_vector = const SYSCALL_VECTOR,
-    dispatch = sym syscall_dispatch,
 );
 
 extern "C" {
@@ -128,7 +108,8 @@ extern "C" {
     fn hal_return_to_scheduler() -> !;
 }
 
-extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
+/// Called by the trap dispatcher for frames built by the `syscall` entry.
+pub(crate) fn syscall_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
     let handler = *SYSCALL_HANDLER.lock();
     match handler {
         Some(handler) => handler(frame),
