@@ -27,6 +27,8 @@ use crate::protocol::{reason, Message};
 pub const DAEMON_PORT: PortId = PortId(0xFF00);
 /// Portal port migration images arrive on.
 pub const IMAGE_PORT: PortId = PortId(0xFF01);
+/// Exit code reported for a remote spawn that could not create the process (`-ENOENT`).
+pub const SPAWN_FAILED: i32 = -2;
 /// Largest portal transfer.
 const CHUNK: usize = abi::PORTAL_MAX_TRANSFER;
 /// A migration that makes no progress for this long is abandoned (generous: TCG on a loaded
@@ -115,7 +117,7 @@ impl Daemon {
     }
 
     fn flush(&mut self) {
-        while let Some((to, message)) = self.outbox.front().copied() {
+        while let Some((to, message)) = self.outbox.front().cloned() {
             let Ok(tx) = mailbox::open(wire(to), DAEMON_PORT) else {
                 self.outbox.pop_front();
                 continue;
@@ -193,6 +195,9 @@ impl Daemon {
             while let Some((pid, code)) = table.remote_exits.pop_front() {
                 self.send(pid.birth_cluster(), Message::Exited { pid, code });
             }
+            while let Some(spawn) = table.remote_spawns.pop_front() {
+                self.spawn_remote(spawn);
+            }
         });
         self.route_user_mail();
         self.receive_image_data();
@@ -252,6 +257,26 @@ impl Daemon {
                 with_table(|table| table.record_remote_exit(pid, code));
             }
             Message::SetRefusing { on } => self.refusing = on,
+            Message::Spawn {
+                pid,
+                parent,
+                program,
+                args,
+            } => {
+                let args: alloc::vec::Vec<&str> =
+                    args.split('\0').filter(|a| !a.is_empty()).collect();
+                let result = with_table(|table| table.spawn_as(pid, &program, &args, Some(parent)));
+                if let Err(error) = result {
+                    log::warn!("remote spawn of `{program}` as {pid} failed: {error:?}");
+                    self.send(
+                        from,
+                        Message::Exited {
+                            pid,
+                            code: SPAWN_FAILED,
+                        },
+                    );
+                }
+            }
             Message::MigrateRequest { pid, destination } => {
                 with_table(|table| {
                     self.request(
@@ -265,6 +290,28 @@ impl Daemon {
                 });
             }
         }
+    }
+
+    // ---- spawner: create processes on other clusters ----
+
+    fn spawn_remote(&mut self, spawn: kernel::process::RemoteSpawn) {
+        let (Ok(program), Ok(args)) = (
+            crate::protocol::heapless_str::Name::try_from(spawn.program.as_str()),
+            crate::protocol::heapless_str::Args::try_from(spawn.args.as_str()),
+        ) else {
+            with_table(|table| table.record_remote_exit(spawn.pid, SPAWN_FAILED));
+            return;
+        };
+        self.locations.insert(spawn.pid, spawn.cluster);
+        self.send(
+            spawn.cluster,
+            Message::Spawn {
+                pid: spawn.pid,
+                parent: spawn.parent,
+                program,
+                args,
+            },
+        );
     }
 
     // ---- user mail: deliver here, or forward to where the process lives now ----
@@ -629,7 +676,16 @@ impl Daemon {
         };
         let pid = out.request.pid;
         let destination = out.request.destination;
-        with_table(|table| drop(table.remove_migrated(pid)));
+        with_table(|table| {
+            if let Some(process) = table.remove_migrated(pid) {
+                // A parent here can still wait for it: its exit is reported home.
+                if let Some(parent) = process.uarea.header.parent {
+                    if pid.birth_cluster() == table.cluster {
+                        table.adopt_remote_child(parent, pid);
+                    }
+                }
+            }
+        });
         // Messages that arrived while it was frozen follow it, and so will later ones.
         self.forward.insert(pid, destination);
         for mail in kernel::ipc::drain(pid) {

@@ -14,7 +14,7 @@ use uarea::image::{Manifest, MANIFEST_LEN};
 /// Payload length of a mailbox message.
 pub const PAYLOAD: usize = 120;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Source → destination: here is a process, shall I send it?
     Offer { sequence: u32, manifest: Manifest },
@@ -36,6 +36,21 @@ pub enum Message {
     MigrateRequest { pid: Pid, destination: ClusterId },
     /// Administration: refuse (or accept again) incoming migrations — a cluster being drained.
     SetRefusing { on: bool },
+    /// Parent's cluster → target: create `program` as `pid` (born at the parent's cluster).
+    Spawn {
+        pid: Pid,
+        parent: Pid,
+        program: heapless_str::Name,
+        args: heapless_str::Args,
+    },
+}
+
+/// Fixed-capacity strings for [`Message::Spawn`].
+pub mod heapless_str {
+    /// A program name of at most 32 bytes.
+    pub type Name = heapless::String<32>;
+    /// A NUL-separated argument block of at most 64 bytes.
+    pub type Args = heapless::String<64>;
 }
 
 /// Why a destination declined or failed (the `reason` field).
@@ -58,6 +73,7 @@ const LOCATED: u8 = 7;
 const EXITED: u8 = 8;
 const MIGRATE_REQUEST: u8 = 9;
 const SET_REFUSING: u8 = 10;
+const SPAWN: u8 = 11;
 
 impl Message {
     pub fn encode(&self) -> [u8; PAYLOAD] {
@@ -102,6 +118,20 @@ impl Message {
             Message::SetRefusing { on } => {
                 out[8] = on as u8;
                 (SET_REFUSING, 0)
+            }
+            Message::Spawn {
+                pid,
+                parent,
+                ref program,
+                ref args,
+            } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                out[12..16].copy_from_slice(&parent.raw().to_le_bytes());
+                out[16] = program.len() as u8;
+                out[17] = args.len() as u8;
+                out[18..18 + program.len()].copy_from_slice(program.as_bytes());
+                out[50..50 + args.len()].copy_from_slice(args.as_bytes());
+                (SPAWN, 0)
             }
         };
         out[0] = kind;
@@ -149,6 +179,20 @@ impl Message {
                 destination: ClusterId(u16_at(12)),
             },
             SET_REFUSING if bytes[8] <= 1 => Message::SetRefusing { on: bytes[8] == 1 },
+            SPAWN => {
+                let (name_len, args_len) = (bytes[16] as usize, bytes[17] as usize);
+                if name_len > 32 || args_len > 64 {
+                    return None;
+                }
+                let program = core::str::from_utf8(&bytes[18..18 + name_len]).ok()?;
+                let args = core::str::from_utf8(&bytes[50..50 + args_len]).ok()?;
+                Message::Spawn {
+                    pid: Pid::from_raw(u32_at(8))?,
+                    parent: Pid::from_raw(u32_at(12))?,
+                    program: heapless_str::Name::try_from(program).ok()?,
+                    args: heapless_str::Args::try_from(args).ok()?,
+                }
+            }
             _ => return None,
         })
     }

@@ -60,6 +60,22 @@ pub struct Table {
     pub remote_exits: VecDeque<(Pid, i32)>,
     /// Migrations asked for by system calls, for the migration daemon.
     pub migration_requests: VecDeque<MigrationRequest>,
+    /// Children of local processes that live on other clusters: (parent, child, exit code once
+    /// reported).
+    pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
+    /// Spawns on other clusters asked for by system calls, for the spawner daemon.
+    pub remote_spawns: VecDeque<RemoteSpawn>,
+}
+
+/// A `spawn` on another cluster, waiting for the spawner daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSpawn {
+    pub pid: Pid,
+    pub parent: Pid,
+    pub cluster: ClusterId,
+    pub program: String,
+    /// NUL-separated arguments.
+    pub args: String,
 }
 
 /// A `migrate` call waiting for the migration daemon.
@@ -81,6 +97,8 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     orphan_exits: VecDeque::new(),
     remote_exits: VecDeque::new(),
     migration_requests: VecDeque::new(),
+    remote_children: Vec::new(),
+    remote_spawns: VecDeque::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.
@@ -124,6 +142,29 @@ impl Table {
         args: &[&str],
         parent: Option<Pid>,
     ) -> Result<Pid, SpawnError> {
+        let pid = self.reserve_pid().ok_or(SpawnError::OutOfPids)?;
+        self.spawn_as(pid, program, args, parent)
+    }
+
+    /// A fresh pid born on this cluster (for a process created here or, on request, elsewhere).
+    pub fn reserve_pid(&mut self) -> Option<Pid> {
+        let pid = Pid::new(self.cluster, self.next_local)?;
+        self.next_local += 1;
+        Some(pid)
+    }
+
+    /// Creates a process with a pid reserved earlier (here, or by the cluster that asked for a
+    /// remote spawn: that cluster is then the process's home).
+    pub fn spawn_as(
+        &mut self,
+        pid: Pid,
+        program: &str,
+        args: &[&str],
+        parent: Option<Pid>,
+    ) -> Result<Pid, SpawnError> {
+        if self.processes.contains_key(&pid) {
+            return Err(SpawnError::OutOfPids);
+        }
         let file = crate::ramdisk::find(program).ok_or(SpawnError::NoSuchProgram)?;
         let mut arg_bytes = Vec::new();
         for arg in core::iter::once(&program).chain(args.iter()) {
@@ -133,8 +174,6 @@ impl Table {
         if arg_bytes.len() > abi::SPAWN_ARGS_MAX {
             return Err(SpawnError::ArgumentsTooLong);
         }
-        let pid = Pid::new(self.cluster, self.next_local).ok_or(SpawnError::OutOfPids)?;
-
         let mut space = AddressSpace::new().map_err(|_| SpawnError::OutOfMemory)?;
         let (executable, mut map) =
             memory::load_program(&mut space, file.data).map_err(|e| match e {
@@ -169,14 +208,13 @@ impl Table {
             pid,
             parent,
             name,
-            birth_cluster: self.cluster,
+            birth_cluster: pid.birth_cluster(),
             current_cluster: self.cluster,
         };
         let mut uarea = UArea::new(header, map);
         let mut context = Context::new_user(executable.entry, args_at, rsp);
         context.rsi = arg_bytes.len() as u64;
         uarea.add_thread(context, stack);
-        self.next_local += 1;
         self.processes.insert(
             pid,
             Process {
@@ -204,6 +242,8 @@ impl Table {
         if self.processes.contains_key(&pid) {
             return Err(Errno::EEXIST);
         }
+        // A child that comes back is a local child again.
+        self.remote_children.retain(|(_, child, _)| *child != pid);
         let runnable = !uarea.sched.run_queue.is_empty();
         self.processes.insert(
             pid,
@@ -313,10 +353,28 @@ impl Table {
         }
     }
 
-    /// Records the exit of a process that died on another cluster (reported by its host).
+    /// Records the exit of a process that died on another cluster (reported by its host):
+    /// its parent here can now reap it, else it is kept as an orphan exit.
     pub fn record_remote_exit(&mut self, pid: Pid, code: i32) {
-        if self.orphan_exit_code(pid).is_none() {
+        if let Some(entry) = self
+            .remote_children
+            .iter_mut()
+            .find(|(_, child, _)| *child == pid)
+        {
+            entry.2 = Some(code);
+            let parent = entry.0;
+            self.wake_child_waiters(parent);
+        } else if self.orphan_exit_code(pid).is_none() {
             self.reap_now(pid, code);
+        }
+    }
+
+    /// A local process's child now lives elsewhere (it migrated, or was spawned there).
+    pub fn adopt_remote_child(&mut self, parent: Pid, child: Pid) {
+        if self.processes.contains_key(&parent)
+            && !self.remote_children.iter().any(|(_, c, _)| *c == child)
+        {
+            self.remote_children.push((parent, child, None));
         }
     }
 
@@ -354,6 +412,18 @@ impl Table {
         parent: Pid,
         child: Option<Pid>,
     ) -> Result<Option<(Pid, i32)>, Errno> {
+        // Children on other clusters first: their exits arrive as reports.
+        let remote = self.remote_children.iter().position(|(p, c, code)| {
+            *p == parent && child.is_none_or(|want| want == *c) && code.is_some()
+        });
+        if let Some(index) = remote {
+            let (_, pid, code) = self.remote_children.remove(index);
+            return Ok(Some((pid, code.unwrap_or(0))));
+        }
+        let remote_alive = self
+            .remote_children
+            .iter()
+            .any(|(p, c, _)| *p == parent && child.is_none_or(|want| want == *c));
         let children: Vec<(Pid, Option<i32>)> = self
             .processes
             .iter()
@@ -363,7 +433,11 @@ impl Table {
             .map(|(pid, p)| (*pid, p.uarea.exit.exit_code))
             .collect();
         if children.is_empty() {
-            return Err(Errno::ECHILD);
+            return if remote_alive {
+                Ok(None)
+            } else {
+                Err(Errno::ECHILD)
+            };
         }
         match children
             .iter()

@@ -13,6 +13,10 @@ use crate::process::{Table, KILLED_EXIT_CODE};
 pub const WRITE_MAX: usize = 64 * 1024;
 /// Longest program name `spawn` accepts.
 pub const PROGRAM_NAME_MAX: usize = 64;
+/// Longest program name of a spawn on another cluster (it travels in one NoC message).
+pub const REMOTE_NAME_MAX: usize = 32;
+/// Longest argument block of a spawn on another cluster.
+pub const REMOTE_ARGS_MAX: usize = 64;
 
 pub fn exit(table: &mut Table, call: &Call) -> Outcome {
     table.exit_process(call.pid, call.args[0] as i32);
@@ -86,8 +90,27 @@ pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         if cluster >= crate::cluster_count() as u64 {
             return Err(Errno::EINVAL);
         }
-        // Remote spawns go through the spawner daemon over the NoC.
-        return Err(Errno::EHOSTUNREACH);
+        // Another cluster: the spawner daemons create it there with a pid born here (this
+        // cluster stays its home, so its exit is reported back to `wait`).
+        if name.len() > REMOTE_NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if args_text.len() > REMOTE_ARGS_MAX {
+            return Err(Errno::E2BIG);
+        }
+        if crate::ramdisk::find(&name).is_none() {
+            return Err(Errno::ENOENT);
+        }
+        let pid = table.reserve_pid().ok_or(Errno::EAGAIN)?;
+        table.adopt_remote_child(call.pid, pid);
+        table.remote_spawns.push_back(crate::process::RemoteSpawn {
+            pid,
+            parent: call.pid,
+            cluster: abi::ClusterId(cluster as u16),
+            program: name,
+            args: args_text,
+        });
+        return Ok(pid.raw() as usize);
     }
     let pid = table.spawn(&name, &args, Some(call.pid))?;
     Ok(pid.raw() as usize)

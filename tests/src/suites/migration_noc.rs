@@ -26,6 +26,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     process_migrates_itself,
     flooded_mailbox_every_message_once,
     pingpong_across_clusters,
+    spawn_on_another_cluster_and_wait,
     hundred_back_and_forth,
     heap_of_64_mib,
     destination_refuses,
@@ -168,6 +169,13 @@ fn flooded_mailbox_every_message_once() -> Result<(), String> {
 
 fn pingpong_across_clusters() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("pingpong", &["20", "3"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn spawn_on_another_cluster_and_wait() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("zdtm", &["spawnwait", "2"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())

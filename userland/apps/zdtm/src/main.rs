@@ -32,6 +32,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         "busy" => busy(moves),
         "selfmove" => selfmove(moves as u16),
         "mailbox" => mailbox(moves),
+        "spawnwait" => spawn_wait(moves as u16),
         "flood" => return flood(&args),
         other => {
             println!("unknown case {other}");
@@ -293,4 +294,19 @@ fn flood(args: &ulib::rt::Args) -> i32 {
         }
     }
     0
+}
+
+/// Spawns `hello` on cluster `on` and waits for it; a missing program is refused at once.
+fn spawn_wait(on: u16) -> bool {
+    let missing = ulib::process::spawn("no-such-app", Some(ulib::ClusterId(on)), &[]);
+    let child = match ulib::process::spawn("hello", Some(ulib::ClusterId(on)), &["remote"]) {
+        Ok(child) => child,
+        Err(error) => {
+            println!("remote spawn failed: {error:?}");
+            return false;
+        }
+    };
+    let waited = ulib::process::wait(Some(child));
+    println!("spawned {child} on cluster {on}: missing program -> {missing:?}, wait -> {waited:?}");
+    missing == Err(ulib::Errno::ENOENT) && waited == Ok((child, 0))
 }
