@@ -27,11 +27,22 @@ pub const HEADER_LEN: usize = 8;
 /// Messages kept per inbox before further ones are dropped and counted.
 pub const QUEUE_LIMIT: usize = 1024;
 
+/// What a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MailKind {
+    /// A mailbox message for the inbox on `port`.
+    Mailbox = 0,
+    /// A sync signal for the sync point whose id is `port`; the data is the sender's pid.
+    SyncSignal = 1,
+}
+
 /// One user message in transit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
     pub pid: Pid,
     pub port: PortId,
+    pub kind: MailKind,
     pub data: Vec<u8>,
 }
 
@@ -42,6 +53,7 @@ impl Mail {
         out[0..4].copy_from_slice(&self.pid.raw().to_le_bytes());
         out[4..6].copy_from_slice(&self.port.0.to_le_bytes());
         out[6] = self.data.len() as u8;
+        out[7] = self.kind as u8;
         out[HEADER_LEN..HEADER_LEN + self.data.len()].copy_from_slice(&self.data);
         out
     }
@@ -51,10 +63,16 @@ impl Mail {
         let pid = Pid::from_raw(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))?;
         let port = PortId(u16::from_le_bytes([bytes[4], bytes[5]]));
         let len = bytes[6] as usize;
-        if len == 0 || len > MAILBOX_PAYLOAD_SIZE || bytes[7] != 0 {
+        let kind = match bytes[7] {
+            0 => MailKind::Mailbox,
+            1 => MailKind::SyncSignal,
+            _ => return None,
+        };
+        if len == 0 || len > MAILBOX_PAYLOAD_SIZE {
             return None;
         }
         Some(Mail {
+            kind,
             pid,
             port,
             data: bytes[HEADER_LEN..HEADER_LEN + len].to_vec(),
@@ -89,6 +107,9 @@ fn has_inbox(table: &Table, pid: Pid, port: PortId) -> bool {
 /// Delivers a message to a process on this cluster and wakes its readers. Returns false (and
 /// counts a drop) if it has no inbox on that port or the queue is full.
 pub fn deliver_local(table: &mut Table, mail: Mail) -> bool {
+    if mail.kind == MailKind::SyncSignal {
+        return crate::sync::deliver_signal(table, mail);
+    }
     if !has_inbox(table, mail.pid, mail.port) {
         with_store(|s| s.dropped += 1);
         return false;
@@ -154,9 +175,10 @@ pub fn discard(pid: Pid, port: Option<PortId>) {
     });
 }
 
-/// Removes every queued message of `pid` (it is leaving this cluster), oldest first.
+/// Removes every queued message and sync signal of `pid` (it is leaving this cluster).
 pub fn drain(pid: Pid) -> Vec<Mail> {
-    with_store(|store| {
+    let mut signals = crate::sync::drain(pid);
+    let mut mails = with_store(|store| {
         let keys: Vec<(Pid, u16)> = store
             .queues
             .keys()
@@ -169,12 +191,15 @@ pub fn drain(pid: Pid) -> Vec<Mail> {
                 mails.extend(queue.into_iter().map(|data| Mail {
                     pid,
                     port: PortId(key.1),
+                    kind: MailKind::Mailbox,
                     data,
                 }));
             }
         }
         mails
-    })
+    });
+    mails.append(&mut signals);
+    mails
 }
 
 /// Messages dropped on this cluster so far.

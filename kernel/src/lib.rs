@@ -17,6 +17,7 @@ pub mod noc;
 pub mod panic;
 pub mod process;
 pub mod ramdisk;
+pub mod sync;
 pub mod syscall;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};

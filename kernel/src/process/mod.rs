@@ -337,6 +337,7 @@ impl Table {
         process.space.clear_user_half();
         process.uarea.endpoints.clear();
         crate::ipc::discard(pid, None);
+        crate::sync::discard(pid);
         process.uarea.memory.segments.clear();
         self.ready.retain(|p| *p != pid);
         if self.current.is_some_and(|(p, _)| p == pid) {

@@ -144,7 +144,15 @@ pub fn write(table: &mut Table, call: &Call) -> Outcome {
     {
         return Outcome::Return(Err(errno));
     }
-    match ipc::send(table, Mail { pid, port, data }) {
+    match ipc::send(
+        table,
+        Mail {
+            pid,
+            port,
+            kind: ipc::MailKind::Mailbox,
+            data,
+        },
+    ) {
         Ok(()) => {
             if let Some(endpoint) = call.process(table).ok().and_then(|p| {
                 p.uarea

@@ -9,6 +9,7 @@
 mod mailbox;
 mod migrate;
 mod process;
+mod sync;
 mod thread;
 
 use abi::{Errno, Pid, Syscall, SyscallResult, Tid};
@@ -106,6 +107,11 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         MailboxRead => mailbox::read(table, call),
         MailboxWrite => mailbox::write(table, call),
         MailboxClose => Outcome::Return(mailbox::close(table, call)),
+        SyncCreate => Outcome::Return(sync::create(table, call)),
+        SyncOpen => Outcome::Return(sync::open(table, call)),
+        SyncWait => sync::wait(table, call),
+        SyncSignal => Outcome::Return(sync::signal(table, call)),
+        SyncClose => Outcome::Return(sync::close(table, call)),
         Migrate => migrate::migrate(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
         _ => Outcome::Return(Err(Errno::ENOSYS)),

@@ -27,6 +27,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     flooded_mailbox_every_message_once,
     pingpong_across_clusters,
     spawn_on_another_cluster_and_wait,
+    sync_rounds_with_processes_on_every_cluster,
     hundred_back_and_forth,
     heap_of_64_mib,
     destination_refuses,
@@ -176,6 +177,13 @@ fn pingpong_across_clusters() -> Result<(), String> {
 
 fn spawn_on_another_cluster_and_wait() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("zdtm", &["spawnwait", "2"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn sync_rounds_with_processes_on_every_cluster() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("abitest", &["barrier"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod barrier;
 pub mod heap;
 pub mod io;
 pub mod mailbox;

@@ -167,8 +167,59 @@ pub fn syscalls() -> i32 {
     let bad_list = unsafe { syscall6(Syscall::ProcList, [KERNEL, 4, 0, 0, 0, 0]) };
     t.expect_err("proc_list kernel buffer", bad_list, Errno::EFAULT);
 
-    // NoC calls on bad descriptors
-    t.check("mailbox_read bad descriptor", call(Syscall::MailboxRead, &[9999, page as u64, 120]).is_err(), ());
+    // mailboxes on this cluster: own inbox, errors
+    let me_raw = pid.unwrap_or(0) as u64;
+    let inbox = call(Syscall::MailboxCreate, &[7]);
+    t.check("mailbox_create", inbox.is_ok(), inbox);
+    t.expect_err("mailbox_create twice", call(Syscall::MailboxCreate, &[7]), Errno::EEXIST);
+    t.expect_err("mailbox_create bad port", call(Syscall::MailboxCreate, &[1 << 20]), Errno::EINVAL);
+    let outbox = call(Syscall::MailboxOpen, &[me_raw, 7]);
+    t.check("mailbox_open self", outbox.is_ok(), outbox);
+    t.expect_err("mailbox_open bad pid", call(Syscall::MailboxOpen, &[0, 7]), Errno::ESRCH);
+    if let (Ok(inbox), Ok(outbox)) = (inbox, outbox) {
+        let (md_in, md_out) = (inbox as u64, outbox as u64);
+        let note = b"note to self";
+        t.expect("mailbox_write", call(Syscall::MailboxWrite, &[md_out, note.as_ptr() as u64, note.len() as u64]), Ok(note.len()));
+        let mut buffer = [0u8; 112];
+        // SAFETY: the buffer is ours and 112 bytes long.
+        let got = unsafe { syscall6(Syscall::MailboxRead, [md_in, buffer.as_mut_ptr() as u64, 112, 0, 0, 0]) };
+        t.check("mailbox_read", got == Ok(note.len()) && &buffer[..note.len()] == note, got);
+        t.expect_err("mailbox_read small buffer", call(Syscall::MailboxRead, &[md_in, buffer.as_ptr() as u64, 10]), Errno::EINVAL);
+        t.expect_err("mailbox_read kernel buffer", call(Syscall::MailboxRead, &[md_in, KERNEL, 112]), Errno::EFAULT);
+        t.expect_err("mailbox_read on a sender", call(Syscall::MailboxRead, &[md_out, buffer.as_ptr() as u64, 112]), Errno::EBADF);
+        t.expect_err("mailbox_write on an inbox", call(Syscall::MailboxWrite, &[md_in, note.as_ptr() as u64, 4]), Errno::EBADF);
+        t.expect_err("mailbox_write empty", call(Syscall::MailboxWrite, &[md_out, note.as_ptr() as u64, 0]), Errno::EINVAL);
+        t.expect_err("mailbox_write too long", call(Syscall::MailboxWrite, &[md_out, page as u64, 113]), Errno::EMSGSIZE);
+        t.expect_err("mailbox_write null", call(Syscall::MailboxWrite, &[md_out, NULL, 8]), Errno::EFAULT);
+        t.expect("mailbox_close", call(Syscall::MailboxClose, &[md_in]), Ok(0));
+        t.expect_err("mailbox_close twice", call(Syscall::MailboxClose, &[md_in]), Errno::EBADF);
+    }
+    t.expect_err("mailbox_read bad descriptor", call(Syscall::MailboxRead, &[9999, page as u64, 112]), Errno::EBADF);
+
+    // sync points: argument checks (the cross-cluster rounds are `abitest barrier`)
+    let other = ulib::abi::Pid::new(ulib::abi::ClusterId(0), 0x7FFF).map(|p| p.raw()).unwrap_or(1);
+    let group = [pid.unwrap_or(0) as u32, other];
+    let alone = [pid.unwrap_or(0) as u32];
+    let stranger = [other, other + 1];
+    let all_to_one = ulib::abi::SyncMode::AllToOne as u64;
+    let one_to_all = ulib::abi::SyncMode::OneToAll as u64;
+    t.expect_err("sync_create one member", call(Syscall::SyncCreate, &[alone.as_ptr() as u64, 1, all_to_one]), Errno::EINVAL);
+    t.expect_err("sync_create not a member", call(Syscall::SyncCreate, &[stranger.as_ptr() as u64, 2, all_to_one]), Errno::EINVAL);
+    t.expect_err("sync_create wrong side", call(Syscall::SyncCreate, &[group.as_ptr() as u64, 2, one_to_all]), Errno::EINVAL);
+    t.expect_err("sync_create bad mode", call(Syscall::SyncCreate, &[group.as_ptr() as u64, 2, 7]), Errno::EINVAL);
+    t.expect_err("sync_create null list", call(Syscall::SyncCreate, &[NULL, 2, all_to_one]), Errno::EFAULT);
+    t.expect_err("sync_create too many", call(Syscall::SyncCreate, &[group.as_ptr() as u64, 65, all_to_one]), Errno::EINVAL);
+    let duplicate = [pid.unwrap_or(0) as u32, pid.unwrap_or(0) as u32];
+    t.expect_err("sync_create duplicate member", call(Syscall::SyncCreate, &[duplicate.as_ptr() as u64, 2, all_to_one]), Errno::EINVAL);
+    let waiter = call(Syscall::SyncCreate, &[group.as_ptr() as u64, 2, all_to_one]);
+    t.check("sync_create", waiter.is_ok(), waiter);
+    t.expect_err("sync_create twice", call(Syscall::SyncCreate, &[group.as_ptr() as u64, 2, all_to_one]), Errno::EEXIST);
+    if let Ok(sd) = waiter {
+        t.expect_err("sync_signal on the waiting side", call(Syscall::SyncSignal, &[sd as u64]), Errno::EBADF);
+        t.expect("sync_close", call(Syscall::SyncClose, &[sd as u64]), Ok(0));
+    }
+    t.expect_err("sync_open wrong side", call(Syscall::SyncOpen, &[group.as_ptr() as u64, 2, all_to_one]), Errno::EINVAL);
+    t.expect_err("sync_wait bad descriptor", call(Syscall::SyncWait, &[4242]), Errno::EBADF);
 
     println!("abitest: {} passed, {} failed", t.passed, t.failed);
     t.failed as i32
@@ -232,5 +283,44 @@ pub fn many_threads(n: usize) -> i32 {
     }
     let ms = (ulib::time::now_ns() - start) / 1_000_000;
     println!("threads: {n} created and joined in {ms} ms");
+    0
+}
+
+/// Barrier rounds with children on other clusters: each child signals its parent
+/// (ALL_TO_ONE), then waits for the parent's release (ONE_TO_ALL).
+pub fn barrier() -> i32 {
+    let me = ulib::process::getpid();
+    let clusters = ulib::process::cluster_count() as u16;
+    if clusters < 2 {
+        println!("barrier: needs 2 clusters or more");
+        return 2;
+    }
+    let me_text = alloc::format!("{}", me.raw());
+    let children: Vec<ulib::abi::Pid> = (1..clusters)
+        .filter_map(|c| ulib::process::spawn("abitest", Some(ulib::ClusterId(c)), &["barrier-child", &me_text]).ok())
+        .collect();
+    let mut ok = children.len() == clusters as usize - 1;
+    for &child in &children {
+        let gather = ulib::barrier::Waiter::create(&[me, child], ulib::abi::SyncMode::AllToOne).expect("gather");
+        ok &= gather.wait().is_ok();
+        let release = ulib::barrier::Signaller::open(&[me, child], ulib::abi::SyncMode::OneToAll).expect("release");
+        ok &= release.signal().is_ok();
+    }
+    for &child in &children {
+        ok &= ulib::process::wait(Some(child)).is_ok_and(|(_, code)| code == 0);
+    }
+    println!("barrier: {} children on other clusters, {}", children.len(), if ok { "all rounds done" } else { "FAILED" });
+    if ok { 0 } else { 1 }
+}
+
+pub fn barrier_child(parent: Option<u32>) -> i32 {
+    let Some(parent) = parent.and_then(ulib::abi::Pid::from_raw) else { return 2 };
+    let me = ulib::process::getpid();
+    let signaller = ulib::barrier::Signaller::open(&[parent, me], ulib::abi::SyncMode::AllToOne).expect("open");
+    let waiter = ulib::barrier::Waiter::create(&[parent, me], ulib::abi::SyncMode::OneToAll).expect("create");
+    if signaller.signal().is_err() || waiter.wait().is_err() {
+        return 1;
+    }
+    println!("barrier child on cluster {}: released", ulib::process::cluster_id().0);
     0
 }
