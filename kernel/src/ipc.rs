@@ -16,7 +16,7 @@ use abi::{Errno, Pid, PortId, MAILBOX_PAYLOAD_SIZE};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use spin::Mutex;
-use uarea::{BlockReason, EndpointKind, Role, ThreadState};
+use uarea::{BlockReason, EndpointKind, Role};
 
 use crate::process::Table;
 
@@ -130,30 +130,10 @@ pub fn deliver_local(table: &mut Table, mail: Mail) -> bool {
 }
 
 fn wake_readers(table: &mut Table, pid: Pid, port: PortId) {
-    let Some(process) = table.processes.get(&pid) else {
-        return;
-    };
-    let descriptors: Vec<u32> = process
-        .uarea
-        .endpoints
-        .iter()
-        .filter(|e| {
-            e.kind == EndpointKind::Mailbox && e.role == Role::Receiver && e.local_port == port
-        })
-        .map(|e| e.descriptor)
-        .collect();
-    let readers: Vec<abi::Tid> = process
-        .uarea
-        .threads
-        .iter()
-        .filter(|t| {
-            matches!(t.state, ThreadState::Blocked(BlockReason::MailboxRead { descriptor }) if descriptors.contains(&descriptor))
-        })
-        .map(|t| t.tid)
-        .collect();
-    for tid in readers {
-        table.restart_blocked(pid, tid);
-    }
+    table.wake_endpoint_waiters(pid, EndpointKind::Mailbox, port, |reason| match reason {
+        BlockReason::MailboxRead { descriptor } => Some(*descriptor),
+        _ => None,
+    });
 }
 
 /// Takes the oldest message of `(pid, port)`.

@@ -12,7 +12,7 @@ use abi::{Pid, PortId, SyncMode};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
-use uarea::{BlockReason, EndpointKind, Peer, Role, ThreadState};
+use uarea::{BlockReason, EndpointKind, Peer};
 
 use crate::ipc::{Mail, MailKind};
 use crate::process::Table;
@@ -83,28 +83,10 @@ pub fn deliver_signal(table: &mut Table, mail: Mail) -> bool {
 }
 
 fn wake_waiters(table: &mut Table, pid: Pid, id: u16) {
-    let Some(process) = table.processes.get(&pid) else {
-        return;
-    };
-    let descriptors: Vec<u32> = process
-        .uarea
-        .endpoints
-        .iter()
-        .filter(|e| {
-            e.kind == EndpointKind::Sync && e.role == Role::Receiver && e.local_port.0 == id
-        })
-        .map(|e| e.descriptor)
-        .collect();
-    let waiters: Vec<abi::Tid> = process
-        .uarea
-        .threads
-        .iter()
-        .filter(|t| matches!(t.state, ThreadState::Blocked(BlockReason::SyncWait { descriptor }) if descriptors.contains(&descriptor)))
-        .map(|t| t.tid)
-        .collect();
-    for tid in waiters {
-        table.restart_blocked(pid, tid);
-    }
+    table.wake_endpoint_waiters(pid, EndpointKind::Sync, PortId(id), |reason| match reason {
+        BlockReason::SyncWait { descriptor } => Some(*descriptor),
+        _ => None,
+    });
 }
 
 /// Consumes one signal from every expected sender of the group, if all are there.

@@ -299,6 +299,42 @@ impl Table {
         }
     }
 
+    /// Restarts every thread of `pid` blocked on one of its endpoints of `kind` (receiving
+    /// side) bound to `port`, as `blocked_on` tells from the block reason.
+    pub fn wake_endpoint_waiters(
+        &mut self,
+        pid: Pid,
+        kind: uarea::EndpointKind,
+        port: abi::PortId,
+        blocked_on: fn(&uarea::BlockReason) -> Option<u32>,
+    ) {
+        let Some(process) = self.processes.get(&pid) else {
+            return;
+        };
+        let descriptors: Vec<u32> = process
+            .uarea
+            .endpoints
+            .iter()
+            .filter(|e| e.kind == kind && e.role == uarea::Role::Receiver && e.local_port == port)
+            .map(|e| e.descriptor)
+            .collect();
+        let waiting: Vec<Tid> = process
+            .uarea
+            .threads
+            .iter()
+            .filter(|t| match &t.state {
+                ThreadState::Blocked(reason) => {
+                    blocked_on(reason).is_some_and(|d| descriptors.contains(&d))
+                }
+                _ => false,
+            })
+            .map(|t| t.tid)
+            .collect();
+        for tid in waiting {
+            self.restart_blocked(pid, tid);
+        }
+    }
+
     /// Wakes a blocked thread with `result` as its system call's return value.
     pub fn complete_blocked(&mut self, pid: Pid, tid: Tid, result: Result<usize, Errno>) {
         if let Some(thread) = self

@@ -1,9 +1,9 @@
 //! Mailbox calls: fixed-size messages between processes, addressed by `(pid, port)`.
 
 use abi::{Errno, Pid, PortId, MAILBOX_PAYLOAD_SIZE};
-use uarea::{BlockReason, Endpoint, EndpointFlags, EndpointKind, Peer, Role};
+use uarea::{BlockReason, Endpoint, EndpointKind, Peer, Role};
 
-use super::{Call, Outcome};
+use super::{endpoints, Call, Outcome};
 use crate::ipc::{self, Mail};
 use crate::process::{memory, Table};
 
@@ -11,54 +11,25 @@ fn port(arg: u64) -> Result<PortId, Errno> {
     u16::try_from(arg).map(PortId).map_err(|_| Errno::EINVAL)
 }
 
-fn add_endpoint(
-    table: &mut Table,
-    call: &Call,
-    role: Role,
-    local_port: PortId,
-    peer: Peer,
-) -> Result<usize, Errno> {
-    let process = call.process(table)?;
-    let endpoints = &mut process.uarea.endpoints;
-    if endpoints.len() >= uarea::MAX_ENDPOINTS {
-        return Err(Errno::ENOSPC);
-    }
-    let descriptor = endpoints
-        .iter()
-        .map(|e| e.descriptor + 1)
-        .max()
-        .unwrap_or(0);
-    endpoints.push(Endpoint {
-        descriptor,
-        kind: EndpointKind::Mailbox,
-        role,
-        local_port,
-        peer,
-        flags: EndpointFlags::EMPTY,
-        tx_seq: 0,
-        rx_seq: 0,
-    });
-    Ok(descriptor as usize)
-}
-
 pub fn create(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let local = port(call.args[0])?;
-    let process = call.process(table)?;
-    let taken = process.uarea.endpoints.iter().any(|e| {
-        e.kind == EndpointKind::Mailbox && e.role == Role::Receiver && e.local_port == local
-    });
-    if taken {
-        return Err(Errno::EEXIST);
-    }
-    add_endpoint(table, call, Role::Receiver, local, Peer::None)
+    endpoints::add(
+        table,
+        call,
+        EndpointKind::Mailbox,
+        Role::Receiver,
+        local,
+        Peer::None,
+    )
 }
 
 pub fn open(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let pid = Pid::from_arg(call.args[0]).ok_or(Errno::ESRCH)?;
     let remote = port(call.args[1])?;
-    add_endpoint(
+    endpoints::add(
         table,
         call,
+        EndpointKind::Mailbox,
         Role::Sender,
         PortId(0),
         Peer::Process { pid, port: remote },
@@ -66,14 +37,7 @@ pub fn open(table: &mut Table, call: &Call) -> Result<usize, Errno> {
 }
 
 fn endpoint(table: &mut Table, call: &Call, role: Role) -> Result<Endpoint, Errno> {
-    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
-    let process = call.process(table)?;
-    process
-        .uarea
-        .endpoint(descriptor)
-        .filter(|e| e.kind == EndpointKind::Mailbox && e.role == role)
-        .cloned()
-        .ok_or(Errno::EBADF)
+    endpoints::find(table, call, EndpointKind::Mailbox, role)
 }
 
 pub fn read(table: &mut Table, call: &Call) -> Outcome {
@@ -173,15 +137,7 @@ pub fn write(table: &mut Table, call: &Call) -> Outcome {
 }
 
 pub fn close(table: &mut Table, call: &Call) -> Result<usize, Errno> {
-    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
-    let process = call.process(table)?;
-    let index = process
-        .uarea
-        .endpoints
-        .iter()
-        .position(|e| e.descriptor == descriptor && e.kind == EndpointKind::Mailbox)
-        .ok_or(Errno::EBADF)?;
-    let endpoint = process.uarea.endpoints.remove(index);
+    let endpoint = endpoints::close(table, call, EndpointKind::Mailbox)?;
     if endpoint.role == Role::Receiver {
         ipc::discard(call.pid, Some(endpoint.local_port));
     }

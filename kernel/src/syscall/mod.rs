@@ -6,6 +6,7 @@
 //! process's segments (`EFAULT`), descriptors against its tables (`EBADF`), sizes against the
 //! ABI's limits (`EINVAL`), and an unknown number is `ENOSYS`.
 
+mod endpoints;
 mod mailbox;
 mod migrate;
 mod process;

@@ -2,9 +2,9 @@
 
 use abi::{Errno, Pid, PortId, SyncMode, SYNC_MAX_MEMBERS};
 use alloc::vec::Vec;
-use uarea::{BlockReason, Endpoint, EndpointFlags, EndpointKind, Peer, Role};
+use uarea::{BlockReason, Endpoint, EndpointKind, Peer, Role};
 
-use super::{Call, Outcome};
+use super::{endpoints, Call, Outcome};
 use crate::ipc::{self, Mail, MailKind};
 use crate::process::{memory, Table};
 use crate::sync;
@@ -21,9 +21,8 @@ fn members(table: &mut Table, call: &Call) -> Result<(SyncMode, Vec<Pid>), Errno
     let process = call.process(table)?;
     memory::copy_from_user(&mut process.space, &process.uarea.memory, list, &mut bytes)?;
     let mut members = Vec::with_capacity(count);
-    for chunk in bytes.chunks_exact(4) {
-        let pid = Pid::from_raw(u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-            .ok_or(Errno::EINVAL)?;
+    for chunk in bytes.as_chunks::<4>().0 {
+        let pid = Pid::from_raw(u32::from_le_bytes(*chunk)).ok_or(Errno::EINVAL)?;
         if members.contains(&pid) {
             return Err(Errno::EINVAL);
         }
@@ -43,34 +42,14 @@ fn add(table: &mut Table, call: &Call, role: Role) -> Result<usize, Errno> {
         return Err(Errno::EINVAL);
     }
     let id = sync::group_id(mode, &members);
-    let process = call.process(table)?;
-    let endpoints = &mut process.uarea.endpoints;
-    if role == Role::Receiver
-        && endpoints.iter().any(|e| {
-            e.kind == EndpointKind::Sync && e.role == Role::Receiver && e.local_port.0 == id
-        })
-    {
-        return Err(Errno::EEXIST);
-    }
-    if endpoints.len() >= uarea::MAX_ENDPOINTS {
-        return Err(Errno::ENOSPC);
-    }
-    let descriptor = endpoints
-        .iter()
-        .map(|e| e.descriptor + 1)
-        .max()
-        .unwrap_or(0);
-    endpoints.push(Endpoint {
-        descriptor,
-        kind: EndpointKind::Sync,
+    endpoints::add(
+        table,
+        call,
+        EndpointKind::Sync,
         role,
-        local_port: PortId(id),
-        peer: Peer::Group { mode, members },
-        flags: EndpointFlags::EMPTY,
-        tx_seq: 0,
-        rx_seq: 0,
-    });
-    Ok(descriptor as usize)
+        PortId(id),
+        Peer::Group { mode, members },
+    )
 }
 
 pub fn create(table: &mut Table, call: &Call) -> Result<usize, Errno> {
@@ -82,14 +61,7 @@ pub fn open(table: &mut Table, call: &Call) -> Result<usize, Errno> {
 }
 
 fn endpoint(table: &mut Table, call: &Call, role: Role) -> Result<Endpoint, Errno> {
-    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
-    let process = call.process(table)?;
-    process
-        .uarea
-        .endpoint(descriptor)
-        .filter(|e| e.kind == EndpointKind::Sync && e.role == role)
-        .cloned()
-        .ok_or(Errno::EBADF)
+    endpoints::find(table, call, EndpointKind::Sync, role)
 }
 
 pub fn wait(table: &mut Table, call: &Call) -> Outcome {
@@ -127,14 +99,5 @@ pub fn signal(table: &mut Table, call: &Call) -> Result<usize, Errno> {
 }
 
 pub fn close(table: &mut Table, call: &Call) -> Result<usize, Errno> {
-    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
-    let process = call.process(table)?;
-    let index = process
-        .uarea
-        .endpoints
-        .iter()
-        .position(|e| e.descriptor == descriptor && e.kind == EndpointKind::Sync)
-        .ok_or(Errno::EBADF)?;
-    process.uarea.endpoints.remove(index);
-    Ok(0)
+    endpoints::close(table, call, EndpointKind::Sync).map(|_| 0)
 }

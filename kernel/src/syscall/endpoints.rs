@@ -1,0 +1,76 @@
+//! The per-process endpoint table (in the UArea), shared by the mailbox and sync calls:
+//! descriptors are small numbers, unique in the process, kept across migration.
+
+use abi::{Errno, PortId};
+use uarea::{Endpoint, EndpointFlags, EndpointKind, Peer, Role};
+
+use super::Call;
+use crate::process::Table;
+
+/// Adds an endpoint; returns its descriptor.
+pub fn add(
+    table: &mut Table,
+    call: &Call,
+    kind: EndpointKind,
+    role: Role,
+    local_port: PortId,
+    peer: Peer,
+) -> Result<usize, Errno> {
+    let process = call.process(table)?;
+    let endpoints = &mut process.uarea.endpoints;
+    if role == Role::Receiver
+        && endpoints
+            .iter()
+            .any(|e| e.kind == kind && e.role == Role::Receiver && e.local_port == local_port)
+    {
+        return Err(Errno::EEXIST);
+    }
+    if endpoints.len() >= uarea::MAX_ENDPOINTS {
+        return Err(Errno::ENOSPC);
+    }
+    let descriptor = endpoints
+        .iter()
+        .map(|e| e.descriptor + 1)
+        .max()
+        .unwrap_or(0);
+    endpoints.push(Endpoint {
+        descriptor,
+        kind,
+        role,
+        local_port,
+        peer,
+        flags: EndpointFlags::EMPTY,
+        tx_seq: 0,
+        rx_seq: 0,
+    });
+    Ok(descriptor as usize)
+}
+
+/// The endpoint named by the call's first argument, if it has this kind and role.
+pub fn find(
+    table: &mut Table,
+    call: &Call,
+    kind: EndpointKind,
+    role: Role,
+) -> Result<Endpoint, Errno> {
+    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
+    let process = call.process(table)?;
+    process
+        .uarea
+        .endpoint(descriptor)
+        .filter(|e| e.kind == kind && e.role == role)
+        .cloned()
+        .ok_or(Errno::EBADF)
+}
+
+/// Removes the endpoint named by the call's first argument; returns it.
+pub fn close(table: &mut Table, call: &Call, kind: EndpointKind) -> Result<Endpoint, Errno> {
+    let descriptor = u32::try_from(call.args[0]).map_err(|_| Errno::EBADF)?;
+    let process = call.process(table)?;
+    let endpoints = &mut process.uarea.endpoints;
+    let index = endpoints
+        .iter()
+        .position(|e| e.descriptor == descriptor && e.kind == kind)
+        .ok_or(Errno::EBADF)?;
+    Ok(endpoints.remove(index))
+}
