@@ -198,6 +198,9 @@ impl Daemon {
             while let Some(spawn) = table.remote_spawns.pop_front() {
                 self.spawn_remote(spawn);
             }
+            while let Some(pid) = table.remote_kills.pop_front() {
+                self.kill(table, pid);
+            }
         });
         self.route_user_mail();
         self.receive_image_data();
@@ -257,6 +260,7 @@ impl Daemon {
                 with_table(|table| table.record_remote_exit(pid, code));
             }
             Message::SetRefusing { on } => self.refusing = on,
+            Message::Kill { pid } => with_table(|table| self.kill(table, pid)),
             Message::Spawn {
                 pid,
                 parent,
@@ -289,6 +293,25 @@ impl Daemon {
                     )
                 });
             }
+        }
+    }
+
+    /// Ends `pid` here, or passes the kill on to where it lives (its home knows).
+    fn kill(&mut self, table: &mut Table, pid: Pid) {
+        if table.is_alive(pid) {
+            table.exit_process(pid, kernel::process::KILLED_EXIT_CODE);
+            return;
+        }
+        let next = if pid.birth_cluster() == table.cluster {
+            self.locations.get(&pid).copied()
+        } else {
+            self.forward
+                .get(&pid)
+                .copied()
+                .or(Some(pid.birth_cluster()))
+        };
+        if let Some(cluster) = next.filter(|c| *c != table.cluster) {
+            self.send(cluster, Message::Kill { pid });
         }
     }
 

@@ -36,6 +36,8 @@ pub enum Message {
     MigrateRequest { pid: Pid, destination: ClusterId },
     /// Administration: refuse (or accept again) incoming migrations — a cluster being drained.
     SetRefusing { on: bool },
+    /// Anyone → the cluster that should act: end `pid` as if killed.
+    Kill { pid: Pid },
     /// Parent's cluster → target: create `program` as `pid` (born at the parent's cluster).
     Spawn {
         pid: Pid,
@@ -74,6 +76,7 @@ const EXITED: u8 = 8;
 const MIGRATE_REQUEST: u8 = 9;
 const SET_REFUSING: u8 = 10;
 const SPAWN: u8 = 11;
+const KILL: u8 = 12;
 
 impl Message {
     pub fn encode(&self) -> [u8; PAYLOAD] {
@@ -118,6 +121,10 @@ impl Message {
             Message::SetRefusing { on } => {
                 out[8] = on as u8;
                 (SET_REFUSING, 0)
+            }
+            Message::Kill { pid } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                (KILL, 0)
             }
             Message::Spawn {
                 pid,
@@ -179,6 +186,9 @@ impl Message {
                 destination: ClusterId(u16_at(12)),
             },
             SET_REFUSING if bytes[8] <= 1 => Message::SetRefusing { on: bytes[8] == 1 },
+            KILL => Message::Kill {
+                pid: Pid::from_raw(u32_at(8))?,
+            },
             SPAWN => {
                 let (name_len, args_len) = (bytes[16] as usize, bytes[17] as usize);
                 if name_len > 32 || args_len > 64 {

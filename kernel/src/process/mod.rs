@@ -65,6 +65,8 @@ pub struct Table {
     pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
     /// Spawns on other clusters asked for by system calls, for the spawner daemon.
     pub remote_spawns: VecDeque<RemoteSpawn>,
+    /// Kills of processes on other clusters, for the daemons.
+    pub remote_kills: VecDeque<Pid>,
 }
 
 /// A `spawn` on another cluster, waiting for the spawner daemon.
@@ -99,6 +101,7 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     migration_requests: VecDeque::new(),
     remote_children: Vec::new(),
     remote_spawns: VecDeque::new(),
+    remote_kills: VecDeque::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.

@@ -166,6 +166,15 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
         table.exit_process(target, KILLED_EXIT_CODE);
         return Outcome::Gone;
     }
+    let remote_child = table
+        .remote_children
+        .iter()
+        .any(|(p, c, code)| *p == call.pid && *c == target && code.is_none());
+    if remote_child && !table.processes.contains_key(&target) {
+        // It lives on another cluster: the daemons deliver the kill there.
+        table.remote_kills.push_back(target);
+        return Outcome::Return(Ok(0));
+    }
     let Some(victim) = table
         .processes
         .get(&target)

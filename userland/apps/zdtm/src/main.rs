@@ -308,5 +308,15 @@ fn spawn_wait(on: u16) -> bool {
     };
     let waited = ulib::process::wait(Some(child));
     println!("spawned {child} on cluster {on}: missing program -> {missing:?}, wait -> {waited:?}");
-    missing == Err(ulib::Errno::ENOENT) && waited == Ok((child, 0))
+    // A long-running child there, killed from here.
+    let counter = ulib::process::spawn("counter", Some(ulib::ClusterId(on)), &["50"]);
+    let killed = counter.and_then(|pid| {
+        ulib::time::sleep_ms(200);
+        ulib::process::kill(pid)?;
+        ulib::process::wait(Some(pid))
+    });
+    println!("remote counter killed: {killed:?}");
+    missing == Err(ulib::Errno::ENOENT)
+        && waited == Ok((child, 0))
+        && killed.is_ok_and(|(_, code)| code == -9)
 }
