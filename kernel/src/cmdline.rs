@@ -1,7 +1,8 @@
 //! The kernel command line: `key=value` and bare-flag words separated by spaces, passed by
 //! `cargo xtask` through QEMU's fw_cfg (`opt/tessera/cmdline`).
 //!
-//! Known keys: `hz=N` (timer rate), `log=LEVEL` (error, warn, info, debug, trace),
+//! Known keys: `hz=N` (timer rate), `quantum_ms=N` (scheduling quantum, default 10),
+//! `log=LEVEL` (error, warn, info, debug, trace),
 //! `poweroff` (power off right after boot), `suite=NAME` (test kernel only).
 //! Unknown words are kept so other layers can read them, and reported once at boot.
 

@@ -35,6 +35,12 @@ pub enum MailKind {
     Mailbox = 0,
     /// A sync signal for the sync point whose id is `port`; the data is the sender's pid.
     SyncSignal = 1,
+    /// A portal allowance for the sending portal on `port`; the data is the receiver's
+    /// pid and port.
+    PortalAllow = 2,
+    /// A sender's request to deliver a transfer to the portal on `port`; the data is the
+    /// sender's pid and port and cluster.
+    PortalClaim = 3,
 }
 
 /// One user message in transit.
@@ -66,6 +72,8 @@ impl Mail {
         let kind = match bytes[7] {
             0 => MailKind::Mailbox,
             1 => MailKind::SyncSignal,
+            2 => MailKind::PortalAllow,
+            3 => MailKind::PortalClaim,
             _ => return None,
         };
         if len == 0 || len > MAILBOX_PAYLOAD_SIZE {
@@ -107,8 +115,12 @@ fn has_inbox(table: &Table, pid: Pid, port: PortId) -> bool {
 /// Delivers a message to a process on this cluster and wakes its readers. Returns false (and
 /// counts a drop) if it has no inbox on that port or the queue is full.
 pub fn deliver_local(table: &mut Table, mail: Mail) -> bool {
-    if mail.kind == MailKind::SyncSignal {
-        return crate::sync::deliver_signal(table, mail);
+    match mail.kind {
+        MailKind::SyncSignal => return crate::sync::deliver_signal(table, mail),
+        MailKind::PortalAllow | MailKind::PortalClaim => {
+            return crate::portal::deliver(table, mail)
+        }
+        MailKind::Mailbox => {}
     }
     if !has_inbox(table, mail.pid, mail.port) {
         with_store(|s| s.dropped += 1);

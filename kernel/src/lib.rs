@@ -15,6 +15,7 @@ pub mod migstats;
 pub mod monitor;
 pub mod noc;
 pub mod panic;
+pub mod portal;
 pub mod process;
 pub mod ramdisk;
 pub mod sync;

@@ -73,6 +73,12 @@ pub struct Daemon {
     mail_backlog: VecDeque<(ClusterId, kernel::ipc::Mail)>,
     /// User mail for processes nobody knows.
     pub mail_dropped: u64,
+    /// User portal transfers arrive here (one admitted sender at a time).
+    user_portal: portal::Portal,
+    /// The claim admitted on `user_portal`, and since when.
+    inbound_claim: Option<(kernel::portal::Claim, u64)>,
+    /// The user transfer being sent (claimed, waiting for the receiving kernel's allow).
+    outbound: Option<(kernel::portal::Outgoing, u64)>,
     image_portal: portal::Portal,
     next_sequence: u32,
     queue: VecDeque<MigrationRequest>,
@@ -95,6 +101,9 @@ impl Daemon {
         Ok(Daemon {
             mailbox: mailbox::create(DAEMON_PORT)?,
             user_mail: mailbox::create(kernel::ipc::USER_MAIL_PORT)?,
+            user_portal: portal::create(kernel::portal::USER_PORTAL_PORT)?,
+            inbound_claim: None,
+            outbound: None,
             forward: BTreeMap::new(),
             mail_backlog: VecDeque::new(),
             mail_dropped: 0,
@@ -203,6 +212,7 @@ impl Daemon {
             }
         });
         self.route_user_mail();
+        self.move_user_portal_data();
         self.receive_image_data();
         while let Ok(message) = mailbox::try_read(&self.mailbox) {
             match Message::decode(&message.payload) {
@@ -312,6 +322,75 @@ impl Daemon {
         };
         if let Some(cluster) = next.filter(|c| *c != table.cluster) {
             self.send(cluster, Message::Kill { pid });
+        }
+    }
+
+    // ---- user portals between clusters (see kernel::portal) ----
+
+    fn move_user_portal_data(&mut self) {
+        let now = hal::clock::now_ns();
+        // Receiving: admit one claimed transfer at a time, hand its data to the process.
+        while let Ok((from, data)) = portal::try_read_vec(&self.user_portal) {
+            match self.inbound_claim.take() {
+                Some((claim, _)) if claim.cluster.0 == from.0 => with_table(|table| {
+                    if table.processes.contains_key(&claim.to.0) {
+                        kernel::portal::deliver_data(table, claim.from.0, claim.to, data);
+                    } else {
+                        self.mail_dropped += 1; // the receiver left meanwhile
+                    }
+                }),
+                other => self.inbound_claim = other,
+            }
+        }
+        if self
+            .inbound_claim
+            .as_ref()
+            .is_some_and(|(_, since)| now.saturating_sub(*since) > STALL_NS)
+        {
+            self.inbound_claim = None;
+        }
+        if self.inbound_claim.is_none() {
+            if let Some(claim) = kernel::portal::next_claim() {
+                if portal::allow(&self.user_portal, wire(claim.cluster)).is_ok() {
+                    self.inbound_claim = Some((claim, now));
+                }
+            }
+        }
+        // Sending: claim the next transfer, then write it once the receiving kernel allows us.
+        if self.outbound.is_none() {
+            if let Some(transfer) = kernel::portal::next_outgoing() {
+                let mut data = transfer.from.0.raw().to_le_bytes().to_vec();
+                data.extend_from_slice(&transfer.from.1 .0.to_le_bytes());
+                data.extend_from_slice(&here().0.to_le_bytes());
+                let claim = kernel::ipc::Mail {
+                    pid: transfer.to.0,
+                    port: transfer.to.1,
+                    kind: kernel::ipc::MailKind::PortalClaim,
+                    data,
+                };
+                let sent = with_table(|table| kernel::ipc::send(table, claim.clone()));
+                if sent.is_ok() {
+                    self.outbound = Some((transfer, now));
+                } else {
+                    self.route(claim); // the home forwards it
+                    self.outbound = Some((transfer, now));
+                }
+            }
+        }
+        if let Some((transfer, since)) = self.outbound.take() {
+            let allowed = (0..noc::cluster_count())
+                .filter(|c| *c != here().0)
+                .filter_map(|c| {
+                    portal::open(hal::noc::ClusterId(c), kernel::portal::USER_PORTAL_PORT).ok()
+                })
+                .find(|tx| portal::is_allowed(tx));
+            match allowed {
+                Some(tx) if portal::write(&tx, &transfer.data).is_ok() => {}
+                _ if now.saturating_sub(since) > STALL_NS => {
+                    log::warn!("user portal transfer to {} abandoned", transfer.to.0);
+                }
+                _ => self.outbound = Some((transfer, since)),
+            }
         }
     }
 

@@ -23,6 +23,15 @@ use uarea::{
 
 use memory::{LoadError, MAIN_STACK_SIZE, STACK_GUARD};
 
+/// Scheduling quantum of new processes (`quantum_ms=` on the kernel command line).
+static DEFAULT_QUANTUM_NS: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(uarea::Sched::DEFAULT_QUANTUM_NS);
+
+/// Sets the scheduling quantum of processes created from now on.
+pub fn set_default_quantum_ns(ns: u64) {
+    DEFAULT_QUANTUM_NS.store(ns.max(100_000), core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Exit code of a process killed by a fault or by `kill`.
 pub const KILLED_EXIT_CODE: i32 = -9;
 /// Longest console line kept before it is flushed without a newline.
@@ -215,6 +224,7 @@ impl Table {
             current_cluster: self.cluster,
         };
         let mut uarea = UArea::new(header, map);
+        uarea.sched.quantum_ns = DEFAULT_QUANTUM_NS.load(core::sync::atomic::Ordering::Relaxed);
         let mut context = Context::new_user(executable.entry, args_at, rsp);
         context.rsi = arg_bytes.len() as u64;
         uarea.add_thread(context, stack);
@@ -377,6 +387,7 @@ impl Table {
         process.uarea.endpoints.clear();
         crate::ipc::discard(pid, None);
         crate::sync::discard(pid);
+        crate::portal::discard(pid);
         process.uarea.memory.segments.clear();
         self.ready.retain(|p| *p != pid);
         if self.current.is_some_and(|(p, _)| p == pid) {

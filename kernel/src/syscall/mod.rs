@@ -9,6 +9,7 @@
 mod endpoints;
 mod mailbox;
 mod migrate;
+mod portal;
 mod process;
 mod sync;
 mod thread;
@@ -108,6 +109,12 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         MailboxRead => mailbox::read(table, call),
         MailboxWrite => mailbox::write(table, call),
         MailboxClose => Outcome::Return(mailbox::close(table, call)),
+        PortalCreate => Outcome::Return(portal::create(table, call)),
+        PortalAllow => Outcome::Return(portal::allow(table, call)),
+        PortalOpen => Outcome::Return(portal::open(table, call)),
+        PortalRead => portal::read(table, call),
+        PortalWrite => portal::write(table, call),
+        PortalClose => Outcome::Return(portal::close(table, call)),
         SyncCreate => Outcome::Return(sync::create(table, call)),
         SyncOpen => Outcome::Return(sync::open(table, call)),
         SyncWait => sync::wait(table, call),
@@ -115,6 +122,5 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         SyncClose => Outcome::Return(sync::close(table, call)),
         Migrate => migrate::migrate(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
-        _ => Outcome::Return(Err(Errno::ENOSYS)),
     }
 }

@@ -28,6 +28,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     pingpong_across_clusters,
     spawn_on_another_cluster_and_wait,
     sync_rounds_with_processes_on_every_cluster,
+    portal_1mib_between_processes_on_two_clusters,
     hundred_back_and_forth,
     heap_of_64_mib,
     destination_refuses,
@@ -184,6 +185,13 @@ fn spawn_on_another_cluster_and_wait() -> Result<(), String> {
 
 fn sync_rounds_with_processes_on_every_cluster() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("abitest", &["barrier"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn portal_1mib_between_processes_on_two_clusters() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("abitest", &["portal", "2"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())

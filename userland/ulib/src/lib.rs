@@ -13,6 +13,7 @@ pub mod barrier;
 pub mod heap;
 pub mod io;
 pub mod mailbox;
+pub mod portal;
 pub mod process;
 pub mod raw;
 pub mod rt;

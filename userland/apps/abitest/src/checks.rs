@@ -196,6 +196,30 @@ pub fn syscalls() -> i32 {
     }
     t.expect_err("mailbox_read bad descriptor", call(Syscall::MailboxRead, &[9999, page as u64, 112]), Errno::EBADF);
 
+    // portals on this process: a transfer to itself, and the errors
+    {
+        let me_pid = ulib::abi::Pid::from_raw(pid.unwrap_or(0) as u32).expect("pid");
+        let receiver = ulib::portal::Receiver::create(10);
+        t.check("portal_create", receiver.is_ok(), ());
+        t.expect_err("portal_create twice", call(Syscall::PortalCreate, &[10]), Errno::EEXIST);
+        let sender = ulib::portal::Sender::open(11, me_pid, 10);
+        t.check("portal_open", sender.is_ok(), ());
+        if let (Ok(receiver), Ok(sender)) = (receiver, sender) {
+            let mut buffer = alloc::vec![0u8; 100_000];
+            t.expect_err("portal_read before allow", receiver.read(&mut buffer), Errno::EINVAL);
+            t.check("portal_allow", receiver.allow(me_pid, 11).is_ok(), ());
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+            let too_long = alloc::vec![0u8; (1 << 20) + 1];
+            t.expect_err("portal_write too long", sender.write(&too_long), Errno::EMSGSIZE);
+            t.expect("portal_write", sender.write(&data), Ok(data.len()));
+            let mut small = [0u8; 10];
+            t.expect_err("portal_read small buffer", receiver.read(&mut small), Errno::EMSGSIZE);
+            t.check("portal_read", receiver.read(&mut buffer) == Ok(data.len()) && buffer == data, ());
+        }
+        t.expect_err("portal_write bad descriptor", call(Syscall::PortalWrite, &[4242, page as u64, 8]), Errno::EBADF);
+        t.expect_err("portal_read kernel buffer", call(Syscall::PortalRead, &[4242, KERNEL, 8]), Errno::EBADF);
+    }
+
     // sync points: argument checks (the cross-cluster rounds are `abitest barrier`)
     let other = ulib::abi::Pid::new(ulib::abi::ClusterId(0), 0x7FFF).map(|p| p.raw()).unwrap_or(1);
     let group = [pid.unwrap_or(0) as u32, other];
@@ -323,4 +347,42 @@ pub fn barrier_child(parent: Option<u32>) -> i32 {
     }
     println!("barrier child on cluster {}: released", ulib::process::cluster_id().0);
     0
+}
+
+const PORTAL_BYTES: usize = 1 << 20;
+
+fn portal_pattern(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 11)) as u8
+}
+
+/// A 1 MiB portal transfer to a child spawned on cluster `on`, which checks every byte.
+pub fn portal_remote(on: u16) -> i32 {
+    let me = ulib::process::getpid();
+    let inbox = ulib::mailbox::Inbox::create(3).expect("inbox");
+    let me_text = alloc::format!("{}", me.raw());
+    let Ok(child) = ulib::process::spawn("abitest", Some(ulib::ClusterId(on)), &["portal-child", &me_text]) else {
+        println!("portal: cannot spawn the child");
+        return 1;
+    };
+    let _ready = inbox.recv().expect("ready");
+    let data: Vec<u8> = (0..PORTAL_BYTES).map(portal_pattern).collect();
+    let sender = ulib::portal::Sender::open(8, child, 9).expect("open");
+    let start = ulib::time::now_ns();
+    let sent = sender.write(&data);
+    let waited = ulib::process::wait(Some(child));
+    let ms = (ulib::time::now_ns() - start) / 1_000_000;
+    println!("portal: wrote {sent:?} to {child} on cluster {on}; child ended {waited:?} ({ms} ms)");
+    if sent == Ok(PORTAL_BYTES) && waited.is_ok_and(|(_, code)| code == 0) { 0 } else { 1 }
+}
+
+pub fn portal_child(parent: Option<u32>) -> i32 {
+    let Some(parent) = parent.and_then(ulib::abi::Pid::from_raw) else { return 2 };
+    let receiver = ulib::portal::Receiver::create(9).expect("portal");
+    receiver.allow(parent, 8).expect("allow");
+    ulib::mailbox::Outbox::open(parent, 3).expect("outbox").send(b"ready").expect("ready");
+    let mut buffer = alloc::vec![0u8; PORTAL_BYTES];
+    let got = receiver.read(&mut buffer);
+    let intact = buffer.iter().enumerate().all(|(i, b)| *b == portal_pattern(i));
+    println!("portal child on cluster {}: read {got:?}, intact {intact}", ulib::process::cluster_id().0);
+    if got == Ok(PORTAL_BYTES) && intact { 0 } else { 1 }
 }

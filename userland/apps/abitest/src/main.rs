@@ -26,6 +26,8 @@ fn main(args: ulib::rt::Args) -> i32 {
         Some("threads") => checks::many_threads(args.number(2, 1000)),
         Some("spin") => spin(args.number(2, 1000)),
         Some("barrier") => checks::barrier(),
+        Some("portal") => checks::portal_remote(args.number(2, 1)),
+        Some("portal-child") => checks::portal_child(args.get(2).and_then(|p| p.parse().ok())),
         Some("barrier-child") => checks::barrier_child(args.get(2).and_then(|p| p.parse().ok())),
         _ => {
             println!("usage: abitest syscalls|fault KIND|secret MODE|fpu [ROUNDS]|threads N|spin MS");

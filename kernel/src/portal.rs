@@ -1,0 +1,198 @@
+//! User portals: bulk transfers of up to 1 MiB between processes, which the receiver must
+//! allow first (Nanvix `portal`, with pids as endpoints).
+//!
+//! Control travels as small routed messages (so it finds a process wherever it lives): the
+//! receiver's `allow` sends the sender an *allowance*; a sender's `write` consumes one and
+//! queues the data here. A transfer to a process on this cluster is handed over at once; one
+//! to another cluster is *claimed* (a routed message to the receiver), the receiving kernel
+//! admits it on its user-portal NoC port when that port is free, and the data goes over the
+//! kernel's portal service (32 KiB chunks) — one transfer in flight per sending cluster.
+
+use abi::{Pid, PortId};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use spin::Mutex;
+use uarea::{BlockReason, EndpointKind};
+
+use crate::ipc::{Mail, MailKind};
+use crate::process::Table;
+
+/// The kernel NoC portal port user transfers arrive on.
+pub const USER_PORTAL_PORT: hal::noc::PortId = hal::noc::PortId(0xFE01);
+
+/// A transfer waiting to leave this cluster.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub from: (Pid, PortId),
+    pub to: (Pid, PortId),
+    pub data: Vec<u8>,
+}
+
+/// A claim by another cluster to deliver a transfer here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub cluster: abi::ClusterId,
+    pub from: (Pid, PortId),
+    pub to: (Pid, PortId),
+}
+
+#[derive(Default)]
+struct State {
+    /// (sender, its port) → allowances received: the receivers that allowed it.
+    allowances: BTreeMap<(Pid, u16), VecDeque<(Pid, PortId)>>,
+    /// (receiver, its port) → transfers delivered and not yet read.
+    ready: BTreeMap<(Pid, u16), VecDeque<(Pid, Vec<u8>)>>,
+    /// Transfers for other clusters, oldest first.
+    outgoing: VecDeque<Outgoing>,
+    /// Claims to deliver here, oldest first.
+    claims: VecDeque<Claim>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    hal::cpu::without_interrupts(|| f(STATE.lock().get_or_insert_with(State::default)))
+}
+
+fn pid_at(data: &[u8], at: usize) -> Option<Pid> {
+    Pid::from_raw(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn port_at(data: &[u8], at: usize) -> Option<PortId> {
+    Some(PortId(u16::from_le_bytes(
+        data.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+
+/// A portal control message arrived for a process here.
+pub fn deliver(table: &mut Table, mail: Mail) -> bool {
+    match mail.kind {
+        MailKind::PortalAllow => {
+            let (Some(receiver), Some(port)) = (pid_at(&mail.data, 0), port_at(&mail.data, 4))
+            else {
+                return false;
+            };
+            with_state(|s| {
+                s.allowances
+                    .entry((mail.pid, mail.port.0))
+                    .or_default()
+                    .push_back((receiver, port))
+            });
+            wake(table, mail.pid, mail.port, |r| match r {
+                BlockReason::PortalWrite { descriptor } => Some(*descriptor),
+                _ => None,
+            });
+            true
+        }
+        MailKind::PortalClaim => {
+            let (Some(sender), Some(sport), Some(cluster)) = (
+                pid_at(&mail.data, 0),
+                port_at(&mail.data, 4),
+                port_at(&mail.data, 6),
+            ) else {
+                return false;
+            };
+            let claim = Claim {
+                cluster: abi::ClusterId(cluster.0),
+                from: (sender, sport),
+                to: (mail.pid, mail.port),
+            };
+            with_state(|s| s.claims.push_back(claim));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Restarts threads of `pid` blocked on a portal endpoint bound to `port` (either side).
+fn wake(table: &mut Table, pid: Pid, port: PortId, blocked_on: fn(&BlockReason) -> Option<u32>) {
+    let Some(process) = table.processes.get(&pid) else {
+        return;
+    };
+    let descriptors: Vec<u32> = process
+        .uarea
+        .endpoints
+        .iter()
+        .filter(|e| e.kind == EndpointKind::Portal && e.local_port == port)
+        .map(|e| e.descriptor)
+        .collect();
+    let waiting: Vec<abi::Tid> = process
+        .uarea
+        .threads
+        .iter()
+        .filter(|t| match &t.state {
+            uarea::ThreadState::Blocked(reason) => {
+                blocked_on(reason).is_some_and(|d| descriptors.contains(&d))
+            }
+            _ => false,
+        })
+        .map(|t| t.tid)
+        .collect();
+    for tid in waiting {
+        table.restart_blocked(pid, tid);
+    }
+}
+
+/// Takes one allowance of `(sender, port)` to send to `to`.
+pub fn take_allowance(sender: Pid, port: PortId, to: (Pid, PortId)) -> bool {
+    with_state(|s| {
+        let Some(queue) = s.allowances.get_mut(&(sender, port.0)) else {
+            return false;
+        };
+        match queue.iter().position(|a| *a == to) {
+            Some(index) => {
+                queue.remove(index);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Hands a transfer to a receiver on this cluster and wakes its readers.
+pub fn deliver_data(table: &mut Table, from: Pid, to: (Pid, PortId), data: Vec<u8>) {
+    with_state(|s| {
+        s.ready
+            .entry((to.0, to.1 .0))
+            .or_default()
+            .push_back((from, data))
+    });
+    wake(table, to.0, to.1, |r| match r {
+        BlockReason::PortalRead { descriptor } => Some(*descriptor),
+        _ => None,
+    });
+}
+
+/// Puts a transfer back at the head of `(pid, port)` (the reader's buffer was too small).
+pub fn unread(pid: Pid, port: PortId, item: (Pid, Vec<u8>)) {
+    with_state(|s| s.ready.entry((pid, port.0)).or_default().push_front(item));
+}
+
+/// Takes the oldest transfer delivered to `(pid, port)`.
+pub fn take_ready(pid: Pid, port: PortId) -> Option<(Pid, Vec<u8>)> {
+    with_state(|s| s.ready.get_mut(&(pid, port.0)).and_then(|q| q.pop_front()))
+}
+
+/// Queues a transfer for another cluster (the daemon claims and sends it).
+pub fn queue_outgoing(transfer: Outgoing) {
+    with_state(|s| s.outgoing.push_back(transfer));
+}
+
+/// The oldest transfer waiting to leave, if any (the daemon sends one at a time).
+pub fn next_outgoing() -> Option<Outgoing> {
+    with_state(|s| s.outgoing.pop_front())
+}
+
+/// The oldest claim to deliver here.
+pub fn next_claim() -> Option<Claim> {
+    with_state(|s| s.claims.pop_front())
+}
+
+/// Forgets a process's portal state (it ended).
+pub fn discard(pid: Pid) {
+    with_state(|s| {
+        s.allowances.retain(|(p, _), _| *p != pid);
+        s.ready.retain(|(p, _), _| *p != pid);
+        s.outgoing.retain(|t| t.from.0 != pid);
+    });
+}
