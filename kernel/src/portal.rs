@@ -36,12 +36,15 @@ pub struct Claim {
     pub to: (Pid, PortId),
 }
 
+/// Transfers delivered to one receiving portal: (sender, data), oldest first.
+type Delivered = VecDeque<(Pid, Vec<u8>)>;
+
 #[derive(Default)]
 struct State {
     /// (sender, its port) → allowances received: the receivers that allowed it.
     allowances: BTreeMap<(Pid, u16), VecDeque<(Pid, PortId)>>,
     /// (receiver, its port) → transfers delivered and not yet read.
-    ready: BTreeMap<(Pid, u16), VecDeque<(Pid, Vec<u8>)>>,
+    ready: BTreeMap<(Pid, u16), Delivered>,
     /// Transfers for other clusters, oldest first.
     outgoing: VecDeque<Outgoing>,
     /// Claims to deliver here, oldest first.

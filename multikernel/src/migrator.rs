@@ -383,7 +383,7 @@ impl Daemon {
                 .filter_map(|c| {
                     portal::open(hal::noc::ClusterId(c), kernel::portal::USER_PORTAL_PORT).ok()
                 })
-                .find(|tx| portal::is_allowed(tx));
+                .find(portal::is_allowed);
             match allowed {
                 Some(tx) if portal::write(&tx, &transfer.data).is_ok() => {}
                 _ if now.saturating_sub(since) > STALL_NS => {
