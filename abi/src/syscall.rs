@@ -139,9 +139,14 @@ syscalls! {
     Kill = 82 => "kill", 1;
     /// `proc_list(buf: *mut ProcessInfo, capacity: usize) -> usize`: list this cluster's processes.
     ProcList = 83 => "proc_list", 2;
+    /// `name_link(name: *const u8, len: usize, pid: Pid) -> 0`: publish `name` for `pid` machine-wide.
+    NameLink = 84 => "name_link", 3;
+    /// `name_lookup(name: *const u8, len: usize) -> Pid`.
+    NameLookup = 85 => "name_lookup", 2;
+    /// `name_unlink(name: *const u8, len: usize) -> 0`.
+    NameUnlink = 86 => "name_unlink", 2;
 
-    /// `migrate(pid: Pid, cluster: ClusterId) -> 0`. **Reserved**: added by the
-    /// migration work; returns `ENOSYS` until then.
+    /// `migrate(pid: Pid, cluster: ClusterId) -> 0`: move a process to another cluster.
     Migrate = 96 => "migrate", 2;
     /// `migration_stats(buf: *mut u8, len: usize) -> usize`. **Reserved**: added
     /// by the migration work; returns `ENOSYS` until then.
@@ -295,6 +300,9 @@ mod tests {
             (81, "wait"),
             (82, "kill"),
             (83, "proc_list"),
+            (84, "name_link"),
+            (85, "name_lookup"),
+            (86, "name_unlink"),
             (96, "migrate"),
             (97, "migration_stats"),
         ];

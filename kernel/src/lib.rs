@@ -13,6 +13,7 @@ pub mod elf;
 pub mod ipc;
 pub mod migstats;
 pub mod monitor;
+pub mod names;
 pub mod noc;
 pub mod panic;
 pub mod portal;

@@ -90,6 +90,7 @@ fn execute(command: &str) {
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
              migrate PID C      move a process to cluster C (it may live on any cluster)\n  \
              migrations         the migrations that left this cluster, with their times\n  \
+             names              the name service: names and the pids they stand for\n  \
              programs           list the programs in the boot archive\n  \
              info, mem, uptime  cluster, memory and clock\n  \
              log LEVEL          error, warn, info, debug, trace or off\n  \
@@ -195,6 +196,11 @@ fn execute(command: &str) {
                     "usage: migrate PID CLUSTER (cluster < {})",
                     crate::cluster_count()
                 ),
+            }
+        }
+        Some("names") => {
+            for (name, pid) in crate::names::all() {
+                hal::println!("{name:<32} {pid}");
             }
         }
         Some("migrations") => {

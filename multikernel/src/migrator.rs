@@ -211,6 +211,7 @@ impl Daemon {
                 self.kill(table, pid);
             }
         });
+        self.broadcast_names();
         self.route_user_mail();
         self.move_user_portal_data();
         self.receive_image_data();
@@ -271,6 +272,16 @@ impl Daemon {
             }
             Message::SetRefusing { on } => self.refusing = on,
             Message::Kill { pid } => with_table(|table| self.kill(table, pid)),
+            Message::NameLink { pid, name } => kernel::names::apply(kernel::names::Change::Link {
+                name: name.as_str().into(),
+                pid,
+            }),
+            Message::NameUnlink { pid, name } => {
+                kernel::names::apply(kernel::names::Change::Unlink {
+                    name: name.as_str().into(),
+                    pid,
+                })
+            }
             Message::Spawn {
                 pid,
                 parent,
@@ -302,6 +313,36 @@ impl Daemon {
                         },
                     )
                 });
+            }
+        }
+    }
+
+    /// Announces the name changes made here to every other cluster.
+    fn broadcast_names(&mut self) {
+        for change in kernel::names::take_outbox() {
+            let (pid, name, link) = match change {
+                kernel::names::Change::Link { name, pid } => (pid, name, true),
+                kernel::names::Change::Unlink { name, pid } => (pid, name, false),
+            };
+            let Ok(name) = crate::protocol::heapless_str::Name::try_from(name.as_str()) else {
+                continue;
+            };
+            for cluster in (0..noc::cluster_count())
+                .map(ClusterId)
+                .filter(|c| *c != here())
+            {
+                let message = if link {
+                    Message::NameLink {
+                        pid,
+                        name: name.clone(),
+                    }
+                } else {
+                    Message::NameUnlink {
+                        pid,
+                        name: name.clone(),
+                    }
+                };
+                self.send(cluster, message);
             }
         }
     }

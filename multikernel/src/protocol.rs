@@ -38,6 +38,10 @@ pub enum Message {
     SetRefusing { on: bool },
     /// Anyone → the cluster that should act: end `pid` as if killed.
     Kill { pid: Pid },
+    /// Name service: `name` now stands for `pid` (broadcast to every cluster).
+    NameLink { pid: Pid, name: heapless_str::Name },
+    /// Name service: `name` no longer stands for `pid`.
+    NameUnlink { pid: Pid, name: heapless_str::Name },
     /// Parent's cluster → target: create `program` as `pid` (born at the parent's cluster).
     Spawn {
         pid: Pid,
@@ -77,6 +81,8 @@ const MIGRATE_REQUEST: u8 = 9;
 const SET_REFUSING: u8 = 10;
 const SPAWN: u8 = 11;
 const KILL: u8 = 12;
+const NAME_LINK: u8 = 13;
+const NAME_UNLINK: u8 = 14;
 
 impl Message {
     pub fn encode(&self) -> [u8; PAYLOAD] {
@@ -125,6 +131,19 @@ impl Message {
             Message::Kill { pid } => {
                 out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
                 (KILL, 0)
+            }
+            Message::NameLink { pid, ref name } | Message::NameUnlink { pid, ref name } => {
+                out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
+                out[12] = name.len() as u8;
+                out[16..16 + name.len()].copy_from_slice(name.as_bytes());
+                (
+                    if matches!(self, Message::NameLink { .. }) {
+                        NAME_LINK
+                    } else {
+                        NAME_UNLINK
+                    },
+                    0,
+                )
             }
             Message::Spawn {
                 pid,
@@ -186,6 +205,21 @@ impl Message {
                 destination: ClusterId(u16_at(12)),
             },
             SET_REFUSING if bytes[8] <= 1 => Message::SetRefusing { on: bytes[8] == 1 },
+            NAME_LINK | NAME_UNLINK => {
+                let len = bytes[12] as usize;
+                if len == 0 || len > 32 {
+                    return None;
+                }
+                let name =
+                    heapless_str::Name::try_from(core::str::from_utf8(&bytes[16..16 + len]).ok()?)
+                        .ok()?;
+                let pid = Pid::from_raw(u32_at(8))?;
+                if bytes[0] == NAME_LINK {
+                    Message::NameLink { pid, name }
+                } else {
+                    Message::NameUnlink { pid, name }
+                }
+            }
             KILL => Message::Kill {
                 pid: Pid::from_raw(u32_at(8))?,
             },

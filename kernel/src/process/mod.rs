@@ -388,6 +388,7 @@ impl Table {
         crate::ipc::discard(pid, None);
         crate::sync::discard(pid);
         crate::portal::discard(pid);
+        crate::names::forget(pid);
         process.uarea.memory.segments.clear();
         self.ready.retain(|p| *p != pid);
         if self.current.is_some_and(|(p, _)| p == pid) {

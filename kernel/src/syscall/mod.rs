@@ -9,6 +9,7 @@
 mod endpoints;
 mod mailbox;
 mod migrate;
+mod names;
 mod portal;
 mod process;
 mod sync;
@@ -120,6 +121,9 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         SyncWait => sync::wait(table, call),
         SyncSignal => Outcome::Return(sync::signal(table, call)),
         SyncClose => Outcome::Return(sync::close(table, call)),
+        NameLink => Outcome::Return(names::link(table, call)),
+        NameLookup => Outcome::Return(names::lookup(table, call)),
+        NameUnlink => Outcome::Return(names::unlink(table, call)),
         Migrate => migrate::migrate(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
     }

@@ -29,6 +29,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     spawn_on_another_cluster_and_wait,
     sync_rounds_with_processes_on_every_cluster,
     portal_1mib_between_processes_on_two_clusters,
+    name_service_across_clusters,
     hundred_back_and_forth,
     heap_of_64_mib,
     destination_refuses,
@@ -192,6 +193,13 @@ fn sync_rounds_with_processes_on_every_cluster() -> Result<(), String> {
 
 fn portal_1mib_between_processes_on_two_clusters() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("abitest", &["portal", "2"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn name_service_across_clusters() -> Result<(), String> {
+    let pid = with_table(|t| t.spawn("abitest", &["names", "3"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())

@@ -87,3 +87,19 @@ pub fn migrations() -> u32 {
 pub fn migrate(pid: Pid, cluster: ClusterId) -> Result<(), Errno> {
     call(Syscall::Migrate, &[pid.raw() as u64, cluster.0 as u64]).map(|_| ())
 }
+
+/// Publishes `name` for `pid` (yourself or a child) on every cluster.
+pub fn name_link(name: &str, pid: Pid) -> Result<(), Errno> {
+    call(Syscall::NameLink, &[name.as_ptr() as u64, name.len() as u64, pid.raw() as u64]).map(|_| ())
+}
+
+/// The process `name` stands for.
+pub fn name_lookup(name: &str) -> Result<Pid, Errno> {
+    let raw = call(Syscall::NameLookup, &[name.as_ptr() as u64, name.len() as u64])?;
+    Pid::from_arg(raw as u64).ok_or(Errno::EINVAL)
+}
+
+/// Withdraws `name`.
+pub fn name_unlink(name: &str) -> Result<(), Errno> {
+    call(Syscall::NameUnlink, &[name.as_ptr() as u64, name.len() as u64]).map(|_| ())
+}

@@ -220,6 +220,23 @@ pub fn syscalls() -> i32 {
         t.expect_err("portal_read kernel buffer", call(Syscall::PortalRead, &[4242, KERNEL, 8]), Errno::EBADF);
     }
 
+    // the name service, on this cluster
+    {
+        let me_pid = ulib::abi::Pid::from_raw(pid.unwrap_or(0) as u32).expect("pid");
+        let name = alloc::format!("abitest.{}", me_pid.raw());
+        t.check("name_link", ulib::process::name_link(&name, me_pid).is_ok(), ());
+        t.check("name_link twice", ulib::process::name_link(&name, me_pid) == Err(Errno::EEXIST), ());
+        t.check("name_lookup", ulib::process::name_lookup(&name) == Ok(me_pid), ());
+        t.check("name_lookup missing", ulib::process::name_lookup("no.such.name") == Err(Errno::ENOENT), ());
+        t.check("name_link too long", ulib::process::name_link(&"x".repeat(33), me_pid) == Err(Errno::ENAMETOOLONG), ());
+        t.check("name_link empty", ulib::process::name_link("", me_pid) == Err(Errno::EINVAL), ());
+        let stranger = ulib::abi::Pid::new(ulib::abi::ClusterId(0), 0x7FFF).expect("pid");
+        t.check("name_link for a stranger", ulib::process::name_link("stranger", stranger) == Err(Errno::EPERM), ());
+        t.expect_err("name_lookup kernel pointer", call(Syscall::NameLookup, &[KERNEL, 4]), Errno::EFAULT);
+        t.check("name_unlink", ulib::process::name_unlink(&name).is_ok(), ());
+        t.check("name_unlink twice", ulib::process::name_unlink(&name) == Err(Errno::ENOENT), ());
+    }
+
     // sync points: argument checks (the cross-cluster rounds are `abitest barrier`)
     let other = ulib::abi::Pid::new(ulib::abi::ClusterId(0), 0x7FFF).map(|p| p.raw()).unwrap_or(1);
     let group = [pid.unwrap_or(0) as u32, other];
@@ -385,4 +402,49 @@ pub fn portal_child(parent: Option<u32>) -> i32 {
     let intact = buffer.iter().enumerate().all(|(i, b)| *b == portal_pattern(i));
     println!("portal child on cluster {}: read {got:?}, intact {intact}", ulib::process::cluster_id().0);
     if got == Ok(PORTAL_BYTES) && intact { 0 } else { 1 }
+}
+
+const SERVICE: &str = "abitest.service";
+
+/// Publishes a name, and a child on cluster `on` finds it, sends a message to the pid it
+/// stands for, and sees it vanish after the unlink.
+pub fn names_remote(on: u16) -> i32 {
+    let me = ulib::process::getpid();
+    let inbox = ulib::mailbox::Inbox::create(4).expect("inbox");
+    if ulib::process::name_link(SERVICE, me).is_err() {
+        println!("names: link failed");
+        return 1;
+    }
+    let Ok(child) = ulib::process::spawn("abitest", Some(ulib::ClusterId(on)), &["names-child"]) else { return 1 };
+    let hello = inbox.recv();
+    let _ = ulib::process::name_unlink(SERVICE);
+    let waited = ulib::process::wait(Some(child));
+    println!("names: child said {:?}, ended {waited:?}", hello.as_deref().map(|h| core::str::from_utf8(h).unwrap_or("?")));
+    if hello.is_ok() && waited.is_ok_and(|(_, code)| code == 0) { 0 } else { 1 }
+}
+
+pub fn names_child() -> i32 {
+    // The link reaches this cluster's replica within a few NoC messages.
+    let mut service = ulib::process::name_lookup(SERVICE);
+    for _ in 0..5000 {
+        if service.is_ok() {
+            break;
+        }
+        ulib::time::sleep_ms(2);
+        service = ulib::process::name_lookup(SERVICE);
+    }
+    let Ok(service) = service else {
+        println!("names child: {SERVICE} never appeared");
+        return 1;
+    };
+    let message = alloc::format!("found you as {SERVICE} from cluster {}", ulib::process::cluster_id().0);
+    ulib::mailbox::Outbox::open(service, 4).expect("outbox").send(message.as_bytes()).expect("send");
+    for _ in 0..5000 {
+        if ulib::process::name_lookup(SERVICE) == Err(ulib::Errno::ENOENT) {
+            return 0;
+        }
+        ulib::time::sleep_ms(2);
+    }
+    println!("names child: {SERVICE} never went away");
+    1
 }

@@ -27,6 +27,8 @@ fn main(args: ulib::rt::Args) -> i32 {
         Some("spin") => spin(args.number(2, 1000)),
         Some("barrier") => checks::barrier(),
         Some("portal") => checks::portal_remote(args.number(2, 1)),
+        Some("names") => checks::names_remote(args.number(2, 1)),
+        Some("names-child") => checks::names_child(),
         Some("portal-child") => checks::portal_child(args.get(2).and_then(|p| p.parse().ok())),
         Some("barrier-child") => checks::barrier_child(args.get(2).and_then(|p| p.parse().ok())),
         _ => {

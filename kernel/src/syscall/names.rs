@@ -1,0 +1,70 @@
+//! Name service calls (see `crate::names`).
+
+use abi::{Errno, Pid};
+use alloc::string::String;
+
+use super::Call;
+use crate::names::{self, NAME_MAX};
+use crate::process::{memory, Table};
+
+fn read_name(table: &mut Table, call: &Call) -> Result<String, Errno> {
+    let (address, len) = (call.args[0], call.args[1] as usize);
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut bytes = alloc::vec![0u8; len];
+    let process = call.process(table)?;
+    memory::copy_from_user(
+        &mut process.space,
+        &process.uarea.memory,
+        address,
+        &mut bytes,
+    )?;
+    String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+}
+
+/// True if `pid` is the caller or one of its children (here or elsewhere).
+fn may_name(table: &Table, call: &Call, pid: Pid) -> bool {
+    pid == call.pid
+        || table
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.uarea.header.parent == Some(call.pid))
+        || table
+            .remote_children
+            .iter()
+            .any(|(parent, child, _)| *parent == call.pid && *child == pid)
+}
+
+pub fn link(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let name = read_name(table, call)?;
+    let pid = Pid::from_arg(call.args[2]).ok_or(Errno::EINVAL)?;
+    if !may_name(table, call, pid) {
+        return Err(Errno::EPERM);
+    }
+    if names::link(&name, pid) {
+        Ok(0)
+    } else {
+        Err(Errno::EEXIST)
+    }
+}
+
+pub fn lookup(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let name = read_name(table, call)?;
+    names::lookup(&name)
+        .map(|pid| pid.raw() as usize)
+        .ok_or(Errno::ENOENT)
+}
+
+pub fn unlink(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let name = read_name(table, call)?;
+    let pid = names::lookup(&name).ok_or(Errno::ENOENT)?;
+    if !may_name(table, call, pid) {
+        return Err(Errno::EPERM);
+    }
+    names::unlink(&name);
+    Ok(0)
+}
