@@ -34,7 +34,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     heap_of_64_mib,
     destination_refuses,
     corrupted_transfer_leaves_the_process_at_home,
-    release_the_other_clusters,
+    destination_gone_mid_transfer,
 ];
 
 pub const SERVING: &[crate::framework::Test] = tests![
@@ -280,6 +280,37 @@ fn corrupted_transfer_leaves_the_process_at_home() -> Result<(), String> {
     ensure_eq!(multikernel::location(pid), None);
     // Nothing lost: it moves fine afterwards and its memory checks out.
     move_to(pid, 1)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The last case: a 64 MiB process starts moving to cluster 3, and the other clusters are
+/// released meanwhile, so cluster 3 powers off in the middle of the transfer. The source must
+/// notice (the router marks the cluster gone), thaw the process and keep it running, intact.
+fn destination_gone_mid_transfer() -> Result<(), String> {
+    let pid = spawn_case("heap64", 1)?;
+    let last = noc::cluster_count() - 1;
+    multikernel::request_migration(pid, ClusterId(last));
+    // Let the transfer start (64 MiB takes about a second here), then end the other clusters.
+    let until = hal::clock::now_ns() + 100_000_000;
+    scheduler::run_until(|| hal::clock::now_ns() > until, || {});
+    release_the_other_clusters()?;
+    run_until("the migration to end", || {
+        multikernel::outcome(pid).is_some()
+    })?;
+    let outcome = multikernel::outcome(pid);
+    ensure!(
+        matches!(outcome, Some(Err(_))),
+        "the migration to a vanished cluster succeeded: {outcome:?}"
+    );
+    ensure!(
+        with_table(|t| t.is_alive(pid)),
+        "the process died with its destination"
+    );
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    // Nothing lost: a move through a full image here lets it check its 64 MiB and finish.
+    migration::local::checkpoint_restore(pid).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }
