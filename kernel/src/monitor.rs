@@ -85,7 +85,7 @@ fn execute(command: &str) {
         None => {}
         Some("help") => hal::println!(
             "commands:\n  \
-             ps                 list processes\n  \
+             ps [all]           list processes (of every cluster with `all`)\n  \
              spawn NAME [ARGS]  start a program from the boot archive\n  \
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
              migrate PID C      move a process to cluster C (it may live on any cluster)\n  \
@@ -123,6 +123,11 @@ fn execute(command: &str) {
             );
         }
         Some("ps") => {
+            if words.next() == Some("all") {
+                crate::process::MACHINE_LIST_REQUESTED
+                    .store(true, core::sync::atomic::Ordering::SeqCst);
+                hal::println!("asking every cluster; their processes follow as `[cN] ...` lines");
+            }
             let records = with_table(|t| t.list());
             hal::println!(
                 "{:<8} {:<8} {:<16} {:>7} {:>8} {:>10} {:>10}",
@@ -135,24 +140,7 @@ fn execute(command: &str) {
                 "MAPPED KiB"
             );
             for r in records {
-                let name = core::str::from_utf8(r.name_bytes()).unwrap_or("?");
-                let state = match r.state() {
-                    Some(abi::ProcessState::Running) => "running",
-                    Some(abi::ProcessState::Blocked) => "blocked",
-                    Some(abi::ProcessState::Frozen) => "frozen",
-                    Some(abi::ProcessState::Zombie) => "zombie",
-                    None => "?",
-                };
-                let pid = r.pid().map(|p| alloc::format!("{p}")).unwrap_or_default();
-                let parent = abi::Pid::from_raw(r.parent)
-                    .map(|p| alloc::format!("{p}"))
-                    .unwrap_or("-".into());
-                hal::println!(
-                    "{pid:<8} {parent:<8} {name:<16} {:>7} {state:>8} {:>10} {:>10}",
-                    r.threads,
-                    r.cpu_time_ns / 1_000_000,
-                    r.mapped_bytes / 1024
-                );
+                print_record(&r, "");
             }
         }
         Some("programs") => {
@@ -234,4 +222,26 @@ pub fn parse_pid(text: &str) -> Option<abi::Pid> {
         }
         None => abi::Pid::from_raw(text.parse().ok()?),
     }
+}
+
+/// One `ps` line; `from` names the reporting cluster for `ps all` (empty: here).
+pub fn print_record(r: &abi::ProcessInfo, from: &str) {
+    let name = core::str::from_utf8(r.name_bytes()).unwrap_or("?");
+    let state = match r.state() {
+        Some(abi::ProcessState::Running) => "running",
+        Some(abi::ProcessState::Blocked) => "blocked",
+        Some(abi::ProcessState::Frozen) => "frozen",
+        Some(abi::ProcessState::Zombie) => "zombie",
+        None => "?",
+    };
+    let pid = r.pid().map(|p| alloc::format!("{p}")).unwrap_or_default();
+    let parent = abi::Pid::from_raw(r.parent)
+        .map(|p| alloc::format!("{p}"))
+        .unwrap_or("-".into());
+    hal::println!(
+        "{from}{pid:<8} {parent:<8} {name:<16} {:>7} {state:>8} {:>10} {:>10}",
+        r.threads,
+        r.cpu_time_ns / 1_000_000,
+        r.mapped_bytes / 1024
+    );
 }

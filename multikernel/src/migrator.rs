@@ -212,6 +212,15 @@ impl Daemon {
             }
         });
         self.broadcast_names();
+        if kernel::process::MACHINE_LIST_REQUESTED.swap(false, core::sync::atomic::Ordering::SeqCst)
+        {
+            for cluster in (0..noc::cluster_count())
+                .map(ClusterId)
+                .filter(|c| *c != here())
+            {
+                self.send(cluster, Message::ListRequest);
+            }
+        }
         self.route_user_mail();
         self.move_user_portal_data();
         self.receive_image_data();
@@ -272,6 +281,23 @@ impl Daemon {
             }
             Message::SetRefusing { on } => self.refusing = on,
             Message::Kill { pid } => with_table(|table| self.kill(table, pid)),
+            Message::ListRequest => {
+                for record in with_table(|table| table.list()) {
+                    self.send(
+                        from,
+                        Message::ListEntry {
+                            record: kernel::process::info_bytes(&record),
+                        },
+                    );
+                }
+            }
+            Message::ListEntry { record } => {
+                let from_text = alloc::format!("[c{}] ", from.0);
+                kernel::monitor::print_record(
+                    &kernel::process::info_from_bytes(&record),
+                    &from_text,
+                );
+            }
             Message::NameLink { pid, name } => kernel::names::apply(kernel::names::Change::Link {
                 name: name.as_str().into(),
                 pid,

@@ -38,6 +38,10 @@ pub enum Message {
     SetRefusing { on: bool },
     /// Anyone → the cluster that should act: end `pid` as if killed.
     Kill { pid: Pid },
+    /// Monitor → every cluster: report your processes.
+    ListRequest,
+    /// Reply: one process of the replying cluster (its `proc_list` record).
+    ListEntry { record: [u8; 64] },
     /// Name service: `name` now stands for `pid` (broadcast to every cluster).
     NameLink { pid: Pid, name: heapless_str::Name },
     /// Name service: `name` no longer stands for `pid`.
@@ -83,6 +87,8 @@ const SPAWN: u8 = 11;
 const KILL: u8 = 12;
 const NAME_LINK: u8 = 13;
 const NAME_UNLINK: u8 = 14;
+const LIST_REQUEST: u8 = 15;
+const LIST_ENTRY: u8 = 16;
 
 impl Message {
     pub fn encode(&self) -> [u8; PAYLOAD] {
@@ -131,6 +137,11 @@ impl Message {
             Message::Kill { pid } => {
                 out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
                 (KILL, 0)
+            }
+            Message::ListRequest => (LIST_REQUEST, 0),
+            Message::ListEntry { record } => {
+                out[8..72].copy_from_slice(&record);
+                (LIST_ENTRY, 0)
             }
             Message::NameLink { pid, ref name } | Message::NameUnlink { pid, ref name } => {
                 out[8..12].copy_from_slice(&pid.raw().to_le_bytes());
@@ -205,6 +216,10 @@ impl Message {
                 destination: ClusterId(u16_at(12)),
             },
             SET_REFUSING if bytes[8] <= 1 => Message::SetRefusing { on: bytes[8] == 1 },
+            LIST_REQUEST => Message::ListRequest,
+            LIST_ENTRY => Message::ListEntry {
+                record: bytes[8..72].try_into().ok()?,
+            },
             NAME_LINK | NAME_UNLINK => {
                 let len = bytes[12] as usize;
                 if len == 0 || len > 32 {

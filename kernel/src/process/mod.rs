@@ -606,3 +606,48 @@ pub fn info(uarea: &UArea) -> ProcessInfo {
     record.migrations = uarea.counters.migrations as u32;
     record
 }
+
+/// A `proc_list` record exactly as its `#[repr(C)]` layout (64 bytes, no padding,
+/// little-endian): what `proc_list` writes and what clusters exchange for `ps all`.
+pub fn info_bytes(info: &ProcessInfo) -> [u8; ProcessInfo::SIZE] {
+    let mut out = [0u8; ProcessInfo::SIZE];
+    out[0..4].copy_from_slice(&info.pid.to_le_bytes());
+    out[4..8].copy_from_slice(&info.parent.to_le_bytes());
+    out[8..10].copy_from_slice(&info.birth_cluster.to_le_bytes());
+    out[10..12].copy_from_slice(&info.current_cluster.to_le_bytes());
+    out[12..14].copy_from_slice(&info.threads.to_le_bytes());
+    out[14] = info.state;
+    out[15] = info._reserved;
+    out[16..32].copy_from_slice(&info.name);
+    out[32..40].copy_from_slice(&info.cpu_time_ns.to_le_bytes());
+    out[40..48].copy_from_slice(&info.mapped_bytes.to_le_bytes());
+    out[48..56].copy_from_slice(&info.syscalls.to_le_bytes());
+    out[56..60].copy_from_slice(&info.migrations.to_le_bytes());
+    out[60..64].copy_from_slice(&info._reserved2.to_le_bytes());
+    out
+}
+
+/// The inverse of [`info_bytes`].
+pub fn info_from_bytes(bytes: &[u8; ProcessInfo::SIZE]) -> ProcessInfo {
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
+    let mut info = ProcessInfo::ZERO;
+    info.pid = u32_at(0);
+    info.parent = u32_at(4);
+    info.birth_cluster = u16_at(8);
+    info.current_cluster = u16_at(10);
+    info.threads = u16_at(12);
+    info.state = bytes[14];
+    info.name.copy_from_slice(&bytes[16..32]);
+    info.cpu_time_ns = u64_at(32);
+    info.mapped_bytes = u64_at(40);
+    info.syscalls = u64_at(48);
+    info.migrations = u32_at(56);
+    info
+}
+
+/// Set by the monitor's `ps all`; the daemon asks every cluster for its processes.
+pub static MACHINE_LIST_REQUESTED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);

@@ -189,25 +189,6 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
     Outcome::Return(Ok(0))
 }
 
-/// Serialises a record exactly as its `#[repr(C)]` layout (64 bytes, no padding).
-fn record_bytes(info: &ProcessInfo) -> [u8; ProcessInfo::SIZE] {
-    let mut out = [0u8; ProcessInfo::SIZE];
-    out[0..4].copy_from_slice(&info.pid.to_le_bytes());
-    out[4..8].copy_from_slice(&info.parent.to_le_bytes());
-    out[8..10].copy_from_slice(&info.birth_cluster.to_le_bytes());
-    out[10..12].copy_from_slice(&info.current_cluster.to_le_bytes());
-    out[12..14].copy_from_slice(&info.threads.to_le_bytes());
-    out[14] = info.state;
-    out[15] = info._reserved;
-    out[16..32].copy_from_slice(&info.name);
-    out[32..40].copy_from_slice(&info.cpu_time_ns.to_le_bytes());
-    out[40..48].copy_from_slice(&info.mapped_bytes.to_le_bytes());
-    out[48..56].copy_from_slice(&info.syscalls.to_le_bytes());
-    out[56..60].copy_from_slice(&info.migrations.to_le_bytes());
-    out[60..64].copy_from_slice(&info._reserved2.to_le_bytes());
-    out
-}
-
 /// Writes up to `capacity` records; returns how many processes there are in all.
 pub fn proc_list(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let [buffer, capacity, ..] = call.args;
@@ -215,7 +196,7 @@ pub fn proc_list(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let count = records.len().min(capacity as usize);
     let mut bytes = Vec::with_capacity(count * ProcessInfo::SIZE);
     for record in &records[..count] {
-        bytes.extend_from_slice(&record_bytes(record));
+        bytes.extend_from_slice(&crate::process::info_bytes(record));
     }
     let process = call.process(table)?;
     memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
