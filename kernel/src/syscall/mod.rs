@@ -42,6 +42,24 @@ pub struct Call {
 }
 
 impl Call {
+    /// Copies `len` bytes of the caller's memory at `address` (checked: `EFAULT`).
+    pub fn read_user(
+        &self,
+        table: &mut Table,
+        address: u64,
+        len: usize,
+    ) -> Result<alloc::vec::Vec<u8>, Errno> {
+        let mut bytes = alloc::vec![0u8; len];
+        let process = self.process(table)?;
+        crate::process::memory::copy_from_user(
+            &mut process.space,
+            &process.uarea.memory,
+            address,
+            &mut bytes,
+        )?;
+        Ok(bytes)
+    }
+
     /// The calling process.
     pub fn process<'t>(&self, table: &'t mut Table) -> Result<&'t mut Process, Errno> {
         table.processes.get_mut(&self.pid).ok_or(Errno::ESRCH)

@@ -5,25 +5,14 @@ use alloc::string::String;
 
 use super::Call;
 use crate::names::{self, NAME_MAX};
-use crate::process::{memory, Table};
+use crate::process::Table;
 
 fn read_name(table: &mut Table, call: &Call) -> Result<String, Errno> {
     let (address, len) = (call.args[0], call.args[1] as usize);
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    if len > NAME_MAX {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    let mut bytes = alloc::vec![0u8; len];
-    let process = call.process(table)?;
-    memory::copy_from_user(
-        &mut process.space,
-        &process.uarea.memory,
-        address,
-        &mut bytes,
-    )?;
-    String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+    super::process::read_string(table, call, address, len, NAME_MAX)
 }
 
 /// True if `pid` is the caller or one of its children (here or elsewhere).

@@ -89,15 +89,10 @@ pub fn write(table: &mut Table, call: &Call) -> Outcome {
     if len > PORTAL_MAX_TRANSFER {
         return Outcome::Return(Err(Errno::EMSGSIZE));
     }
-    let mut data = alloc::vec![0u8; len];
-    let Ok(process) = call.process(table) else {
-        return Outcome::Return(Err(Errno::ESRCH));
+    let data = match call.read_user(table, buffer, len) {
+        Ok(data) => data,
+        Err(errno) => return Outcome::Return(Err(errno)),
     };
-    if let Err(errno) =
-        memory::copy_from_user(&mut process.space, &process.uarea.memory, buffer, &mut data)
-    {
-        return Outcome::Return(Err(errno));
-    }
     if !portal::take_allowance(call.pid, sender.local_port, (to_pid, to_port)) {
         // Not allowed yet: wait for the receiver's allowance, then re-issue.
         return Outcome::Block(BlockReason::PortalWrite {

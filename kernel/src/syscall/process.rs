@@ -53,8 +53,8 @@ pub fn clock_ns(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     }
 }
 
-/// Reads a user string of at most `max` bytes.
-fn read_string(
+/// Reads a user string of at most `max` bytes (`ENAMETOOLONG` beyond).
+pub(super) fn read_string(
     table: &mut Table,
     call: &Call,
     address: u64,
@@ -64,15 +64,7 @@ fn read_string(
     if len > max {
         return Err(Errno::ENAMETOOLONG);
     }
-    let mut bytes = alloc::vec![0u8; len];
-    let process = call.process(table)?;
-    memory::copy_from_user(
-        &mut process.space,
-        &process.uarea.memory,
-        address,
-        &mut bytes,
-    )?;
-    String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+    String::from_utf8(call.read_user(table, address, len)?).map_err(|_| Errno::EINVAL)
 }
 
 pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
