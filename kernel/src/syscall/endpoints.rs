@@ -74,3 +74,33 @@ pub fn close(table: &mut Table, call: &Call, kind: EndpointKind) -> Result<Endpo
         .ok_or(Errno::EBADF)?;
     Ok(endpoints.remove(index))
 }
+
+/// What a send call (`mailbox_write`, `portal_write`) starts with: its sending endpoint, the
+/// peer it addresses, and the caller's data (`buf` = arg 1, `len` = arg 2), all checked.
+pub struct Send {
+    pub endpoint: Endpoint,
+    pub to: (abi::Pid, PortId),
+    pub data: alloc::vec::Vec<u8>,
+}
+
+/// Checks a send call: the descriptor is a sending endpoint of `kind` addressed to a process,
+/// `len` is 1..=`max` (`EINVAL` / `EMSGSIZE`), and the buffer is readable (`EFAULT`).
+pub fn send(table: &mut Table, call: &Call, kind: EndpointKind, max: usize) -> Result<Send, Errno> {
+    let endpoint = find(table, call, kind, Role::Sender)?;
+    let Peer::Process { pid, port } = endpoint.peer else {
+        return Err(Errno::EBADF);
+    };
+    let (buffer, len) = (call.args[1], call.args[2] as usize);
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len > max {
+        return Err(Errno::EMSGSIZE);
+    }
+    let data = call.read_user(table, buffer, len)?;
+    Ok(Send {
+        endpoint,
+        to: (pid, port),
+        data,
+    })
+}

@@ -85,24 +85,15 @@ pub fn read(table: &mut Table, call: &Call) -> Outcome {
 }
 
 pub fn write(table: &mut Table, call: &Call) -> Outcome {
-    let outbox = match endpoint(table, call, Role::Sender) {
-        Ok(outbox) => outbox,
+    let endpoints::Send {
+        endpoint: outbox,
+        to: (pid, port),
+        data,
+    } = match endpoints::send(table, call, EndpointKind::Mailbox, MAILBOX_PAYLOAD_SIZE) {
+        Ok(send) => send,
         Err(errno) => return Outcome::Return(Err(errno)),
     };
-    let Peer::Process { pid, port } = outbox.peer else {
-        return Outcome::Return(Err(Errno::EBADF));
-    };
-    let (buffer, len) = (call.args[1], call.args[2] as usize);
-    if len == 0 {
-        return Outcome::Return(Err(Errno::EINVAL));
-    }
-    if len > MAILBOX_PAYLOAD_SIZE {
-        return Outcome::Return(Err(Errno::EMSGSIZE));
-    }
-    let data = match call.read_user(table, buffer, len) {
-        Ok(data) => data,
-        Err(errno) => return Outcome::Return(Err(errno)),
-    };
+    let len = data.len();
     match ipc::send(
         table,
         Mail {

@@ -71,28 +71,15 @@ pub fn allow(table: &mut Table, call: &Call) -> Result<usize, Errno> {
 }
 
 pub fn write(table: &mut Table, call: &Call) -> Outcome {
-    let sender = match endpoints::find(table, call, EndpointKind::Portal, Role::Sender) {
-        Ok(sender) => sender,
+    let endpoints::Send {
+        endpoint: sender,
+        to: (to_pid, to_port),
+        data,
+    } = match endpoints::send(table, call, EndpointKind::Portal, PORTAL_MAX_TRANSFER) {
+        Ok(send) => send,
         Err(errno) => return Outcome::Return(Err(errno)),
     };
-    let Peer::Process {
-        pid: to_pid,
-        port: to_port,
-    } = sender.peer
-    else {
-        return Outcome::Return(Err(Errno::EBADF));
-    };
-    let (buffer, len) = (call.args[1], call.args[2] as usize);
-    if len == 0 {
-        return Outcome::Return(Err(Errno::EINVAL));
-    }
-    if len > PORTAL_MAX_TRANSFER {
-        return Outcome::Return(Err(Errno::EMSGSIZE));
-    }
-    let data = match call.read_user(table, buffer, len) {
-        Ok(data) => data,
-        Err(errno) => return Outcome::Return(Err(errno)),
-    };
+    let len = data.len();
     if !portal::take_allowance(call.pid, sender.local_port, (to_pid, to_port)) {
         // Not allowed yet: wait for the receiver's allowance, then re-issue.
         return Outcome::Block(BlockReason::PortalWrite {
