@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod elf;
+pub mod envelope;
 pub mod ipc;
 pub mod migstats;
 pub mod monitor;
@@ -19,6 +20,8 @@ pub mod panic;
 pub mod portal;
 pub mod process;
 pub mod ramdisk;
+pub mod requests;
+pub mod services;
 pub mod sync;
 pub mod syscall;
 
@@ -70,6 +73,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     process::scheduler::init();
     process::fault::init();
     syscall::init();
+    services::init();
     noc::init();
     if let Some(level) = cmdline
         .get("log")

@@ -124,8 +124,7 @@ fn execute(command: &str) {
         }
         Some("ps") => {
             if words.next() == Some("all") {
-                crate::process::MACHINE_LIST_REQUESTED
-                    .store(true, core::sync::atomic::Ordering::SeqCst);
+                crate::requests::post(crate::requests::Request::ListMachine);
                 hal::println!("asking every cluster; their processes follow as `[cN] ...` lines");
             }
             let records = with_table(|t| t.list());
@@ -170,14 +169,13 @@ fn execute(command: &str) {
             let cluster = words.next().and_then(|c| c.parse::<u16>().ok());
             match (pid, cluster) {
                 (Some(pid), Some(cluster)) if (cluster as u32) < crate::cluster_count() => {
-                    with_table(|t| {
-                        t.migration_requests
-                            .push_back(crate::process::MigrationRequest {
-                                pid,
-                                destination: abi::ClusterId(cluster),
-                                caller: None,
-                            })
-                    });
+                    crate::requests::post(crate::requests::Request::Migrate(
+                        crate::requests::MigrationRequest {
+                            pid,
+                            destination: abi::ClusterId(cluster),
+                            caller: None,
+                        },
+                    ));
                     hal::println!("migration of {pid} to cluster {cluster} requested");
                 }
                 _ => hal::println!(

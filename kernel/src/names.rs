@@ -7,7 +7,7 @@
 //! every replica.
 
 use abi::Pid;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use spin::Mutex;
@@ -15,98 +15,88 @@ use spin::Mutex;
 /// Longest name.
 pub const NAME_MAX: usize = 32;
 
-/// A change to announce to the other clusters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Link { name: String, pid: Pid },
-    Unlink { name: String, pid: Pid },
-}
+pub use crate::requests::NameChange as Change;
 
-struct Names {
-    table: BTreeMap<String, Pid>,
-    outbox: VecDeque<Change>,
-}
+static NAMES: Mutex<BTreeMap<String, Pid>> = Mutex::new(BTreeMap::new());
 
-static NAMES: Mutex<Names> = Mutex::new(Names {
-    table: BTreeMap::new(),
-    outbox: VecDeque::new(),
-});
-
-fn with<R>(f: impl FnOnce(&mut Names) -> R) -> R {
+fn with<R>(f: impl FnOnce(&mut BTreeMap<String, Pid>) -> R) -> R {
     hal::cpu::without_interrupts(|| f(&mut NAMES.lock()))
+}
+
+/// Tells the other replicas (through the daemons).
+fn announce(change: Change) {
+    crate::requests::post(crate::requests::Request::Name(change));
 }
 
 /// The pid `name` stands for.
 pub fn lookup(name: &str) -> Option<Pid> {
-    with(|n| n.table.get(name).copied())
+    with(|n| n.get(name).copied())
 }
 
 /// Links `name` to `pid` here and announces it. False if the name is taken.
 pub fn link(name: &str, pid: Pid) -> bool {
-    with(|n| {
-        if n.table.contains_key(name) {
+    let linked = with(|n| {
+        if n.contains_key(name) {
             return false;
         }
-        n.table.insert(name.into(), pid);
-        n.outbox.push_back(Change::Link {
+        n.insert(name.into(), pid);
+        true
+    });
+    if linked {
+        announce(Change::Link {
             name: name.into(),
             pid,
         });
-        true
-    })
+    }
+    linked
 }
 
 /// Unlinks `name` here and announces it.
 pub fn unlink(name: &str) -> Option<Pid> {
-    with(|n| {
-        let pid = n.table.remove(name)?;
-        n.outbox.push_back(Change::Unlink {
-            name: name.into(),
-            pid,
-        });
-        Some(pid)
-    })
+    let pid = with(|n| n.remove(name))?;
+    announce(Change::Unlink {
+        name: name.into(),
+        pid,
+    });
+    Some(pid)
 }
 
 /// Drops every name of `pid` (it ended) and announces it.
 pub fn forget(pid: Pid) {
-    with(|n| {
+    let names: Vec<String> = with(|n| {
         let names: Vec<String> = n
-            .table
             .iter()
             .filter(|(_, p)| **p == pid)
             .map(|(k, _)| k.clone())
             .collect();
-        for name in names {
-            n.table.remove(&name);
-            n.outbox.push_back(Change::Unlink { name, pid });
+        for name in &names {
+            n.remove(name);
         }
+        names
     });
+    for name in names {
+        announce(Change::Unlink { name, pid });
+    }
 }
 
 /// Applies a change announced by another cluster.
 pub fn apply(change: Change) {
     with(|n| match change {
         Change::Link { name, pid } => {
-            let keep = n.table.get(&name).is_some_and(|current| *current < pid);
+            let keep = n.get(&name).is_some_and(|current| *current < pid);
             if !keep {
-                n.table.insert(name, pid);
+                n.insert(name, pid);
             }
         }
         Change::Unlink { name, pid } => {
-            if n.table.get(&name) == Some(&pid) {
-                n.table.remove(&name);
+            if n.get(&name) == Some(&pid) {
+                n.remove(&name);
             }
         }
     });
 }
 
-/// Changes made here, for the daemon to broadcast.
-pub fn take_outbox() -> Vec<Change> {
-    with(|n| n.outbox.drain(..).collect())
-}
-
 /// Every name, for the monitor.
 pub fn all() -> Vec<(String, Pid)> {
-    with(|n| n.table.iter().map(|(k, v)| (k.clone(), *v)).collect())
+    with(|n| n.iter().map(|(k, v)| (k.clone(), *v)).collect())
 }

@@ -14,27 +14,14 @@ use alloc::vec::Vec;
 use spin::Mutex;
 use uarea::{BlockReason, EndpointKind};
 
-use crate::ipc::{Mail, MailKind};
+use crate::envelope::{Mail, MailKind};
 use crate::process::Table;
 
 /// The kernel NoC portal port user transfers arrive on.
 pub const USER_PORTAL_PORT: hal::noc::PortId = hal::noc::PortId(0xFE01);
 
-/// A transfer waiting to leave this cluster.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub from: (Pid, PortId),
-    pub to: (Pid, PortId),
-    pub data: Vec<u8>,
-}
-
-/// A claim by another cluster to deliver a transfer here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claim {
-    pub cluster: abi::ClusterId,
-    pub from: (Pid, PortId),
-    pub to: (Pid, PortId),
-}
+use crate::requests::{post, Request};
+pub use crate::requests::{PortalClaim as Claim, PortalTransfer as Outgoing};
 
 /// Transfers delivered to one receiving portal: (sender, data), oldest first.
 type Delivered = VecDeque<(Pid, Vec<u8>)>;
@@ -45,10 +32,6 @@ struct State {
     allowances: BTreeMap<(Pid, u16), VecDeque<(Pid, PortId)>>,
     /// (receiver, its port) → transfers delivered and not yet read.
     ready: BTreeMap<(Pid, u16), Delivered>,
-    /// Transfers for other clusters, oldest first.
-    outgoing: VecDeque<Outgoing>,
-    /// Claims to deliver here, oldest first.
-    claims: VecDeque<Claim>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -100,7 +83,7 @@ pub fn deliver(table: &mut Table, mail: Mail) -> bool {
                 from: (sender, sport),
                 to: (mail.pid, mail.port),
             };
-            with_state(|s| s.claims.push_back(claim));
+            post(Request::PortalClaim(claim));
             true
         }
         _ => false,
@@ -176,19 +159,9 @@ pub fn take_ready(pid: Pid, port: PortId) -> Option<(Pid, Vec<u8>)> {
     with_state(|s| s.ready.get_mut(&(pid, port.0)).and_then(|q| q.pop_front()))
 }
 
-/// Queues a transfer for another cluster (the daemon claims and sends it).
+/// Hands a transfer for another cluster to the daemons (they claim and send it).
 pub fn queue_outgoing(transfer: Outgoing) {
-    with_state(|s| s.outgoing.push_back(transfer));
-}
-
-/// The oldest transfer waiting to leave, if any (the daemon sends one at a time).
-pub fn next_outgoing() -> Option<Outgoing> {
-    with_state(|s| s.outgoing.pop_front())
-}
-
-/// The oldest claim to deliver here.
-pub fn next_claim() -> Option<Claim> {
-    with_state(|s| s.claims.pop_front())
+    post(Request::PortalOut(transfer));
 }
 
 /// Forgets a process's portal state (it ended).
@@ -196,6 +169,5 @@ pub fn discard(pid: Pid) {
     with_state(|s| {
         s.allowances.retain(|(p, _), _| *p != pid);
         s.ready.retain(|(p, _), _| *p != pid);
-        s.outgoing.retain(|t| t.from.0 != pid);
     });
 }

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use spin::Mutex;
 use uarea::{BlockReason, EndpointKind, Peer};
 
-use crate::ipc::{Mail, MailKind};
+use crate::envelope::{Mail, MailKind};
 use crate::process::Table;
 
 /// Signals counted per (receiver, group id), per sender.

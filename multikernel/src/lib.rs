@@ -1,23 +1,52 @@
 //! The multikernel layer: the daemons every cluster runs beside its microkernel, talking to
 //! the other clusters only over the NoC.
 //!
-//! Today that is the migration daemon (both ends of every migration, plus the home-cluster
-//! location registry and remote exit reports); it is stepped on every pass of the scheduler
-//! loop, so migrations progress while user threads run.
+//! One module per daemon, each owning its state and ports; [`daemons`] routes work to them:
+//!
+//! | daemon | module | serves |
+//! |---|---|---|
+//! | migration, source side | [`migration::source`] | `migrate` requests for processes here |
+//! | migration, destination side | [`migration::destination`] | offers and images from other clusters |
+//! | location registry | [`registry`] | where the processes born here live now |
+//! | mail forwarding | [`forwarding`] | user mail for processes that moved |
+//! | portal relay | [`portal_relay`] | user portal transfers between clusters |
+//! | spawner | [`spawner`] | remote spawn, remote kill, exit reports |
+//! | names | [`names`] | name-service replication |
+//! | listing | [`listing`] | `ps all` |
+//!
+//! They are stepped on every pass of the scheduler loop, so migrations progress while user
+//! threads run. The kernel reaches them only through `kernel::requests`; the monitor and the
+//! tests through the functions below.
 
 #![no_std]
 
 extern crate alloc;
 
-pub mod migrator;
+pub mod chip;
+pub mod daemons;
+pub mod forwarding;
+pub mod listing;
+pub mod migration;
+pub mod names;
+pub mod outbox;
+pub mod portal_relay;
+pub mod ports;
 pub mod protocol;
+pub mod registry;
+pub mod spawner;
 
+use ::migration::MigrationError;
 use abi::{ClusterId, Pid};
-use kernel::process::{with_table, MigrationRequest};
-use migration::MigrationError;
+use kernel::requests::{post, MigrationRequest, Request};
 use spin::Mutex;
 
-static DAEMON: Mutex<Option<migrator::Daemon>> = Mutex::new(None);
+pub use spawner::SPAWN_FAILED;
+
+/// Work that makes no progress for this long is abandoned (generous: TCG on a loaded
+/// two-core host can stall a cluster for seconds).
+pub const STALL_NS: u64 = 20_000_000_000;
+
+static DAEMONS: Mutex<Option<daemons::Daemons>> = Mutex::new(None);
 
 /// Starts the daemons (if this cluster is on a NoC) and hooks them, and the kernel monitor,
 /// into the scheduler loop.
@@ -26,12 +55,12 @@ pub fn init(cmdline: &kernel::Cmdline) {
     if !hal::noc::present() {
         return;
     }
-    match migrator::Daemon::new() {
-        Ok(mut daemon) => {
-            daemon.refusing = cmdline.has("migrate_refuse");
-            *DAEMON.lock() = Some(daemon);
+    match daemons::Daemons::new() {
+        Ok(mut daemons) => {
+            daemons.destination.refusing = cmdline.has("migrate_refuse");
+            *DAEMONS.lock() = Some(daemons);
         }
-        Err(error) => log::error!("migration daemon not started: {error:?}"),
+        Err(error) => log::error!("multikernel daemons not started: {error:?}"),
     }
 }
 
@@ -40,39 +69,37 @@ fn work() {
     if hal::noc::present() {
         kernel::noc::pump();
     }
-    if let Some(daemon) = DAEMON.lock().as_mut() {
-        daemon.step();
+    if let Some(daemons) = DAEMONS.lock().as_mut() {
+        daemons.step();
     }
     kernel::monitor::poll();
 }
 
-fn with_daemon<R>(f: impl FnOnce(&mut migrator::Daemon) -> R) -> Option<R> {
-    hal::cpu::without_interrupts(|| DAEMON.lock().as_mut().map(f))
+fn with_daemons<R>(f: impl FnOnce(&mut daemons::Daemons) -> R) -> Option<R> {
+    hal::cpu::without_interrupts(|| DAEMONS.lock().as_mut().map(f))
 }
 
 /// Asks for `pid` to migrate to `destination` (wherever it lives now).
 pub fn request_migration(pid: Pid, destination: ClusterId) {
-    with_table(|table| {
-        table.migration_requests.push_back(MigrationRequest {
-            pid,
-            destination,
-            caller: None,
-        })
-    });
+    post(Request::Migrate(MigrationRequest {
+        pid,
+        destination,
+        caller: None,
+    }));
 }
 
 /// The outcome of the latest migration of `pid` that left from this cluster.
 pub fn outcome(pid: Pid) -> Option<Result<ClusterId, MigrationError>> {
-    with_daemon(|d| d.outcome(pid)).flatten()
+    with_daemons(|d| d.source.outcome(pid)).flatten()
 }
 
 /// Where a process born here lives now (`None`: here, or gone).
 pub fn location(pid: Pid) -> Option<ClusterId> {
-    with_daemon(|d| d.location(pid)).flatten()
+    with_daemons(|d| d.registry.get(pid)).flatten()
 }
 
 /// Makes `cluster` refuse (or accept again) incoming migrations: draining a cluster, and
 /// the tests of the refusal path.
 pub fn set_refusing(cluster: ClusterId, refusing: bool) {
-    with_daemon(|d| d.set_refusing_on(cluster, refusing));
+    with_daemons(|d| d.set_refusing_on(cluster, refusing));
 }

@@ -65,38 +65,17 @@ pub struct Table {
     pub cluster: ClusterId,
     /// Exit codes of processes no parent will wait for.
     orphan_exits: VecDeque<(Pid, i32)>,
-    /// Exits of processes born elsewhere, to be reported to their birth cluster.
-    pub remote_exits: VecDeque<(Pid, i32)>,
-    /// Migrations asked for by system calls, for the migration daemon.
-    pub migration_requests: VecDeque<MigrationRequest>,
     /// Children of local processes that live on other clusters: (parent, child, exit code once
     /// reported).
     pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
-    /// Spawns on other clusters asked for by system calls, for the spawner daemon.
-    pub remote_spawns: VecDeque<RemoteSpawn>,
-    /// Kills of processes on other clusters, for the daemons.
-    pub remote_kills: VecDeque<Pid>,
 }
 
-/// A `spawn` on another cluster, waiting for the spawner daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteSpawn {
-    pub pid: Pid,
-    pub parent: Pid,
-    pub cluster: ClusterId,
-    pub program: String,
-    /// NUL-separated arguments.
-    pub args: String,
-}
+/// Told of every process that ends here (the services drop what they kept for it).
+static EXIT_HOOK: Mutex<Option<fn(Pid)>> = Mutex::new(None);
 
-/// A `migrate` call waiting for the migration daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MigrationRequest {
-    pub pid: Pid,
-    pub destination: ClusterId,
-    /// The thread that asked, if it belongs to the migrating process (its `migrate` returns
-    /// 0 on the destination, or the error here).
-    pub caller: Option<(Pid, Tid)>,
+/// Installs the exit hook (once, at boot).
+pub fn set_exit_hook(hook: fn(Pid)) {
+    hal::cpu::without_interrupts(|| *EXIT_HOOK.lock() = Some(hook));
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -106,11 +85,7 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     next_local: 1,
     cluster: ClusterId(0),
     orphan_exits: VecDeque::new(),
-    remote_exits: VecDeque::new(),
-    migration_requests: VecDeque::new(),
     remote_children: Vec::new(),
-    remote_spawns: VecDeque::new(),
-    remote_kills: VecDeque::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.
@@ -385,10 +360,10 @@ impl Table {
         // Free the memory now; the zombie keeps only its UArea.
         process.space.clear_user_half();
         process.uarea.endpoints.clear();
-        crate::ipc::discard(pid, None);
-        crate::sync::discard(pid);
-        crate::portal::discard(pid);
-        crate::names::forget(pid);
+        let exit_hook = *EXIT_HOOK.lock();
+        if let Some(hook) = exit_hook {
+            hook(pid);
+        }
         process.uarea.memory.segments.clear();
         self.ready.retain(|p| *p != pid);
         if self.current.is_some_and(|(p, _)| p == pid) {
@@ -397,7 +372,7 @@ impl Table {
         log::info!("process {pid} exited with code {code}");
         let parent = process.uarea.header.parent;
         if pid.birth_cluster() != self.cluster {
-            self.remote_exits.push_back((pid, code));
+            crate::requests::post(crate::requests::Request::ExitReport { pid, code });
         }
         match parent.filter(|p| self.processes.contains_key(p)) {
             Some(parent) => self.wake_child_waiters(parent),
@@ -647,7 +622,3 @@ pub fn info_from_bytes(bytes: &[u8; ProcessInfo::SIZE]) -> ProcessInfo {
     info.migrations = u32_at(56);
     info
 }
-
-/// Set by the monitor's `ps all`; the daemon asks every cluster for its processes.
-pub static MACHINE_LIST_REQUESTED: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);

@@ -4,7 +4,8 @@ use abi::{Errno, Pid, PortId, MAILBOX_PAYLOAD_SIZE};
 use uarea::{BlockReason, Endpoint, EndpointKind, Peer, Role};
 
 use super::{endpoints, Call, Outcome};
-use crate::ipc::{self, Mail};
+use crate::envelope::{self, Mail};
+use crate::ipc;
 use crate::process::{memory, Table};
 
 fn port(arg: u64) -> Result<PortId, Errno> {
@@ -94,12 +95,12 @@ pub fn write(table: &mut Table, call: &Call) -> Outcome {
         Err(errno) => return Outcome::Return(Err(errno)),
     };
     let len = data.len();
-    match ipc::send(
+    match envelope::send(
         table,
         Mail {
             pid,
             port,
-            kind: ipc::MailKind::Mailbox,
+            kind: envelope::MailKind::Mailbox,
             data,
         },
     ) {

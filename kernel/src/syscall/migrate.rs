@@ -5,7 +5,8 @@ use abi::{ClusterId, Errno, Pid};
 use super::{Call, Outcome};
 use crate::migstats::{self, RECORD_LEN};
 use crate::process::memory;
-use crate::process::{MigrationRequest, Table};
+use crate::process::Table;
+use crate::requests::{post, MigrationRequest, Request};
 
 /// `migrate(pid, cluster)`: a process may move itself or one of its children.
 ///
@@ -32,11 +33,11 @@ pub fn migrate(table: &mut Table, call: &Call) -> Outcome {
         return Outcome::Return(Err(Errno::EPERM));
     }
     let caller = (target == call.pid).then_some((call.pid, call.tid));
-    table.migration_requests.push_back(MigrationRequest {
+    post(Request::Migrate(MigrationRequest {
         pid: target,
         destination,
         caller,
-    });
+    }));
     if caller.is_some() {
         Outcome::Yield
     } else {

@@ -4,7 +4,7 @@ use abi::{Errno, Pid, PortId, PORTAL_MAX_TRANSFER};
 use uarea::{BlockReason, EndpointFlags, EndpointKind, Peer, Role};
 
 use super::{endpoints, Call, Outcome};
-use crate::ipc::{self, Mail, MailKind};
+use crate::envelope::{self, Mail, MailKind};
 use crate::portal::{self, Outgoing};
 use crate::process::{memory, Table};
 
@@ -58,7 +58,7 @@ pub fn allow(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     }
     let mut data = call.pid.raw().to_le_bytes().to_vec();
     data.extend_from_slice(&receiver.local_port.0.to_le_bytes());
-    ipc::send(
+    envelope::send(
         table,
         Mail {
             pid: sender,

@@ -95,13 +95,15 @@ pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         }
         let pid = table.reserve_pid().ok_or(Errno::EAGAIN)?;
         table.adopt_remote_child(call.pid, pid);
-        table.remote_spawns.push_back(crate::process::RemoteSpawn {
-            pid,
-            parent: call.pid,
-            cluster: abi::ClusterId(cluster as u16),
-            program: name,
-            args: args_text,
-        });
+        crate::requests::post(crate::requests::Request::Spawn(
+            crate::requests::RemoteSpawn {
+                pid,
+                parent: call.pid,
+                cluster: abi::ClusterId(cluster as u16),
+                program: name,
+                args: args_text,
+            },
+        ));
         return Ok(pid.raw() as usize);
     }
     let pid = table.spawn(&name, &args, Some(call.pid))?;
@@ -164,7 +166,7 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
         .any(|(p, c, code)| *p == call.pid && *c == target && code.is_none());
     if remote_child && !table.processes.contains_key(&target) {
         // It lives on another cluster: the daemons deliver the kill there.
-        table.remote_kills.push_back(target);
+        crate::requests::post(crate::requests::Request::Kill(target));
         return Outcome::Return(Ok(0));
     }
     let Some(victim) = table

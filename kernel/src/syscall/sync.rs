@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use uarea::{BlockReason, Endpoint, EndpointKind, Peer, Role};
 
 use super::{endpoints, Call, Outcome};
-use crate::ipc::{self, Mail, MailKind};
+use crate::envelope::{self, Mail, MailKind};
 use crate::process::{memory, Table};
 use crate::sync;
 
@@ -93,7 +93,7 @@ pub fn signal(table: &mut Table, call: &Call) -> Result<usize, Errno> {
             kind: MailKind::SyncSignal,
             data: call.pid.raw().to_le_bytes().to_vec(),
         };
-        ipc::send(table, mail)?;
+        envelope::send(table, mail)?;
     }
     Ok(0)
 }

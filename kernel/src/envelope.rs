@@ -1,0 +1,124 @@
+//! The envelope of every routed user service: one small message addressed to a process by
+//! pid, wherever it lives.
+//!
+//! Mailbox messages, sync signals and portal control all travel as one [`Mail`]: delivered
+//! directly to a process on this cluster, otherwise sent to the process's birth cluster, whose
+//! daemons know where it lives now and forward it. The services (`ipc`, `sync`, `portal`)
+//! build and consume envelopes; which of them a local envelope goes to is decided above them,
+//! by the hook `services` installs, so none of them depends on another.
+
+use abi::{Errno, Pid, PortId, MAILBOX_PAYLOAD_SIZE};
+use alloc::vec::Vec;
+use spin::Mutex;
+
+use crate::process::Table;
+
+/// NoC port every cluster receives user mail on.
+pub const USER_MAIL_PORT: hal::noc::PortId = hal::noc::PortId(0xFE00);
+/// Bytes of the kernel's header in front of the user data.
+pub const HEADER_LEN: usize = 8;
+
+/// What a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MailKind {
+    /// A mailbox message for the inbox on `port`.
+    Mailbox = 0,
+    /// A sync signal for the sync point whose id is `port`; the data is the sender's pid.
+    SyncSignal = 1,
+    /// A portal allowance for the sending portal on `port`; the data is the receiver's
+    /// pid and port.
+    PortalAllow = 2,
+    /// A sender's request to deliver a transfer to the portal on `port`; the data is the
+    /// sender's pid and port and cluster.
+    PortalClaim = 3,
+}
+
+/// One user message in transit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub pid: Pid,
+    pub port: PortId,
+    pub kind: MailKind,
+    pub data: Vec<u8>,
+}
+
+impl Mail {
+    /// The NoC payload.
+    pub fn encode(&self) -> [u8; 120] {
+        let mut out = [0u8; 120];
+        out[0..4].copy_from_slice(&self.pid.raw().to_le_bytes());
+        out[4..6].copy_from_slice(&self.port.0.to_le_bytes());
+        out[6] = self.data.len() as u8;
+        out[7] = self.kind as u8;
+        out[HEADER_LEN..HEADER_LEN + self.data.len()].copy_from_slice(&self.data);
+        out
+    }
+
+    /// Parses a NoC payload; `None` if malformed.
+    pub fn decode(bytes: &[u8; 120]) -> Option<Mail> {
+        let pid = Pid::from_raw(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))?;
+        let port = PortId(u16::from_le_bytes([bytes[4], bytes[5]]));
+        let len = bytes[6] as usize;
+        let kind = match bytes[7] {
+            0 => MailKind::Mailbox,
+            1 => MailKind::SyncSignal,
+            2 => MailKind::PortalAllow,
+            3 => MailKind::PortalClaim,
+            _ => return None,
+        };
+        if len == 0 || len > MAILBOX_PAYLOAD_SIZE {
+            return None;
+        }
+        Some(Mail {
+            kind,
+            pid,
+            port,
+            data: bytes[HEADER_LEN..HEADER_LEN + len].to_vec(),
+        })
+    }
+}
+
+/// Hands a local envelope to the service of its kind; false if it was dropped.
+pub type LocalDelivery = fn(&mut Table, Mail) -> bool;
+
+static LOCAL_DELIVERY: Mutex<Option<LocalDelivery>> = Mutex::new(None);
+
+/// Installs the local delivery (once, at boot).
+pub fn set_local_delivery(deliver: LocalDelivery) {
+    hal::cpu::without_interrupts(|| *LOCAL_DELIVERY.lock() = Some(deliver));
+}
+
+/// Delivers an envelope to a process on this cluster; false if nobody took it.
+pub fn deliver_local(table: &mut Table, mail: Mail) -> bool {
+    let deliver = *LOCAL_DELIVERY.lock();
+    deliver.is_some_and(|deliver| deliver(table, mail))
+}
+
+/// Sends a message: directly if the process is here, else through its birth cluster.
+pub fn send(table: &mut Table, mail: Mail) -> Result<(), Errno> {
+    if table.processes.contains_key(&mail.pid) {
+        deliver_local(table, mail);
+        return Ok(());
+    }
+    let home = mail.pid.birth_cluster();
+    if home == table.cluster || !hal::noc::present() {
+        // Born here but not here: gone, or the daemon forwards it (it knows where).
+        return send_to(table.cluster, &mail);
+    }
+    send_to(home, &mail)
+}
+
+/// Puts a message on the NoC for `cluster`.
+pub fn send_to(cluster: abi::ClusterId, mail: &Mail) -> Result<(), Errno> {
+    if !hal::noc::present() {
+        return Err(Errno::EHOSTUNREACH);
+    }
+    let to = crate::noc::mailbox::open(hal::noc::ClusterId(cluster.0), USER_MAIL_PORT)
+        .map_err(|_| Errno::EHOSTUNREACH)?;
+    match crate::noc::mailbox::write(&to, &mail.encode()) {
+        Ok(()) => Ok(()),
+        Err(crate::noc::NocError::WouldBlock) => Err(Errno::EAGAIN),
+        Err(_) => Err(Errno::EHOSTUNREACH),
+    }
+}
