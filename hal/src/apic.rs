@@ -9,7 +9,8 @@ use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
 use x86_64::PhysAddr;
 
-use crate::trap::{self, TrapFrame, SPURIOUS_VECTOR};
+use crate::frame::TrapFrame;
+use crate::vectors::{self, SPURIOUS_VECTOR};
 
 /// Vector of the local APIC timer.
 pub const TIMER_VECTOR: u8 = 32;
@@ -93,7 +94,7 @@ pub fn init(hz: u32) -> Calibration {
     BASE.store(virt.as_u64(), Ordering::SeqCst);
 
     write(REG_SPURIOUS, SOFTWARE_ENABLE | SPURIOUS_VECTOR as u32);
-    trap::set_handler(TIMER_VECTOR, timer_interrupt);
+    vectors::set_handler(TIMER_VECTOR, timer_interrupt);
 
     // Count down from the maximum during a PIT-timed interval.
     write(REG_TIMER_DIVIDE, DIVIDE_BY_16);

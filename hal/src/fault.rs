@@ -9,7 +9,7 @@
 use core::arch::global_asm;
 use spin::Mutex;
 
-use crate::trap::{ExceptionInfo, TrapFrame};
+use crate::frame::{ExceptionInfo, TrapFrame};
 
 global_asm!(
     r#"

@@ -86,7 +86,7 @@ pub fn alloc() -> Result<PhysFrame, FrameError> {
 /// Allocates one frame filled with zeros.
 pub fn alloc_zeroed() -> Result<PhysFrame, FrameError> {
     let frame = alloc()?;
-    let virt = crate::paging::phys_to_virt(frame.start_address());
+    let virt = crate::physmap::phys_to_virt(frame.start_address());
     // SAFETY: the frame was just allocated, so nothing else refers to it, and the physical
     // memory mapping makes all of it writable at `virt`.
     unsafe { core::ptr::write_bytes(virt.as_mut_ptr::<u8>(), 0, FRAME_SIZE as usize) };

@@ -13,6 +13,7 @@ pub mod apic;
 pub mod clock;
 pub mod cpu;
 pub mod fault;
+pub mod frame;
 pub mod frames;
 pub mod fwcfg;
 pub mod gdt;
@@ -20,11 +21,13 @@ pub mod heap;
 pub mod logger;
 pub mod noc;
 pub mod paging;
+pub mod physmap;
 pub mod pit;
 pub mod power;
 pub mod serial;
 pub mod trap;
 pub mod usermode;
+pub mod vectors;
 
 use bootloader_api::BootInfo;
 

@@ -17,6 +17,8 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::frames::{self, GlobalFrames};
+use crate::physmap;
+pub use crate::physmap::phys_to_virt;
 
 /// Start of the range the bootloader may use for its dynamic mappings (set in the kernel's
 /// `BootloaderConfig`).
@@ -29,7 +31,6 @@ pub const HEAP_START: u64 = 0xFFFF_C000_0000_0000;
 pub const MMIO_START: u64 = 0xFFFF_D000_0000_0000;
 const MMIO_END: u64 = 0xFFFF_E000_0000_0000;
 
-static PHYS_OFFSET: Once<VirtAddr> = Once::new();
 /// The boot (kernel-only) level-4 table.
 static KERNEL_ROOT: Once<PhysFrame> = Once::new();
 static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
@@ -61,7 +62,7 @@ impl From<MapToError<Size4KiB>> for MapError {
 /// All physical memory must be mapped at `phys_offset`; call once.
 pub unsafe fn init(phys_offset: u64) {
     let offset = VirtAddr::new(phys_offset);
-    PHYS_OFFSET.call_once(|| offset);
+    physmap::init(offset);
     let (level4, _) = Cr3::read();
     KERNEL_ROOT.call_once(|| level4);
     let table = phys_to_virt(level4.start_address()).as_mut_ptr::<PageTable>();
@@ -79,11 +80,6 @@ pub fn activate_kernel() {
         // SAFETY: the boot table maps the kernel half shared by every address space.
         unsafe { Cr3::write(kernel, flags) };
     }
-}
-
-/// Virtual address at which the kernel sees a physical address.
-pub fn phys_to_virt(phys: PhysAddr) -> VirtAddr {
-    *PHYS_OFFSET.get().expect("paging::init not called") + phys.as_u64()
 }
 
 fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
@@ -248,7 +244,7 @@ impl AddressSpace {
         let table = phys_to_virt(self.level4.start_address()).as_mut_ptr::<PageTable>();
         // SAFETY: the level-4 table is owned by this address space and reachable through the
         // physical map; callers hold `&self`/`&mut self`, so uses are not concurrent.
-        unsafe { OffsetPageTable::new(&mut *table, *PHYS_OFFSET.get().expect("paging::init")) }
+        unsafe { OffsetPageTable::new(&mut *table, physmap::offset()) }
     }
 
     fn check_user(page: Page) -> Result<(), MapError> {

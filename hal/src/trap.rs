@@ -16,46 +16,13 @@ use x86_64::registers::control::Cr2;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
+pub use crate::frame::{ExceptionInfo, TrapFrame};
 use crate::gdt;
-
-/// Register state saved on every interrupt, exception and (later) system call.
-///
-/// The layout is the push order of `hal_trap_common` and is relied on by the assembly.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Vector number pushed by the entry stub.
-    pub vector: u64,
-    /// CPU error code, or 0 for vectors without one.
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-impl TrapFrame {
-    /// True if the trap interrupted ring 3.
-    pub fn from_user(&self) -> bool {
-        self.cs & 3 == 3
-    }
-}
+use crate::vectors::before_return_to_user;
+pub use crate::vectors::{
+    set_handler, set_return_to_user_hook, Handler, ReturnToUserHook, FIRST_IRQ_VECTOR,
+    SPURIOUS_VECTOR,
+};
 
 global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.s")));
 
@@ -130,21 +97,9 @@ extern "C" {
     static hal_trap_stubs_end: u8;
 }
 
-/// First vector available for device interrupts (after the 32 CPU exceptions).
-pub const FIRST_IRQ_VECTOR: u8 = 32;
-/// Spurious-interrupt vector programmed into the local APIC.
-pub const SPURIOUS_VECTOR: u8 = 0xFF;
-
-/// An interrupt handler: runs with interrupts disabled, on the interrupted context's stack.
-pub type Handler = fn(&mut TrapFrame);
 /// The kernel's handler for faults raised by user-mode code.
 pub type UserFaultHandler = fn(&mut TrapFrame, &ExceptionInfo);
 
-static HANDLERS: Mutex<[Option<Handler>; 256]> = Mutex::new([None; 256]);
-/// Called after every trap taken in ring 3 (interrupt, fault or system call), last thing
-/// before the thread resumes: the kernel's preemption point.
-pub type ReturnToUserHook = fn(&mut TrapFrame);
-static RETURN_TO_USER_HOOK: Mutex<Option<ReturnToUserHook>> = Mutex::new(None);
 static USER_FAULT_HANDLER: Mutex<Option<UserFaultHandler>> = Mutex::new(None);
 /// Number of breakpoint (#BP) exceptions taken so far.
 static BREAKPOINTS: AtomicUsize = AtomicUsize::new(0);
@@ -217,32 +172,6 @@ pub fn init() {
     }
 }
 
-/// Installs `handler` for an interrupt vector (≥ 32). Returns the previous handler.
-pub fn set_handler(vector: u8, handler: Handler) -> Option<Handler> {
-    assert!(
-        vector >= FIRST_IRQ_VECTOR,
-        "vectors below 32 are CPU exceptions"
-    );
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        HANDLERS.lock()[vector as usize].replace(handler)
-    })
-}
-
-/// Installs the hook run before every return to ring 3.
-pub fn set_return_to_user_hook(hook: ReturnToUserHook) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        *RETURN_TO_USER_HOOK.lock() = Some(hook);
-    });
-}
-
-/// Runs the return-to-user hook on a frame that came from ring 3.
-pub(crate) fn before_return_to_user(frame: &mut TrapFrame) {
-    let hook = *RETURN_TO_USER_HOOK.lock();
-    if let Some(hook) = hook {
-        hook(frame);
-    }
-}
-
 /// Installs the kernel's handler for user-mode faults.
 pub fn set_user_fault_handler(handler: UserFaultHandler) {
     x86_64::instructions::interrupts::without_interrupts(|| {
@@ -256,17 +185,6 @@ pub fn breakpoint_stats() -> (usize, u64) {
         BREAKPOINTS.load(Ordering::SeqCst),
         LAST_BREAKPOINT_RIP.load(Ordering::SeqCst) as u64,
     )
-}
-
-/// A decoded CPU exception.
-#[derive(Debug, Clone, Copy)]
-pub struct ExceptionInfo {
-    pub vector: u8,
-    pub mnemonic: &'static str,
-    pub name: &'static str,
-    pub error_code: u64,
-    /// Faulting linear address (CR2) for page faults.
-    pub address: Option<u64>,
 }
 
 /// Mnemonic and name of an exception vector (Intel SDM Vol. 3A, Table 6-1).
@@ -309,7 +227,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
     if vector < FIRST_IRQ_VECTOR {
         exception(frame, vector);
     } else if vector != SPURIOUS_VECTOR {
-        let handler = HANDLERS.lock()[vector as usize];
+        let handler = crate::vectors::handler(vector);
         match handler {
             Some(handler) => handler(frame),
             None => log::warn!("unexpected interrupt on vector {vector}"),

@@ -17,8 +17,9 @@ use x86_64::registers::model_specific::{
 use x86_64::registers::rflags::RFlags;
 use x86_64::VirtAddr;
 
+use crate::frame::TrapFrame;
 use crate::gdt;
-use crate::trap::{before_return_to_user, TrapFrame};
+use crate::vectors::before_return_to_user;
 
 /// Pseudo vector stored in a frame built by the `syscall` entry.
 pub const SYSCALL_VECTOR: u64 = 0x100;
