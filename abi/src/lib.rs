@@ -21,11 +21,13 @@
 pub mod conv;
 pub mod errno;
 pub mod ids;
+pub mod records;
 pub mod syscall;
 pub mod types;
 
 pub use errno::{Errno, SyscallResult};
 pub use ids::{ClusterId, Pid, PortId, Tid};
+pub use records::MigrationRecord;
 pub use syscall::{Syscall, UnknownSyscall};
 pub use types::{
     ClockId, MapFlags, ProcessInfo, ProcessState, Prot, SyncMode, ANY_CHILD, ANY_CLUSTER,

@@ -35,24 +35,25 @@ pub struct Record {
 }
 
 /// Bytes of one record as `migration_stats` writes it (see `docs/abi.md`).
-pub const RECORD_LEN: usize = 64;
+pub const RECORD_LEN: usize = abi::MigrationRecord::SIZE;
 
 impl Record {
     /// The fixed little-endian layout of `migration_stats`.
     pub fn encode(&self) -> [u8; RECORD_LEN] {
-        let mut out = [0u8; RECORD_LEN];
-        out[0..4].copy_from_slice(&self.pid.raw().to_le_bytes());
-        out[4..6].copy_from_slice(&self.source.0.to_le_bytes());
-        out[6..8].copy_from_slice(&self.destination.0.to_le_bytes());
-        out[8] = self.strategy as u8;
-        out[9] = self.failure.is_some() as u8;
-        out[16..24].copy_from_slice(&self.preparation_ns.to_le_bytes());
-        out[24..32].copy_from_slice(&self.downtime_ns.to_le_bytes());
-        out[32..40].copy_from_slice(&self.resume_ns.to_le_bytes());
-        out[40..48].copy_from_slice(&self.total_ns.to_le_bytes());
-        out[48..56].copy_from_slice(&self.bytes.to_le_bytes());
-        out[56..64].copy_from_slice(&self.pages.to_le_bytes());
-        out
+        abi::MigrationRecord {
+            pid: self.pid.raw(),
+            source: self.source,
+            destination: self.destination,
+            strategy: self.strategy as u8,
+            failed: self.failure.is_some(),
+            preparation_ns: self.preparation_ns,
+            downtime_ns: self.downtime_ns,
+            resume_ns: self.resume_ns,
+            total_ns: self.total_ns,
+            bytes: self.bytes,
+            pages: self.pages,
+        }
+        .to_bytes()
     }
 }
 

@@ -2,7 +2,8 @@
 //! process, which the asking cluster prints tagged with the answering cluster.
 
 use abi::ClusterId;
-use kernel::process::{info_bytes, info_from_bytes, with_table};
+use abi::ProcessInfo;
+use kernel::process::with_table;
 
 use crate::outbox::Outbox;
 use crate::protocol::Message;
@@ -22,7 +23,7 @@ impl Listing {
             out.send(
                 from,
                 Message::ListEntry {
-                    record: info_bytes(&record),
+                    record: record.to_bytes(),
                 },
             );
         }
@@ -31,6 +32,6 @@ impl Listing {
     /// One of `from`'s processes.
     pub fn on_entry(&mut self, from: ClusterId, record: &[u8; 64]) {
         let tag = alloc::format!("[c{}] ", from.0);
-        kernel::monitor::print_record(&info_from_bytes(record), &tag);
+        kernel::monitor::print_record(&ProcessInfo::from_bytes(record), &tag);
     }
 }

@@ -190,7 +190,7 @@ pub fn proc_list(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let count = records.len().min(capacity as usize);
     let mut bytes = Vec::with_capacity(count * ProcessInfo::SIZE);
     for record in &records[..count] {
-        bytes.extend_from_slice(&crate::process::info_bytes(record));
+        bytes.extend_from_slice(&record.to_bytes());
     }
     let process = call.process(table)?;
     memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
