@@ -339,7 +339,7 @@ impl World {
             }
             Action::ForwardKill { pid, code, to } => self.forward(to, User::Kill { pid, id: code }),
             Action::DropMail { pid, mail } => {
-                self.set_whereabouts(User::Mail { pid, id: mail.0 }, Whereabouts::LostWithCluster)
+                self.set_whereabouts(User::Mail { pid, id: mail.0 }, Whereabouts::Dropped)
             }
             Action::Report {
                 request,
@@ -357,6 +357,10 @@ impl World {
                     .get_mut(&(at, request))
                     .ok_or("report of an unknown request")?;
                 entry.reports += 1;
+                match outcome {
+                    Ok(_) => self.stats.committed += 1,
+                    Err(_) => self.stats.failed += 1,
+                }
                 if entry.reports > 1 {
                     return Err(format!(
                         "request #{} of c{} reported twice",

@@ -28,8 +28,29 @@ pub struct Options {
 }
 
 /// The result of one schedule.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Outcome {
     pub faults: u64,
+    pub committed: u64,
+    pub failed: u64,
+    pub crashes: u64,
+    pub lost: u64,
+    pub killed: u64,
+    pub mails: u64,
+    pub mails_delivered: u64,
+}
+
+impl Outcome {
+    pub fn add(&mut self, other: &Outcome) {
+        self.faults += other.faults;
+        self.committed += other.committed;
+        self.failed += other.failed;
+        self.crashes += other.crashes;
+        self.lost += other.lost;
+        self.killed += other.killed;
+        self.mails += other.mails;
+        self.mails_delivered += other.mails_delivered;
+    }
 }
 
 const STEP_NS: u64 = 50 * MS;
@@ -58,6 +79,7 @@ pub struct World {
     pub kills: BTreeMap<i32, (Pid, Whereabouts)>,
     pub requests: BTreeMap<RequestKey, Request>,
     pub faults: u64,
+    pub stats: Outcome,
     calm: bool,
     rates: Rates,
 }
@@ -75,9 +97,24 @@ pub(crate) use trace;
 pub fn run(seed: u64, options: Options) -> Result<Outcome, String> {
     let mut world = World::new(seed, options);
     world.run()?;
-    Ok(Outcome {
-        faults: world.faults,
-    })
+    let mut outcome = world.stats;
+    outcome.faults = world.faults;
+    outcome.crashes = world.clusters.iter().filter(|c| !c.alive).count() as u64;
+    outcome.killed = world.processes.values().filter(|p| p.ended).count() as u64;
+    outcome.lost = world.processes.values().filter(|p| !p.ended).count() as u64
+        - world
+            .clusters
+            .iter()
+            .filter(|c| c.alive)
+            .map(|c| c.processes.len() as u64)
+            .sum::<u64>();
+    outcome.mails = world.mails.len() as u64;
+    outcome.mails_delivered = world
+        .mails
+        .values()
+        .filter(|(_, w)| *w == Whereabouts::Delivered)
+        .count() as u64;
+    Ok(outcome)
 }
 
 impl World {
@@ -105,6 +142,7 @@ impl World {
             kills: BTreeMap::new(),
             requests: BTreeMap::new(),
             faults: 0,
+            stats: Outcome::default(),
             calm: false,
             rates,
         };

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use abi::{ClusterId, Pid};
 use multikernel_proto::message::PAYLOAD;
+#[allow(unused_imports)]
+use multikernel_proto::migrate::Action;
 use multikernel_proto::migrate::{Config, Destination, RequestId, Source};
 
 /// Timers shrunk for the simulation (the defaults are 20 s / 200 ms).
@@ -124,6 +126,8 @@ pub enum Whereabouts {
     LostWithCluster,
     /// Reached a cluster that knew nothing of the process.
     DroppedUnknown,
+    /// Dropped by a machine ([`Action::DropMail`]): only right if the process is lost.
+    Dropped,
 }
 
 /// The oracle's view of one process.
