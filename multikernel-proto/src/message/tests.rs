@@ -116,21 +116,21 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
 
 /// Byte offsets a kind uses (header included); every other byte must be zero.
 fn used_bytes(message: &Message) -> Vec<usize> {
-    let fields: &[core::ops::Range<usize>] = match message {
-        Message::Offer { .. } => &[8..56],
-        Message::Refuse { .. } | Message::Failed { .. } | Message::Done { .. } => &[8..12],
-        Message::Commit { .. } => &[8..9, 12..16],
-        Message::Located { .. } | Message::MigrateRequest { .. } => &[8..14],
-        Message::Exited { .. } | Message::Kill { .. } => &[8..16],
-        Message::SetRefusing { .. } => &[8..9],
-        Message::ListEntry { .. } => &[8..72],
-        Message::NameLink { .. } | Message::NameUnlink { .. } => &[8..13, 16..48],
-        Message::Spawn { .. } => &[8..18, 18..50, 50..114],
+    let fields: &[(usize, usize)] = match message {
+        Message::Offer { .. } => &[(8, 56)],
+        Message::Refuse { .. } | Message::Failed { .. } | Message::Done { .. } => &[(8, 12)],
+        Message::Commit { .. } => &[(8, 9), (12, 16)],
+        Message::Located { .. } | Message::MigrateRequest { .. } => &[(8, 14)],
+        Message::Exited { .. } | Message::Kill { .. } => &[(8, 16)],
+        Message::SetRefusing { .. } => &[(8, 9)],
+        Message::ListEntry { .. } => &[(8, 72)],
+        Message::NameLink { .. } | Message::NameUnlink { .. } => &[(8, 13), (16, 48)],
+        Message::Spawn { .. } => &[(8, 18), (18, 50), (50, 114)],
         _ => &[],
     };
     let mut used: Vec<usize> = (0..8).collect();
-    for range in fields {
-        used.extend(range.clone());
+    for &(start, end) in fields {
+        used.extend(start..end);
     }
     used
 }
