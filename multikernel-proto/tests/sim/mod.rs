@@ -7,6 +7,7 @@
 //! quiescence; the invariants (`check.rs`) run after every step and at the end.
 
 mod check;
+mod crash;
 mod driver;
 pub mod model;
 mod rng;
