@@ -182,10 +182,12 @@ pub enum Action {
         sequence: u32,
         pid: Pid,
     },
-    /// Destination: commit; make the prepared process runnable.
+    /// Destination: commit; make the prepared process runnable (and drop any forwarding
+    /// pointer for `pid` left here by an earlier migration).
     Resume { pid: Pid },
-    /// End `pid` here as if killed (the frozen/thawed copy at a source, the prepared copy at
-    /// a destination).
+    /// End `pid` here as if killed (the thawed copy at a source, the prepared copy at a
+    /// destination, which then also drops any forwarding pointer for `pid`). Its exit is
+    /// reported as for any killed process.
     ApplyKill { pid: Pid, code: i32 },
     /// Deliver a held mail to `pid` here.
     DeliverMail { pid: Pid, mail: MailToken },
