@@ -158,11 +158,11 @@ fn execute(command: &str) {
                 Err(error) => hal::println!("cannot start {name}: {error:?}"),
             }
         }
+        // The daemons end it here, hold it for a migration in flight, or pass it on to
+        // wherever the process lives.
         Some("kill") => match words.next().and_then(parse_pid) {
-            Some(pid) if with_table(|t| t.is_alive(pid)) => {
-                with_table(|t| t.exit_process(pid, crate::process::KILLED_EXIT_CODE));
-            }
-            _ => hal::println!("usage: kill PID (a live process, e.g. 0.2)"),
+            Some(pid) => crate::requests::post(crate::requests::Request::Kill(pid)),
+            None => hal::println!("usage: kill PID (e.g. 0.2)"),
         },
         Some("migrate") => {
             let pid = words.next().and_then(parse_pid);

@@ -79,12 +79,25 @@ impl Restorer {
 
     /// Checks the CRC and makes the process live here. Returns its pid.
     pub fn finish(self, table: &mut Table, body_crc: u32) -> Result<abi::Pid, MigrationError> {
+        let pid = self.finish_frozen(table, body_crc)?;
+        crate::freeze::thaw(table, pid);
+        Ok(pid)
+    }
+
+    /// Like [`Restorer::finish`], but the process stays frozen: present and validated, never
+    /// scheduled until [`crate::freeze::thaw`] — the destination's *prepared* state, in
+    /// which it waits for the source's decision.
+    pub fn finish_frozen(
+        self,
+        table: &mut Table,
+        body_crc: u32,
+    ) -> Result<abi::Pid, MigrationError> {
         let mut uarea = self
             .reader
             .finish(body_crc)
             .map_err(MigrationError::Image)?;
         let pid = uarea.header.pid;
-        uarea.header.flags.set(UAreaFlags::FROZEN, false);
+        uarea.header.flags.set(UAreaFlags::FROZEN, true);
         uarea.header.current_cluster = table.cluster;
         uarea.counters.migrations += 1;
         for thread in &mut uarea.threads {

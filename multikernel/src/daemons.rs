@@ -1,27 +1,32 @@
 //! The daemons of one cluster and the dispatcher above them.
 //!
 //! Each daemon owns its state and its ports; this module only routes work to them: requests
-//! from the kernel (`kernel::requests`), messages from the other clusters' daemons, and one
-//! `step` per scheduler pass for those with work in flight.
+//! from the kernel (`kernel::requests`), messages from the other clusters' daemons, the
+//! router's news of a cluster leaving, and one `step` per scheduler pass for those with work
+//! in flight.
 
 use abi::ClusterId;
 use kernel::noc::{self, mailbox, NocError};
 use kernel::process::with_table;
-use kernel::requests::{self, Request};
+use kernel::requests::{self, MigrationRequest, Request};
+use multikernel_proto::message::Message;
+use multikernel_proto::migrate::{self, Role};
 
+use crate::chip;
 use crate::forwarding::MailForwarder;
 use crate::listing::Listing;
-use crate::migration::{MigrationDestination, MigrationSource};
+use crate::migration::{Ctx, MigrationDestination, MigrationSource};
 use crate::names::NameReplica;
 use crate::outbox::Outbox;
 use crate::portal_relay::PortalRelay;
 use crate::ports::DAEMON_PORT;
-use crate::protocol::Message;
 use crate::registry::LocationRegistry;
 use crate::spawner::Spawner;
 
 pub struct Daemons {
     inbox: mailbox::Mailbox,
+    /// The clusters the router counted as connected at the last pass.
+    live: u64,
     pub out: Outbox,
     pub registry: LocationRegistry,
     pub forwarder: MailForwarder,
@@ -39,6 +44,7 @@ impl Daemons {
     pub fn new() -> Result<Daemons, NocError> {
         Ok(Daemons {
             inbox: mailbox::create(DAEMON_PORT)?,
+            live: hal::noc::live_clusters(),
             out: Outbox::default(),
             registry: LocationRegistry::default(),
             forwarder: MailForwarder::new()?,
@@ -46,47 +52,69 @@ impl Daemons {
             spawner: Spawner,
             names: NameReplica,
             listing: Listing,
-            source: MigrationSource::default(),
+            source: MigrationSource::new(),
             destination: MigrationDestination::new()?,
             dropped: 0,
         })
+    }
+
+    fn ctx(&mut self) -> (Ctx<'_>, &mut MigrationSource, &mut MigrationDestination) {
+        let ctx = Ctx {
+            out: &mut self.out,
+            forwarder: &mut self.forwarder,
+            registry: &mut self.registry,
+        };
+        (ctx, &mut self.source, &mut self.destination)
     }
 
     /// One pass: the NoC, the kernel's requests, the other daemons' messages, work in flight.
     pub fn step(&mut self) {
         noc::pump();
         self.out.flush();
+        self.notice_departures();
         for request in requests::take_all() {
             self.serve(request);
         }
         self.forwarder.step(&self.registry);
         self.relay.step(&mut self.forwarder, &self.registry);
-        self.destination
-            .step(&mut self.forwarder, &mut self.registry, &mut self.out);
         while let Ok(message) = mailbox::try_read(&self.inbox) {
             match Message::decode(&message.payload) {
-                Some(decoded) => self.handle(ClusterId(message.source.0), decoded),
-                None => self.dropped += 1,
+                Ok(decoded) => self.handle(ClusterId(message.source.0), decoded),
+                Err(_) => self.dropped += 1,
             }
         }
-        self.source.step(&mut self.out);
+        let (mut ctx, source, destination) = self.ctx();
+        destination.step(&mut ctx);
+        source.step(&mut ctx);
+    }
+
+    /// The router tells when a cluster leaves; both migration machines must hear of it.
+    fn notice_departures(&mut self) {
+        let live = hal::noc::live_clusters();
+        let gone = self.live & !live;
+        self.live = live;
+        for cluster in (0..64u16).filter(|c| gone & (1 << c) != 0).map(ClusterId) {
+            let (mut ctx, source, destination) = self.ctx();
+            source.on_peer_gone(cluster, &mut ctx);
+            destination.on_peer_gone(cluster, &mut ctx);
+        }
     }
 
     /// A request from this cluster's kernel.
     fn serve(&mut self, request: Request) {
-        let out = &mut self.out;
         match request {
             Request::Migrate(migrate) => {
-                with_table(|table| self.source.request(table, migrate, &self.registry, out))
+                let (mut ctx, source, _) = self.ctx();
+                source.request(migrate, &mut ctx)
             }
-            Request::Spawn(spawn) => self.spawner.spawn_remote(spawn, &mut self.registry, out),
-            Request::Kill(pid) => with_table(|table| {
+            Request::Spawn(spawn) => {
                 self.spawner
-                    .kill(table, pid, &self.forwarder, &self.registry, out)
-            }),
-            Request::ExitReport { pid, code } => self.spawner.report_exit(pid, code, out),
-            Request::ListMachine => self.listing.ask_all(out),
-            Request::Name(change) => self.names.publish(change, out),
+                    .spawn_remote(spawn, &mut self.registry, &mut self.out)
+            }
+            Request::Kill(pid) => self.kill(pid),
+            Request::ExitReport { pid, code } => self.spawner.report_exit(pid, code, &mut self.out),
+            Request::ListMachine => self.listing.ask_all(&mut self.out),
+            Request::Name(change) => self.names.publish(change, &mut self.out),
             Request::PortalOut(transfer) => self.relay.send(transfer),
             Request::PortalClaim(claim) => self.relay.claimed(claim),
         }
@@ -94,29 +122,26 @@ impl Daemons {
 
     /// A message from `from`'s daemons.
     fn handle(&mut self, from: ClusterId, message: Message) {
-        let (out, registry, forwarder) = (&mut self.out, &mut self.registry, &mut self.forwarder);
+        let (mut ctx, source, destination) = self.ctx();
+        match migrate::role(&message) {
+            Some(Role::Source) => return source.on_message(from, &message, &mut ctx),
+            Some(Role::Destination) => return destination.on_message(from, &message, &mut ctx),
+            None => {}
+        }
+        let out = &mut self.out;
         match message {
-            Message::Offer { sequence, manifest } => {
-                self.destination.on_offer(from, sequence, manifest, out)
-            }
-            Message::Done { sequence, crc } => self.destination.on_done(from, sequence, crc),
-            Message::Accept { sequence } => self.source.on_accept(sequence),
-            Message::Refuse { sequence, .. } => self.source.on_refuse(sequence),
-            Message::Failed { sequence, reason } => self.source.on_failed(sequence, reason),
-            Message::Committed { sequence } => {
-                self.source.on_committed(sequence, forwarder, registry, out)
-            }
             Message::MigrateRequest { pid, destination } => {
-                let migrate = requests::MigrationRequest {
+                let migrate = MigrationRequest {
                     pid,
                     destination,
                     caller: None,
                 };
-                with_table(|table| self.source.request(table, migrate, registry, out))
+                let (mut ctx, source, _) = self.ctx();
+                source.request(migrate, &mut ctx)
             }
-            Message::SetRefusing { on } => self.destination.refusing = on,
-            Message::Located { pid, cluster } => registry.set(pid, cluster),
-            Message::Exited { pid, code } => self.spawner.on_exited(pid, code, registry),
+            Message::SetRefusing { on } => self.destination.set_refusing(on),
+            Message::Located { pid, cluster } => self.registry.set(pid, cluster),
+            Message::Exited { pid, code } => self.spawner.on_exited(pid, code, &mut self.registry),
             Message::Spawn {
                 pid,
                 parent,
@@ -125,26 +150,31 @@ impl Daemons {
             } => self
                 .spawner
                 .on_spawn(from, (pid, parent, &program, &args), out),
-            Message::Kill { pid } => {
-                with_table(|table| self.spawner.kill(table, pid, forwarder, registry, out))
-            }
+            Message::Kill { pid } => self.kill(pid),
             Message::ListRequest => self.listing.on_request(from, out),
             Message::ListEntry { record } => self.listing.on_entry(from, &record),
-            Message::NameLink { pid, name } => self.names.apply(kernel::names::Change::Link {
-                name: name.as_str().into(),
-                pid,
-            }),
-            Message::NameUnlink { pid, name } => self.names.apply(kernel::names::Change::Unlink {
-                name: name.as_str().into(),
-                pid,
-            }),
+            Message::NameLink { pid, name } => self.names.apply_link(pid, &name),
+            Message::NameUnlink { pid, name } => self.names.apply_unlink(pid, &name),
+            _ => self.dropped += 1, // a migration message: routed above
         }
+    }
+
+    /// Ends `pid`: held by a migration in flight here, applied here, or passed on.
+    fn kill(&mut self, pid: abi::Pid) {
+        let code = kernel::process::KILLED_EXIT_CODE;
+        if self.source.hold_kill(pid, code) || self.destination.hold_kill(pid, code) {
+            return;
+        }
+        with_table(|table| {
+            self.spawner
+                .kill(table, pid, &self.forwarder, &self.registry, &mut self.out)
+        });
     }
 
     /// Tells `cluster`'s daemons to refuse (or accept again) incoming migrations.
     pub fn set_refusing_on(&mut self, cluster: ClusterId, on: bool) {
-        if cluster == crate::chip::here() {
-            self.destination.refusing = on;
+        if cluster == chip::here() {
+            self.destination.set_refusing(on);
         } else {
             self.out.send(cluster, Message::SetRefusing { on });
         }

@@ -31,12 +31,12 @@ pub mod names;
 pub mod outbox;
 pub mod portal_relay;
 pub mod ports;
-pub mod protocol;
 pub mod registry;
 pub mod spawner;
 
 use ::migration::MigrationError;
 use abi::{ClusterId, Pid};
+use kernel::process::with_table;
 use kernel::requests::{post, MigrationRequest, Request};
 use spin::Mutex;
 
@@ -57,7 +57,9 @@ pub fn init(cmdline: &kernel::Cmdline) {
     }
     match daemons::Daemons::new() {
         Ok(mut daemons) => {
-            daemons.destination.refusing = cmdline.has("migrate_refuse");
+            daemons
+                .destination
+                .set_refusing(cmdline.has("migrate_refuse"));
             *DAEMONS.lock() = Some(daemons);
         }
         Err(error) => log::error!("multikernel daemons not started: {error:?}"),
@@ -69,10 +71,25 @@ fn work() {
     if hal::noc::present() {
         kernel::noc::pump();
     }
-    if let Some(daemons) = DAEMONS.lock().as_mut() {
-        daemons.step();
+    match DAEMONS.lock().as_mut() {
+        Some(daemons) => daemons.step(),
+        None => serve_alone(),
     }
     kernel::monitor::poll();
+}
+
+/// A cluster without a NoC has no daemons: what the kernel asks is served here (a kill of a
+/// local process) or has nobody to go to, and is dropped rather than kept forever.
+fn serve_alone() {
+    for request in kernel::requests::take_all() {
+        if let Request::Kill(pid) = request {
+            with_table(|table| {
+                if table.is_alive(pid) {
+                    table.exit_process(pid, kernel::process::KILLED_EXIT_CODE);
+                }
+            });
+        }
+    }
 }
 
 fn with_daemons<R>(f: impl FnOnce(&mut daemons::Daemons) -> R) -> Option<R> {

@@ -6,7 +6,7 @@ use abi::ProcessInfo;
 use kernel::process::with_table;
 
 use crate::outbox::Outbox;
-use crate::protocol::Message;
+use multikernel_proto::message::Message;
 
 #[derive(Default)]
 pub struct Listing;

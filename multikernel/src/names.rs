@@ -4,7 +4,7 @@
 use kernel::names::{self, Change};
 
 use crate::outbox::Outbox;
-use crate::protocol::{heapless_str, Message};
+use multikernel_proto::message::{heapless_str, Message};
 
 #[derive(Default)]
 pub struct NameReplica;
@@ -26,8 +26,19 @@ impl NameReplica {
         });
     }
 
-    /// A change made on another cluster.
-    pub fn apply(&mut self, change: Change) {
-        names::apply(change);
+    /// Another cluster linked `name` to `pid`.
+    pub fn apply_link(&mut self, pid: abi::Pid, name: &str) {
+        names::apply(Change::Link {
+            name: name.into(),
+            pid,
+        });
+    }
+
+    /// Another cluster unlinked `name` from `pid`.
+    pub fn apply_unlink(&mut self, pid: abi::Pid, name: &str) {
+        names::apply(Change::Unlink {
+            name: name.into(),
+            pid,
+        });
     }
 }

@@ -9,7 +9,7 @@ use kernel::noc::{mailbox, NocError};
 
 use crate::chip;
 use crate::ports::DAEMON_PORT;
-use crate::protocol::Message;
+use multikernel_proto::message::Message;
 
 #[derive(Default)]
 pub struct Outbox {

@@ -1,8 +1,9 @@
-//! The daemons' NoC ports.
+//! The daemons' NoC ports, from the one registry in `multikernel_proto::ports`.
 
 use hal::noc::PortId;
+use multikernel_proto::ports;
 
 /// Mailbox port of every cluster's daemons.
-pub const DAEMON_PORT: PortId = PortId(0xFF00);
+pub const DAEMON_PORT: PortId = PortId(ports::DAEMON);
 /// Portal port migration images arrive on.
-pub const IMAGE_PORT: PortId = PortId(0xFF01);
+pub const IMAGE_PORT: PortId = PortId(ports::IMAGE);

@@ -12,8 +12,8 @@ use kernel::requests::RemoteSpawn;
 use crate::chip;
 use crate::forwarding::MailForwarder;
 use crate::outbox::Outbox;
-use crate::protocol::{heapless_str, Message};
 use crate::registry::LocationRegistry;
+use multikernel_proto::message::{heapless_str, Message};
 
 /// Exit code reported for a remote spawn that could not create the process (`-ENOENT`).
 pub const SPAWN_FAILED: i32 = -2;

@@ -179,6 +179,11 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
     if victim.uarea.header.parent != Some(call.pid) {
         return Outcome::Return(Err(Errno::EPERM));
     }
+    if victim.uarea.is_frozen() {
+        // Migrating: the migration daemon applies it to whichever copy survives.
+        crate::requests::post(crate::requests::Request::Kill(target));
+        return Outcome::Return(Ok(0));
+    }
     table.exit_process(target, KILLED_EXIT_CODE);
     Outcome::Return(Ok(0))
 }

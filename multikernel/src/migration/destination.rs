@@ -1,188 +1,235 @@
-//! The destination side of a migration: accept at most one image at a time, restore it as
-//! it arrives, and confirm only once the process is runnable.
+//! The destination side of every migration that arrives here: the driver of
+//! [`multikernel_proto::migrate::Destination`] against the real process table.
+//!
+//! The machine admits one image at a time; this driver reserves its memory and allows the
+//! source on the image portal, feeds what arrives to a [`Restorer`], restores the process
+//! *frozen* (present but not runnable) when the image is complete, and makes it runnable only
+//! when the machine says the source decided commit.
 
-use abi::ClusterId;
+use abi::{ClusterId, Pid};
 use kernel::noc::{portal, NocError};
 use kernel::process::with_table;
 use migration::restore::Restorer;
-use migration::MigrationError;
+use migration::{freeze, MigrationError};
+use multikernel_proto::message::{Message, Reason};
+use multikernel_proto::migrate::{Action, Config, Destination};
 use uarea::image::Manifest;
 
+use super::Ctx;
 use crate::chip;
-use crate::forwarding::MailForwarder;
-use crate::outbox::Outbox;
 use crate::ports::IMAGE_PORT;
-use crate::protocol::{reason, Message};
-use crate::registry::LocationRegistry;
-use crate::STALL_NS;
 
+/// The image being received.
 struct Incoming {
-    source: ClusterId,
+    from: ClusterId,
     sequence: u32,
     restorer: Restorer,
-    done_crc: Option<u32>,
-    progress_ns: u64,
+    /// The machine was told the whole image is here.
+    complete: bool,
 }
 
 pub struct MigrationDestination {
+    machine: Destination,
     image_portal: portal::Portal,
     incoming: Option<Incoming>,
-    /// Refuse every incoming migration (a cluster being drained; the refusal tests).
-    pub refusing: bool,
 }
 
 impl MigrationDestination {
     pub fn new() -> Result<MigrationDestination, NocError> {
         Ok(MigrationDestination {
+            machine: Destination::new(Config::default()),
             image_portal: portal::create(IMAGE_PORT)?,
             incoming: None,
-            refusing: false,
         })
     }
 
-    /// `from` offers a process.
-    pub fn on_offer(
-        &mut self,
-        from: ClusterId,
-        sequence: u32,
-        manifest: Manifest,
-        out: &mut Outbox,
-    ) {
-        let refuse = |why, out: &mut Outbox| {
-            out.send(
-                from,
-                Message::Refuse {
-                    sequence,
-                    reason: why,
-                },
-            )
-        };
-        if self.incoming.is_some() {
-            return refuse(reason::BUSY, out);
-        }
-        if self.refusing {
-            return refuse(reason::REFUSING, out);
-        }
-        let restorer = match with_table(|table| Restorer::new(table, manifest)) {
-            Ok(restorer) => restorer,
-            Err(MigrationError::OutOfMemory) => return refuse(reason::NO_MEMORY, out),
-            Err(_) => return refuse(reason::EXISTS, out),
-        };
-        if portal::allow(&self.image_portal, chip::wire(from)).is_err() {
-            return refuse(reason::BUSY, out);
-        }
-        self.incoming = Some(Incoming {
-            source: from,
-            sequence,
-            restorer,
-            done_crc: None,
-            progress_ns: hal::clock::now_ns(),
-        });
-        out.send(from, Message::Accept { sequence });
+    /// Refuse (or accept again) every incoming migration: a cluster being drained.
+    pub fn set_refusing(&mut self, on: bool) {
+        self.machine.refusing = on;
     }
 
-    /// The source sent the whole body; its CRC.
-    pub fn on_done(&mut self, from: ClusterId, sequence: u32, crc: u32) {
-        if let Some(incoming) = self
-            .incoming
-            .as_mut()
-            .filter(|i| i.source == from && i.sequence == sequence)
-        {
-            incoming.done_crc = Some(crc);
-        }
+    /// True while `pid` is arriving here (a kill for it is held until the decision).
+    pub fn holds(&self, pid: Pid) -> bool {
+        self.machine.holds(pid)
     }
 
-    pub fn step(
-        &mut self,
-        forwarder: &mut MailForwarder,
-        registry: &mut LocationRegistry,
-        out: &mut Outbox,
-    ) {
-        self.receive_image_data(out);
-        self.finish_or_abandon(forwarder, registry, out);
+    /// Holds a kill of `pid` until the decision; false if `pid` is not arriving here.
+    pub fn hold_kill(&mut self, pid: Pid, code: i32) -> bool {
+        self.machine.hold_kill(pid, code)
     }
 
-    fn receive_image_data(&mut self, out: &mut Outbox) {
+    /// The earliest time the machine must be stepped again.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.machine.next_deadline()
+    }
+
+    /// A protocol message for the destination side.
+    pub fn on_message(&mut self, from: ClusterId, message: &Message, ctx: &mut Ctx) {
+        let actions = self.machine.on_message(from, message, hal::clock::now_ns());
+        self.run(actions, ctx);
+    }
+
+    /// `cluster` left the machine for good.
+    pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
+        let actions = self.machine.on_peer_gone(cluster);
+        self.run(actions, ctx);
+    }
+
+    /// One pass: take what arrived on the image portal, then let the machine's timers run.
+    pub fn step(&mut self, ctx: &mut Ctx) {
+        self.receive_image_data(ctx);
+        let actions = self.machine.on_tick(hal::clock::now_ns());
+        self.run(actions, ctx);
+    }
+
+    fn receive_image_data(&mut self, ctx: &mut Ctx) {
         while let Ok((from, data)) = portal::try_read_vec(&self.image_portal) {
             let from = ClusterId(from.0);
-            let Some(incoming) = self.incoming.as_mut().filter(|i| i.source == from) else {
+            let Some(incoming) = self
+                .incoming
+                .as_mut()
+                .filter(|i| i.from == from && !i.complete)
+            else {
                 continue; // stale data from an abandoned transfer
             };
-            incoming.progress_ns = hal::clock::now_ns();
-            if let Err(error) = incoming.restorer.feed(&data) {
-                let (source, sequence) = (incoming.source, incoming.sequence);
-                log::warn!("incoming migration from c{} rejected: {error:?}", source.0);
+            let sequence = incoming.sequence;
+            let now = hal::clock::now_ns();
+            let fed = incoming.restorer.feed(&data);
+            let result = match fed {
+                Err(MigrationError::OutOfMemory) => Err(Reason::NoMemory),
+                Err(error) => {
+                    log::warn!("incoming migration from c{} rejected: {error:?}", from.0);
+                    Err(Reason::BadImage)
+                }
+                Ok(()) if incoming.restorer.is_complete() => Ok(()),
+                Ok(()) => {
+                    self.machine.on_image_progress(from, sequence, now);
+                    let _ = portal::allow(&self.image_portal, chip::wire(from));
+                    continue;
+                }
+            };
+            incoming.complete = true;
+            if result.is_err() {
                 self.incoming = None;
-                let why = if error == MigrationError::OutOfMemory {
-                    reason::NO_MEMORY
-                } else {
-                    reason::BAD_IMAGE
-                };
-                out.send(
-                    source,
-                    Message::Failed {
-                        sequence,
-                        reason: why,
-                    },
-                );
-                return;
             }
-            if !incoming.restorer.is_complete() {
-                let _ = portal::allow(&self.image_portal, chip::wire(from));
+            let actions = self.machine.on_image(from, sequence, result, now);
+            self.run(actions, ctx);
+        }
+    }
+
+    /// Does what the machine says, in order (follow-up actions first).
+    fn run(&mut self, actions: alloc::vec::Vec<Action>, ctx: &mut Ctx) {
+        for action in actions {
+            match action {
+                Action::Send { to, message } => ctx.out.send(to, message),
+                Action::Admit {
+                    from,
+                    sequence,
+                    manifest,
+                } => {
+                    let admitted = self.admit(from, sequence, manifest);
+                    let now = hal::clock::now_ns();
+                    let more = self.machine.on_admitted(from, sequence, admitted, now);
+                    self.run(more, ctx);
+                }
+                Action::Restore {
+                    from,
+                    sequence,
+                    crc,
+                    ..
+                } => {
+                    let restored = self.restore(from, sequence, crc);
+                    let now = hal::clock::now_ns();
+                    let more = self.machine.on_restored(from, sequence, restored, now);
+                    self.run(more, ctx);
+                }
+                Action::Discard {
+                    from,
+                    sequence,
+                    pid,
+                } => self.discard(from, sequence, pid),
+                Action::Resume { pid } => {
+                    log::info!("process {pid} arrived");
+                    with_table(|table| freeze::thaw(table, pid));
+                    self.arrived(pid, ctx);
+                }
+                Action::ApplyKill { pid, code } => {
+                    with_table(|table| {
+                        freeze::thaw(table, pid);
+                        table.exit_process(pid, code);
+                    });
+                    self.arrived(pid, ctx);
+                }
+                Action::ForwardKill { pid, to, .. } => ctx.out.send(to, Message::Kill { pid }),
+                // Mail is never handed to the machine (see the source side), and reports,
+                // freezes and transfers come only from sources.
+                Action::DeliverMail { .. }
+                | Action::ForwardMail { .. }
+                | Action::DropMail { .. }
+                | Action::Report { .. }
+                | Action::Freeze { .. }
+                | Action::StartTransfer { .. }
+                | Action::Thaw { .. }
+                | Action::Free { .. } => {}
             }
         }
     }
 
-    fn finish_or_abandon(
-        &mut self,
-        forwarder: &mut MailForwarder,
-        registry: &mut LocationRegistry,
-        out: &mut Outbox,
-    ) {
-        let Some(incoming) = self.incoming.as_ref() else {
-            return;
-        };
-        let (source, sequence) = (incoming.source, incoming.sequence);
-        let complete = incoming.restorer.is_complete();
-        if let Some(crc) = incoming.done_crc.filter(|_| complete) {
-            let Some(incoming) = self.incoming.take() else {
-                return;
-            };
-            match with_table(|table| incoming.restorer.finish(table, crc)) {
-                Ok(pid) => {
-                    log::info!("process {pid} arrived from c{}", source.0);
-                    forwarder.clear_pointer(pid);
-                    if pid.birth_cluster() == chip::here() {
-                        registry.forget(pid);
-                    }
-                    out.send(source, Message::Committed { sequence });
-                }
-                Err(error) => {
-                    log::warn!("incoming migration from c{} failed: {error:?}", source.0);
-                    out.send(
-                        source,
-                        Message::Failed {
-                            sequence,
-                            reason: reason::BAD_IMAGE,
-                        },
-                    );
-                }
-            }
-        } else if hal::clock::now_ns().saturating_sub(incoming.progress_ns) > STALL_NS
-            || !chip::alive(source)
+    /// Reserves what the image needs and lets the source send it.
+    fn admit(&mut self, from: ClusterId, sequence: u32, manifest: Manifest) -> Result<(), Reason> {
+        let restorer = with_table(|table| Restorer::new(table, manifest)).map_err(|e| match e {
+            MigrationError::OutOfMemory => Reason::NoMemory,
+            _ => Reason::Exists,
+        })?;
+        portal::allow(&self.image_portal, chip::wire(from)).map_err(|_| Reason::Busy)?;
+        self.incoming = Some(Incoming {
+            from,
+            sequence,
+            restorer,
+            complete: false,
+        });
+        Ok(())
+    }
+
+    /// Restores the process from the complete image, frozen: present, not runnable.
+    fn restore(&mut self, from: ClusterId, sequence: u32, crc: u32) -> Result<(), Reason> {
+        let incoming = self
+            .incoming
+            .take_if(|i| i.from == from && i.sequence == sequence)
+            .ok_or(Reason::BadImage)?;
+        with_table(|table| incoming.restorer.finish_frozen(table, crc))
+            .map(|_| ())
+            .map_err(|error| {
+                log::warn!("incoming migration from c{} failed: {error:?}", from.0);
+                Reason::BadImage
+            })
+    }
+
+    /// Drops an image being received, or a process restored and never run.
+    fn discard(&mut self, from: ClusterId, sequence: u32, pid: Pid) {
+        if self
+            .incoming
+            .take_if(|i| i.from == from && i.sequence == sequence)
+            .is_none()
         {
-            log::warn!(
-                "incoming migration from c{} abandoned (stalled or source gone)",
-                source.0
-            );
-            self.incoming = None;
-            out.send(
-                source,
-                Message::Failed {
-                    sequence,
-                    reason: reason::TIMEOUT,
-                },
-            );
+            with_table(|table| {
+                if table
+                    .processes
+                    .get(&pid)
+                    .is_some_and(|p| p.uarea.is_frozen())
+                {
+                    table.remove_migrated(pid);
+                }
+            });
+        }
+        log::warn!("incoming migration of {pid} from c{} dropped", from.0);
+    }
+
+    /// `pid` lives here now: no forwarding pointer or home record points away from here.
+    fn arrived(&mut self, pid: Pid, ctx: &mut Ctx) {
+        ctx.forwarder.clear_pointer(pid);
+        if pid.birth_cluster() == chip::here() {
+            ctx.registry.forget(pid);
         }
     }
 }

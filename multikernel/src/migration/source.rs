@@ -1,72 +1,105 @@
-//! The source side of a migration: freeze, offer the manifest, stream the image over the
-//! destination's portal (one allow per ≤ 1 MiB transfer), announce the body's CRC, and on
-//! the destination's confirmation free the process here; on refusal, failure, timeout or a
-//! vanished destination, thaw it unchanged. One migration leaves at a time; the others wait
-//! in order.
+//! The source side of every migration that leaves this cluster: the driver of
+//! [`multikernel_proto::migrate::Source`] against the real process table.
+//!
+//! The protocol machine decides; this driver does what it says — freeze and snapshot, stream
+//! the image over the destination's portal (one allow per ≤ 1 MiB chunk), thaw on abort, free
+//! the frozen copy and leave a forwarding pointer on commit — and tells the machine what
+//! happened. Requests are kept here with the caller's thread and the timestamps the
+//! migration's record needs.
 
 use abi::{ClusterId, Errno, Pid};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use kernel::noc::portal;
-use kernel::process::{with_table, Table};
+use kernel::process::with_table;
 use kernel::requests::MigrationRequest;
 use migration::snapshot::Snapshot;
 use migration::{freeze, MigrationError};
+use multikernel_proto::message::Message;
+use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 
 use super::stats::{self, Timeline};
+use super::Ctx;
 use crate::chip;
-use crate::forwarding::MailForwarder;
-use crate::outbox::Outbox;
 use crate::ports::IMAGE_PORT;
-use crate::protocol::{reason, Message};
-use crate::registry::LocationRegistry;
-use crate::STALL_NS;
 
 /// Largest portal transfer.
 const CHUNK: usize = abi::PORTAL_MAX_TRANSFER;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Offered,
-    Sending,
-    AwaitingCommit,
+/// A request the machine took, until its record is written.
+struct Pending {
+    request: MigrationRequest,
+    at: Timeline,
+    /// Image bytes and pages, once the snapshot was taken.
+    size: (u64, u64),
+    /// The sequence the machine gave it, once frozen.
+    sequence: Option<u32>,
+    /// Commit decided: the record waits for the destination's `Committed`.
+    committed: bool,
+    /// Why freezing failed, in the kernel's words (finer than the protocol's).
+    freeze_error: Option<MigrationError>,
 }
 
-struct Outgoing {
-    request: MigrationRequest,
+/// The image being streamed.
+struct Transfer {
     sequence: u32,
+    pid: Pid,
     snapshot: Snapshot,
     image: portal::PortalTx,
-    phase: Phase,
-    at: Timeline,
-    progress_ns: u64,
 }
 
-#[derive(Default)]
 pub struct MigrationSource {
-    next_sequence: u32,
-    queue: VecDeque<MigrationRequest>,
-    outgoing: Option<Outgoing>,
+    machine: Source,
+    pending: BTreeMap<RequestId, Pending>,
+    /// Snapshots taken at freeze, until their transfer starts.
+    snapshots: BTreeMap<u32, Snapshot>,
+    transfer: Option<Transfer>,
     /// Outcome of the latest migration of each pid that left from here.
     outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
 }
 
+impl Default for MigrationSource {
+    fn default() -> MigrationSource {
+        MigrationSource::new()
+    }
+}
+
 impl MigrationSource {
+    pub fn new() -> MigrationSource {
+        MigrationSource {
+            machine: Source::new(chip::here(), Config::default()),
+            pending: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            transfer: None,
+            outcomes: BTreeMap::new(),
+        }
+    }
+
     /// The outcome of the latest migration of `pid` started here, if it ended.
     pub fn outcome(&self, pid: Pid) -> Option<Result<ClusterId, MigrationError>> {
         self.outcomes.get(&pid).cloned()
     }
 
-    /// Asks for `pid` to move: here if it lives here, else from where its home says it is.
-    pub fn request(
-        &mut self,
-        table: &Table,
-        request: MigrationRequest,
-        registry: &LocationRegistry,
-        out: &mut Outbox,
-    ) {
+    /// True while `pid` is migrating away from here (a kill or mail for it is held).
+    pub fn holds(&self, pid: Pid) -> bool {
+        self.machine.holds(pid)
+    }
+
+    /// Holds a kill of `pid` until the decision; false if `pid` is not migrating from here.
+    pub fn hold_kill(&mut self, pid: Pid, code: i32) -> bool {
+        self.machine.hold_kill(pid, code)
+    }
+
+    /// The earliest time the machine must be stepped again.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.machine.next_deadline()
+    }
+
+    /// Asks for `pid` to move: from here if it lives here, else from where its home says.
+    pub fn request(&mut self, request: MigrationRequest, ctx: &mut Ctx) {
         let pid = request.pid;
-        let ask = |cluster, out: &mut Outbox| {
-            out.send(
+        let ask = |cluster, ctx: &mut Ctx| {
+            ctx.out.send(
                 cluster,
                 Message::MigrateRequest {
                     pid,
@@ -74,59 +107,228 @@ impl MigrationSource {
                 },
             )
         };
-        if table.is_alive(pid) {
+        if with_table(|table| table.is_alive(pid)) {
             self.outcomes.remove(&pid);
-            self.queue.push_back(request);
-        } else if pid.birth_cluster() != table.cluster {
-            ask(pid.birth_cluster(), out);
-        } else if let Some(host) = registry.get(pid) {
-            ask(host, out);
+            let now = hal::clock::now_ns();
+            let (id, actions) = self.machine.request(pid, request.destination, now);
+            self.pending.insert(
+                id,
+                Pending {
+                    request,
+                    at: Timeline {
+                        started_ns: now,
+                        frozen_ns: now,
+                        sent_ns: 0,
+                    },
+                    size: (0, 0),
+                    sequence: None,
+                    committed: false,
+                    freeze_error: None,
+                },
+            );
+            self.run(actions, ctx);
+        } else if pid.birth_cluster() != chip::here() {
+            ask(pid.birth_cluster(), ctx);
+        } else if let Some(host) = ctx.registry.get(pid) {
+            ask(host, ctx);
         } else {
             self.outcomes
                 .insert(pid, Err(MigrationError::NoSuchProcess));
         }
     }
 
-    pub fn on_accept(&mut self, sequence: u32) {
-        if let Some(out) = self
-            .outgoing
-            .as_mut()
-            .filter(|o| o.sequence == sequence && o.phase == Phase::Offered)
-        {
-            out.phase = Phase::Sending;
-            out.progress_ns = hal::clock::now_ns();
+    /// A protocol message for the source side.
+    pub fn on_message(&mut self, from: ClusterId, message: &Message, ctx: &mut Ctx) {
+        if let Message::Committed { sequence } = message {
+            self.record_commit(*sequence);
+        }
+        let actions = self.machine.on_message(from, message, hal::clock::now_ns());
+        self.run(actions, ctx);
+    }
+
+    /// `cluster` left the machine for good.
+    pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
+        let actions = self.machine.on_peer_gone(cluster, hal::clock::now_ns());
+        self.run(actions, ctx);
+        // Commits whose destination is gone will never be acknowledged.
+        let open: Vec<u32> = self.machine.unacknowledged().map(|(s, _)| s).collect();
+        let lost: Vec<u32> = self
+            .pending
+            .values()
+            .filter(|p| p.committed && p.sequence.is_some_and(|s| !open.contains(&s)))
+            .filter_map(|p| p.sequence)
+            .collect();
+        for sequence in lost {
+            self.record_commit(sequence);
         }
     }
 
-    pub fn on_refuse(&mut self, sequence: u32) {
-        self.fail(sequence, MigrationError::Refused);
+    /// One pass: stream the image, then let the machine's timers run.
+    pub fn step(&mut self, ctx: &mut Ctx) {
+        let now = hal::clock::now_ns();
+        if let Some(done) = self.send_image(now) {
+            let actions = self.machine.on_transfer_done(done.0, done.1, now);
+            self.run(actions, ctx);
+        }
+        let actions = self.machine.on_tick(now);
+        self.run(actions, ctx);
     }
 
-    pub fn on_failed(&mut self, sequence: u32, why: u32) {
-        let error = if why == reason::NO_MEMORY {
-            MigrationError::OutOfMemory
-        } else {
-            MigrationError::LinkError
-        };
-        self.fail(sequence, error);
+    /// Sends chunks while the destination keeps allowing; the sequence and result once the
+    /// whole image left (or could not).
+    fn send_image(&mut self, now: u64) -> Option<(u32, Result<u32, MigrateError>)> {
+        let transfer = self.transfer.as_mut()?;
+        let sequence = transfer.sequence;
+        while portal::is_allowed(&transfer.image) && !transfer.snapshot.is_done() {
+            let chunk = with_table(|table| {
+                let process = table
+                    .processes
+                    .get(&transfer.pid)
+                    .ok_or(MigrationError::NoSuchProcess)?;
+                transfer.snapshot.next_chunk(process, CHUNK)
+            });
+            let sent = chunk
+                .ok()
+                .and_then(|chunk| portal::write(&transfer.image, &chunk).ok());
+            if sent.is_none() {
+                self.transfer = None;
+                return Some((sequence, Err(MigrateError::TransferFailed)));
+            }
+            self.machine.on_transfer_progress(sequence, now);
+        }
+        let crc = transfer
+            .snapshot
+            .crc()
+            .filter(|_| transfer.snapshot.is_done())?;
+        self.transfer = None;
+        if let Some(p) = self.pending_by_sequence(sequence) {
+            p.at.sent_ns = now;
+        }
+        Some((sequence, Ok(crc)))
     }
 
-    /// The destination runs the process now.
-    pub fn on_committed(
+    /// Does what the machine says, in order (follow-up actions first).
+    fn run(&mut self, actions: Vec<Action>, ctx: &mut Ctx) {
+        for action in actions {
+            match action {
+                Action::Send { to, message } => ctx.out.send(to, message),
+                Action::Freeze { pid, to, sequence } => {
+                    let frozen = self.freeze(pid, to, sequence);
+                    let more = self
+                        .machine
+                        .on_frozen(sequence, frozen, hal::clock::now_ns());
+                    self.run(more, ctx);
+                }
+                Action::StartTransfer { pid, to, sequence } => {
+                    if !self.start_transfer(pid, to, sequence) {
+                        let failed = Err(MigrateError::TransferFailed);
+                        let more =
+                            self.machine
+                                .on_transfer_done(sequence, failed, hal::clock::now_ns());
+                        self.run(more, ctx);
+                    }
+                }
+                Action::Thaw { pid } => {
+                    self.forget_transfer(pid);
+                    with_table(|table| freeze::thaw(table, pid));
+                }
+                Action::Free { pid, to } => self.free(pid, to, ctx),
+                Action::ApplyKill { pid, code } => {
+                    with_table(|table| table.exit_process(pid, code));
+                }
+                Action::ForwardKill { pid, to, .. } => ctx.out.send(to, Message::Kill { pid }),
+                Action::Report {
+                    request,
+                    pid,
+                    outcome,
+                } => self.report(request, pid, outcome),
+                // Mail is never handed to the machine: a frozen process's mail waits in its
+                // queues here and leaves with it on `Free` (or stays, on `Thaw`).
+                Action::DeliverMail { .. }
+                | Action::ForwardMail { .. }
+                | Action::DropMail { .. } => {}
+                // Destination-side actions never come from a source.
+                Action::Admit { .. }
+                | Action::Restore { .. }
+                | Action::Discard { .. }
+                | Action::Resume { .. } => {}
+            }
+        }
+    }
+
+    fn freeze(
         &mut self,
+        pid: Pid,
+        to: ClusterId,
         sequence: u32,
-        forwarder: &mut MailForwarder,
-        registry: &mut LocationRegistry,
-        out: &mut Outbox,
-    ) {
-        let Some(done) = self
-            .outgoing
-            .take_if(|o| o.sequence == sequence && o.phase == Phase::AwaitingCommit)
-        else {
-            return;
+    ) -> Result<uarea::image::Manifest, MigrateError> {
+        let taken = with_table(|table| {
+            if to.0 >= kernel::noc::cluster_count() {
+                return Err(MigrationError::BadDestination);
+            }
+            freeze::freeze(table, pid)?;
+            Snapshot::take(table, pid, to, sequence).inspect_err(|_| freeze::thaw(table, pid))
+        });
+        let now = hal::clock::now_ns();
+        let pending = self
+            .pending
+            .values_mut()
+            .find(|p| p.request.pid == pid && p.sequence.is_none());
+        let snapshot = match taken {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let protocol_error = match error {
+                    MigrationError::OutOfMemory => MigrateError::OutOfMemory,
+                    MigrationError::BadDestination => MigrateError::BadDestination,
+                    _ => MigrateError::NoSuchProcess,
+                };
+                if let Some(p) = pending {
+                    p.freeze_error = Some(error);
+                }
+                return Err(protocol_error);
+            }
         };
-        let pid = done.request.pid;
-        let destination = done.request.destination;
+        let manifest = snapshot.manifest;
+        if let Some(p) = pending {
+            p.sequence = Some(sequence);
+            p.at.frozen_ns = now;
+            p.size = (
+                manifest.body_len() + uarea::image::MANIFEST_LEN as u64,
+                manifest.page_count as u64,
+            );
+        }
+        self.snapshots.insert(sequence, snapshot);
+        Ok(manifest)
+    }
+
+    /// Starts streaming the image of `sequence`; false if it cannot start.
+    fn start_transfer(&mut self, pid: Pid, to: ClusterId, sequence: u32) -> bool {
+        let Some(snapshot) = self.snapshots.remove(&sequence) else {
+            return false;
+        };
+        let Ok(image) = portal::open(chip::wire(to), IMAGE_PORT) else {
+            log::warn!("migration {pid}: cannot open the image portal of c{}", to.0);
+            return false;
+        };
+        self.transfer = Some(Transfer {
+            sequence,
+            pid,
+            snapshot,
+            image,
+        });
+        true
+    }
+
+    fn forget_transfer(&mut self, pid: Pid) {
+        if self.transfer.as_ref().is_some_and(|t| t.pid == pid) {
+            self.transfer = None;
+        }
+        self.snapshots.retain(|_, s| s.manifest.pid != pid);
+    }
+
+    /// Commit decided: the copy here goes, and whatever comes for `pid` follows it.
+    fn free(&mut self, pid: Pid, to: ClusterId, ctx: &mut Ctx) {
+        self.forget_transfer(pid);
         with_table(|table| {
             if let Some(process) = table.remove_migrated(pid) {
                 // A parent here can still wait for it: its exit is reported home.
@@ -138,141 +340,79 @@ impl MigrationSource {
             }
         });
         // Messages that arrived while it was frozen follow it, and so will later ones.
-        forwarder.leave_pointer(pid, destination);
+        ctx.forwarder.leave_pointer(pid, to);
         for mail in kernel::services::drain(pid) {
-            forwarder.forward(destination, mail);
+            ctx.forwarder.forward(to, mail);
         }
-        let manifest = done.snapshot.manifest;
-        stats::succeeded(
-            pid,
-            (chip::here(), destination),
-            done.at,
-            manifest.body_len() + uarea::image::MANIFEST_LEN as u64,
-            manifest.page_count as u64,
-        );
         if pid.birth_cluster() == chip::here() {
-            registry.set(pid, destination);
+            ctx.registry.set(pid, to);
         } else {
-            out.send(
-                pid.birth_cluster(),
-                Message::Located {
-                    pid,
-                    cluster: destination,
-                },
-            );
+            ctx.out
+                .send(pid.birth_cluster(), Message::Located { pid, cluster: to });
         }
-        self.outcomes.insert(pid, Ok(destination));
     }
 
-    pub fn step(&mut self, out: &mut Outbox) {
-        let Some(current) = self.outgoing.as_mut() else {
-            if let Some(request) = self.queue.pop_front() {
-                self.start(request, out);
+    fn report(&mut self, id: RequestId, pid: Pid, outcome: Result<ClusterId, MigrateError>) {
+        let error = match outcome {
+            Ok(to) => {
+                self.outcomes.insert(pid, Ok(to));
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.committed = true; // recorded when the destination confirms
+                }
+                return;
             }
+            Err(error) => error,
+        };
+        let Some(p) = self.pending.remove(&id) else {
             return;
         };
-        let sequence = current.sequence;
-        if !chip::alive(current.request.destination) {
-            return self.fail(sequence, MigrationError::LinkError);
-        }
-        let now = hal::clock::now_ns();
-        if now.saturating_sub(current.progress_ns) > STALL_NS {
-            return self.fail(sequence, MigrationError::Timeout);
-        }
-        if current.phase != Phase::Sending {
-            return;
-        }
-        if let Err(error) = send_image(current, now) {
-            return self.fail(sequence, error);
-        }
-        if current.snapshot.is_done() {
-            if let Some(crc) = current.snapshot.crc() {
-                current.phase = Phase::AwaitingCommit;
-                current.at.sent_ns = hal::clock::now_ns();
-                out.send(current.request.destination, Message::Done { sequence, crc });
-            }
-        }
-    }
-
-    fn start(&mut self, request: MigrationRequest, out: &mut Outbox) {
-        let started_ns = hal::clock::now_ns();
-        let sequence = self.next_sequence.max(1);
-        self.next_sequence = sequence.wrapping_add(1);
-        let destination = request.destination;
-        let setup = with_table(|table| {
-            if destination == table.cluster || destination.0 >= kernel::noc::cluster_count() {
-                return Err(MigrationError::BadDestination);
-            }
-            freeze::freeze(table, request.pid)?;
-            Snapshot::take(table, request.pid, destination, sequence)
-                .inspect_err(|_| freeze::thaw(table, request.pid))
-        });
-        let mut at = Timeline {
-            started_ns,
-            frozen_ns: started_ns,
-            sent_ns: 0,
-        };
-        let snapshot = match setup {
-            Ok(snapshot) => snapshot,
-            Err(error) => return self.finish_failed(request, error, at),
-        };
-        at.frozen_ns = hal::clock::now_ns();
-        let Ok(image) = portal::open(chip::wire(destination), IMAGE_PORT) else {
-            with_table(|table| freeze::thaw(table, request.pid));
-            return self.finish_failed(request, MigrationError::LinkError, at);
-        };
-        let manifest = snapshot.manifest;
-        self.outgoing = Some(Outgoing {
-            request,
-            sequence,
-            snapshot,
-            image,
-            phase: Phase::Offered,
-            at,
-            progress_ns: at.frozen_ns,
-        });
-        out.send(destination, Message::Offer { sequence, manifest });
-    }
-
-    fn fail(&mut self, sequence: u32, error: MigrationError) {
-        let Some(failed) = self.outgoing.take_if(|o| o.sequence == sequence) else {
-            return;
-        };
-        with_table(|table| freeze::thaw(table, failed.request.pid));
-        self.finish_failed(failed.request, error, failed.at);
-    }
-
-    fn finish_failed(&mut self, request: MigrationRequest, error: MigrationError, at: Timeline) {
-        let pid = request.pid;
-        if let Some((caller_pid, tid)) = request.caller {
+        let error = p.freeze_error.clone().unwrap_or(migration_error(error));
+        if let Some((caller, tid)) = p.request.caller {
             // The thread that called `migrate` gets the error, here.
             with_table(|table| {
                 if let Some(thread) = table
                     .processes
-                    .get_mut(&caller_pid)
+                    .get_mut(&caller)
                     .and_then(|p| p.uarea.thread_mut(tid))
                 {
                     thread.context.rax = Errno::from(error.clone()).as_return() as u64;
                 }
             });
         }
-        stats::failed(pid, (chip::here(), request.destination), at, &error);
+        stats::failed(pid, (chip::here(), p.request.destination), p.at, &error);
         self.outcomes.insert(pid, Err(error));
+    }
+
+    /// The destination runs the process (or is gone): the migration's record is complete.
+    fn record_commit(&mut self, sequence: u32) {
+        let id = self
+            .pending
+            .iter()
+            .find(|(_, p)| p.committed && p.sequence == Some(sequence))
+            .map(|(id, _)| *id);
+        if let Some(p) = id.and_then(|id| self.pending.remove(&id)) {
+            let route = (chip::here(), p.request.destination);
+            stats::succeeded(p.request.pid, route, p.at, p.size.0, p.size.1);
+        }
+    }
+
+    fn pending_by_sequence(&mut self, sequence: u32) -> Option<&mut Pending> {
+        self.pending
+            .values_mut()
+            .find(|p| p.sequence == Some(sequence))
     }
 }
 
-/// Sends image chunks as long as the destination keeps allowing (one allowance per chunk).
-fn send_image(current: &mut Outgoing, now: u64) -> Result<(), MigrationError> {
-    while portal::is_allowed(&current.image) && !current.snapshot.is_done() {
-        let chunk = with_table(|table| {
-            let process = table
-                .processes
-                .get(&current.request.pid)
-                .ok_or(MigrationError::NoSuchProcess)?;
-            current.snapshot.next_chunk(process, CHUNK)
-        })?;
-        portal::write(&current.image, &chunk).map_err(|_| MigrationError::LinkError)?;
-        current.progress_ns = now;
+/// The kernel's name for a protocol failure (what `migrate` returns and the record says).
+fn migration_error(error: MigrateError) -> MigrationError {
+    match error {
+        MigrateError::Refused | MigrateError::Busy => MigrationError::Refused,
+        MigrateError::Timeout => MigrationError::Timeout,
+        MigrateError::PeerGone | MigrateError::TransferFailed | MigrateError::BadImage => {
+            MigrationError::LinkError
+        }
+        MigrateError::OutOfMemory => MigrationError::OutOfMemory,
+        MigrateError::NoSuchProcess => MigrationError::NoSuchProcess,
+        MigrateError::BadDestination => MigrationError::BadDestination,
     }
-    Ok(())
 }
