@@ -76,8 +76,9 @@ pub struct ListRef {
 
 impl ListRef {
     /// The list's own bytes as a range of the owner's RAM, checked against `ram_size`.
+    /// An empty list (count 0) is legal: an empty transfer.
     pub fn bytes_in(&self, ram_size: u64) -> Result<(u64, usize), Status> {
-        if self.count == 0 || self.count as usize > MAX_RANGES {
+        if self.count as usize > MAX_RANGES {
             return Err(Status::BadList);
         }
         let len = self.count as u64 * RANGE_LEN as u64;
@@ -139,7 +140,7 @@ pub enum Status {
     OutOfGrant = 3,
     /// A source range is empty, overflows or lies outside the sender's RAM.
     BadSource = 4,
-    /// A list is malformed: count 0 or above [`MAX_RANGES`], outside RAM, reserved bits,
+    /// A list is malformed: count above [`MAX_RANGES`], outside RAM, reserved bits,
     /// a bad range in a grant, or `total` ≠ the sum of the source list.
     BadList = 5,
     /// The engine's check after the copy failed (source and destination differ).
@@ -291,8 +292,9 @@ impl Completion {
 
 /// Checks every range of a list against its owner's RAM; returns the sum of the lengths.
 /// `bad` is the status for a bad range (`BadSource` for a descriptor, `BadList` for a grant).
+/// An empty list holds 0 bytes (an empty transfer moves nothing).
 pub fn check_ranges(ranges: &[Range], ram_size: u64, bad: Status) -> Result<u64, Status> {
-    if ranges.is_empty() || ranges.len() > MAX_RANGES {
+    if ranges.len() > MAX_RANGES {
         return Err(Status::BadList);
     }
     let mut total: u64 = 0;

@@ -82,7 +82,7 @@ proptest! {
     fn list_refs_never_overflow(addr in any::<u64>(), count in any::<u32>(), ram in any::<u64>()) {
         if let Ok((at, len)) = (ListRef { addr, count }).bytes_in(ram) {
             prop_assert!(at + len as u64 <= ram);
-            prop_assert!(len <= MAX_RANGES * RANGE_LEN && len > 0);
+            prop_assert!(len <= MAX_RANGES * RANGE_LEN);
         }
     }
 
@@ -119,7 +119,11 @@ fn rejections_are_precise() {
     }];
     assert_eq!(
         plan(&one, ram, 0x1000, &[], ram, u32::MAX).err(),
-        Some(Status::BadList)
+        Some(Status::OutOfGrant)
+    );
+    assert_eq!(
+        plan(&[], ram, 0, &[], ram, u32::MAX).map(|p| p.total),
+        Ok(0)
     );
     assert_eq!(
         plan(&two, ram, 0x2000, &one, ram, u32::MAX).err(),
