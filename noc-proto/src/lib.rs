@@ -32,6 +32,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod crc;
+pub mod dma;
 pub mod layout;
 pub mod ring;
 pub mod wire;

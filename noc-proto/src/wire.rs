@@ -87,16 +87,26 @@ pub enum Kind {
     ClusterDown = 5,
     /// Runtime/daemon control traffic (name service etc.).
     Control = 6,
+    // ---- DMA engine (noc_proto::dma; payload exactly dma::MSG_LEN) ----
+    /// Receiver → router: a grant (or revoke) of its RAM for one transfer.
+    DmaGrant = 7,
+    /// Sender → router: copy these ranges of my RAM to a granted transfer.
+    DmaDescriptor = 8,
+    /// Router → both sides: a transfer completed or was rejected.
+    DmaComplete = 9,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Mailbox,
         Kind::PortalData,
         Kind::PortalAllow,
         Kind::SyncSignal,
         Kind::ClusterDown,
         Kind::Control,
+        Kind::DmaGrant,
+        Kind::DmaDescriptor,
+        Kind::DmaComplete,
     ];
 
     pub const fn from_u8(v: u8) -> Option<Kind> {
@@ -107,6 +117,9 @@ impl Kind {
             4 => Kind::SyncSignal,
             5 => Kind::ClusterDown,
             6 => Kind::Control,
+            7 => Kind::DmaGrant,
+            8 => Kind::DmaDescriptor,
+            9 => Kind::DmaComplete,
             _ => return None,
         })
     }
@@ -118,6 +131,7 @@ impl Kind {
             Kind::PortalData => len <= MAX_PORTAL_CHUNK,
             Kind::ClusterDown => len == 0,
             Kind::PortalAllow | Kind::SyncSignal | Kind::Control => len <= MAX_CONTROL_PAYLOAD,
+            Kind::DmaGrant | Kind::DmaDescriptor | Kind::DmaComplete => len == crate::dma::MSG_LEN,
         }
     }
 }
@@ -450,6 +464,9 @@ mod tests {
                     Kind::Mailbox => (MAILBOX_PAYLOAD..=MAILBOX_PAYLOAD).boxed(),
                     Kind::ClusterDown => (0usize..=0).boxed(),
                     Kind::PortalData => (0usize..=600).boxed(),
+                    Kind::DmaGrant | Kind::DmaDescriptor | Kind::DmaComplete => {
+                        (crate::dma::MSG_LEN..=crate::dma::MSG_LEN).boxed()
+                    }
                     _ => (0usize..=MAX_CONTROL_PAYLOAD).boxed(),
                 };
                 (

@@ -3,6 +3,9 @@
 //! ```text
 //! stats                  → JSON summary on one line
 //! corrupt N [CLUSTER]    → damage the next N forwarded messages (to CLUSTER)
+//! dma-corrupt N          → flip a bit in the data of the next N DMA transfers
+//! dma-drop N             → never complete the next N DMA transfers
+//! dma-peer-gone N        → fail the next N DMA transfers as if the receiver vanished
 //! kill CLUSTER           → disconnect a cluster as if its QEMU had exited
 //! quit                   → print the summary and exit
 //! ```
@@ -19,11 +22,25 @@ use anyhow::{Context, Result};
 pub enum Command {
     Stats,
     Corrupt { count: u64, cluster: Option<u16> },
+    DmaCorrupt(u64),
+    DmaDrop(u64),
+    DmaPeerGone(u64),
     Kill(u16),
     Quit,
 }
 
 impl Command {
+    /// Fault injection (what `--guest-faults` lets a guest ask for).
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Command::Corrupt { .. }
+                | Command::DmaCorrupt(_)
+                | Command::DmaDrop(_)
+                | Command::DmaPeerGone(_)
+        )
+    }
+
     pub fn parse(line: &str) -> Result<Command, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let num = |s: &str| s.parse::<u64>().map_err(|e| format!("{s:?}: {e}"));
@@ -38,9 +55,12 @@ impl Command {
                 count: num(n)?,
                 cluster: Some(num(c)? as u16),
             }),
+            ["dma-corrupt", n] => Ok(Command::DmaCorrupt(num(n)?)),
+            ["dma-drop", n] => Ok(Command::DmaDrop(num(n)?)),
+            ["dma-peer-gone", n] => Ok(Command::DmaPeerGone(num(n)?)),
             ["kill", c] => Ok(Command::Kill(num(c)? as u16)),
             _ => Err(format!(
-                "unknown command {line:?} (stats | corrupt N [CLUSTER] | kill CLUSTER | quit)"
+                "unknown command {line:?} (stats | corrupt N [CLUSTER] | dma-corrupt N | dma-drop N | dma-peer-gone N | kill CLUSTER | quit)"
             )),
         }
     }
@@ -149,6 +169,13 @@ mod tests {
             })
         );
         assert_eq!(Command::parse("kill 4"), Ok(Command::Kill(4)));
+        assert_eq!(Command::parse("dma-drop 2"), Ok(Command::DmaDrop(2)));
+        assert_eq!(Command::parse("dma-corrupt 1"), Ok(Command::DmaCorrupt(1)));
+        assert_eq!(
+            Command::parse("dma-peer-gone 3"),
+            Ok(Command::DmaPeerGone(3))
+        );
+        assert!(Command::parse("dma-drop").is_err());
         assert!(Command::parse("corrupt x").is_err());
         assert!(Command::parse("reboot").is_err());
     }

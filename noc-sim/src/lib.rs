@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod control;
+pub mod guest_ram;
 pub mod ivshmem;
 pub mod link_model;
 pub mod router;

@@ -50,6 +50,19 @@ struct Args {
     /// the router), for the in-kernel tests.
     #[arg(long)]
     guest_faults: bool,
+    /// Cluster K's RAM file, `K=PATH` (repeatable): QEMU's `memory-backend-file` with
+    /// `share=on`, mapped by the DMA engine when cluster K joins (file offset = guest-physical
+    /// address).
+    #[arg(long = "ram", value_parser = parse_ram)]
+    rams: Vec<(u16, PathBuf)>,
+}
+
+fn parse_ram(s: &str) -> Result<(u16, PathBuf), String> {
+    let (k, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected K=PATH"))?;
+    let k = k.parse().map_err(|e| format!("{k:?}: {e}"))?;
+    Ok((k, PathBuf::from(path)))
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -92,6 +105,7 @@ fn main() -> Result<()> {
         control: args.control,
         queue_limit: args.queue_limit,
         guest_faults: args.guest_faults,
+        rams: args.rams,
     };
     install_signal_handlers();
     let mut router = Router::new(cfg).context("start noc-sim")?;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::guest_ram::RamFiles;
 use crate::image::{self, echo, workspace_root};
 use crate::qemu::{Accel, QemuConfig, QemuGuard};
 
@@ -63,6 +64,8 @@ pub struct Machine {
     joined: Arc<Mutex<Option<(usize, f64)>>>,
     banners: Arc<Mutex<Vec<f64>>>,
     clusters: usize,
+    /// Last: removed after every QEMU and noc-sim is gone.
+    _ram: RamFiles,
 }
 
 /// Builds the host noc-sim binary and returns its path.
@@ -95,6 +98,10 @@ pub fn start(spec: &Spec) -> Result<Machine> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let control = dir.join("control.sock");
+    // Ctrl-C only raises a flag, so the run unwinds and the RAM files below are removed.
+    let _ = crate::run::interrupted_flag();
+    let ram_size = crate::guest_ram::ram_size(&crate::qemu::machine_args()?);
+    let ram = RamFiles::create(spec.name, spec.clusters, ram_size)?;
 
     let mut command = Command::new(&noc_sim);
     command
@@ -108,6 +115,9 @@ pub fn start(spec: &Spec) -> Result<Machine> {
         .arg(spec.model.hop_latency_ns.to_string())
         .arg("--link-mbps")
         .arg(spec.model.link_mbps.to_string());
+    for (k, path) in ram.paths().iter().enumerate() {
+        command.arg("--ram").arg(format!("{k}={}", path.display()));
+    }
     if spec.guest_faults {
         command.arg("--guest-faults");
     }
@@ -184,6 +194,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
             image: spec.image,
             cmdline: &cmdline,
             accel: spec.accel,
+            ram_file: Some(ram.path(k)),
         };
         let mut command = config.command()?;
         command
@@ -267,6 +278,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
         joined,
         banners,
         clusters: spec.clusters,
+        _ram: ram,
     })
 }
 

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_kernel;
 mod cluster;
+mod guest_ram;
 mod image;
 mod qemu;
 mod report;

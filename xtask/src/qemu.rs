@@ -100,13 +100,34 @@ pub struct QemuConfig<'a> {
     pub image: &'a Path,
     pub cmdline: &'a str,
     pub accel: Accel,
+    /// Back the guest's RAM with this shared file (for noc-sim's DMA engine).
+    pub ram_file: Option<&'a Path>,
 }
 
 impl QemuConfig<'_> {
     /// The full command; the caller decides where stdio goes.
     pub fn command(&self) -> Result<Command> {
         let mut command = Command::new(QEMU);
-        command.args(machine_args()?);
+        let mut args = machine_args()?;
+        if let Some(file) = self.ram_file {
+            // BRIEF §8: a shared memory-backend-file makes guest-physical A = file offset A.
+            let size = crate::guest_ram::ram_size(&args);
+            if file.display().to_string().contains(',') {
+                bail!("the RAM file path cannot contain ',' (QEMU option syntax)");
+            }
+            let machine = args
+                .iter()
+                .position(|a| a == "-machine")
+                .and_then(|i| args.get_mut(i + 1))
+                .context("qemu/cluster.args has no -machine")?;
+            machine.push_str(",memory-backend=ram0");
+            args.push("-object".into());
+            args.push(format!(
+                "memory-backend-file,id=ram0,size={size},mem-path={},share=on",
+                file.display()
+            ));
+        }
+        command.args(args);
         command.arg("-accel").arg(self.accel.name());
         command
             .arg("-drive")

@@ -97,6 +97,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         image: &image,
         cmdline: &cmdline,
         accel: args.accel,
+        ram_file: None,
     };
     let mut command = config.command()?;
     command

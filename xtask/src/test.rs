@@ -305,6 +305,7 @@ pub fn boot_suite(
         image,
         cmdline: &cmdline,
         accel,
+        ram_file: None,
     };
     let mut command = config.command()?;
     command

@@ -13,6 +13,7 @@
 //! router holds the rest back. The interrupt handler only counts and calls the kernel's hook;
 //! draining happens in [`poll`], outside interrupt context.
 
+pub mod dma;
 pub mod ivshmem;
 pub mod msix;
 pub mod pci;

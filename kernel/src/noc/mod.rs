@@ -47,6 +47,8 @@ pub enum NocError {
     Refused,
     /// A kernel-internal wait ([`wait_until`]) ran out of time.
     TimedOut,
+    /// The DMA engine reported a failed transfer (integrity check, peer gone): both sides.
+    TransferFailed,
 }
 
 impl From<hal::noc::NocError> for NocError {
@@ -83,6 +85,8 @@ pub struct Counters {
     pub portal_chunks_refused: u64,
     pub portal_refusals_received: u64,
     pub portal_chunks_dropped: u64,
+    /// DMA transfers that failed (either side).
+    pub portal_dma_errors: u64,
     pub sync_signals_rx: u64,
     pub unexpected: u64,
 }
@@ -116,6 +120,7 @@ static STATE: spin::Mutex<State> = spin::Mutex::new(State {
         portal_chunks_refused: 0,
         portal_refusals_received: 0,
         portal_chunks_dropped: 0,
+        portal_dma_errors: 0,
         sync_signals_rx: 0,
         unexpected: 0,
     },
@@ -240,13 +245,9 @@ impl State {
             Kind::Mailbox => self.mailboxes.deliver(header, payload, &mut self.events),
             Kind::PortalData => {
                 let mut replies = Vec::new();
-                let delivery = self.portals.deliver_data(
-                    header,
-                    payload,
-                    &mut self.events,
-                    &mut self.counters,
-                    &mut replies,
-                );
+                let delivery = self
+                    .portals
+                    .deliver_data(header, &mut self.counters, &mut replies);
                 for reply in replies {
                     let _ = self.send_or_queue(reply, &[], true);
                 }
@@ -254,7 +255,16 @@ impl State {
             }
             Kind::PortalAllow => {
                 self.portals
-                    .deliver_allow(header, &mut self.events, &mut self.counters);
+                    .deliver_allow(header, payload, &mut self.events, &mut self.counters);
+                Delivery::Accept
+            }
+            Kind::DmaComplete => {
+                self.portals.deliver_complete(
+                    header,
+                    payload,
+                    &mut self.events,
+                    &mut self.counters,
+                );
                 Delivery::Accept
             }
             Kind::SyncSignal => self.syncs.deliver(header, &mut self.events),
@@ -262,7 +272,7 @@ impl State {
                 log::info!("noc: cluster {} went down", header.arg);
                 Delivery::Accept
             }
-            Kind::Control => {
+            Kind::Control | Kind::DmaGrant | Kind::DmaDescriptor => {
                 self.counters.unexpected += 1;
                 Delivery::Accept
             }

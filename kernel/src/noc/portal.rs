@@ -1,25 +1,40 @@
 //! Portals: bulk transfers of up to 1 MiB from one cluster to a port of another, which the
-//! receiver must **allow** first.
+//! receiver must **allow** first. The data moves by DMA (noc-sim's engine, docs/noc.md §13):
+//! no guest CPU copies or checksums it.
 //!
-//! Protocol (docs/noc.md §10): the receiver's `allow(remote)` records the permitted sender and
-//! sends it a `PortalAllow` (arg = max bytes). The sender's `write` consumes one received
-//! allowance and queues the transfer as `PortalData` chunks (≤ 32 KiB, FIRST/LAST flags,
-//! arg = offset); **without an allowance `write` returns `WouldBlock` and sends nothing** — the
-//! blocking layer waits for [`super::Event::PortalAllow`]. One allowance admits one transfer.
-//! Defence in depth: chunks that reach a receiver which has not allowed their sender (a
-//! forged or stale write) are dropped and counted (`portal_chunks_refused`), and the first
-//! chunk of such a transfer is answered with a `PortalAllow` whose arg is 0, a refusal, which
-//! makes the sender's next `write` to that portal fail with [`NocError::Refused`].
+//! * The receiver's `allow(remote)` sets aside a 1 MiB kernel receive buffer, **grants** its
+//!   frames to `remote` under a fresh transfer id (a `DmaGrant` to the router, whose range
+//!   list lives in a frame of ours), then tells `remote` with a `PortalAllow` (arg = max
+//!   bytes, payload = the transfer id). The grant goes first through our TX ring, so the
+//!   router holds it before the sender can know the id.
+//! * The sender's `write` consumes one received allowance, posts a **descriptor** of its
+//!   source buffer's frames, and waits (halting; the completion is an MSI-X) for the router's
+//!   `DmaComplete`. **Without an allowance `write` returns `WouldBlock` and sends nothing** —
+//!   the blocking layer waits for [`super::Event::PortalAllow`].
+//! * `try_read` returns once the completion for a granted transfer arrived: the receive
+//!   buffer becomes the data (no copy for `try_read_vec`).
+//! * Errors: a descriptor the router rejects for lack of a grant is a refusal (the sender's
+//!   next `write` to that portal returns [`NocError::Refused`]); oversized or out-of-grant
+//!   is `TooLarge`; an integrity failure or a vanished peer reaches **both** sides as
+//!   [`NocError::TransferFailed`] (the receiver's `try_read` returns it once); no completion
+//!   within [`WRITE_TIMEOUT_NS`] is `TimedOut` for the writer.
+//! * `unlink` revokes outstanding grants; their buffers are freed only when the router
+//!   confirms (`Revoked`), so it can never write into freed memory.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
+use hal::noc::dma::{self, RangeList};
 use hal::noc::{ClusterId, Delivery, Header, Kind, PortId};
-use noc_proto::wire::{self, flags, MAX_PORTAL_TRANSFER};
+use noc_proto::dma::{Completion, Role, Status};
+use noc_proto::wire::{flags, MAX_PORTAL_TRANSFER};
 
 use super::{check_cluster, pump, with_state, Counters, Event, NocError};
 
-/// Completed transfers a portal keeps before the RX ring is deferred.
-const READY_LIMIT: usize = 2;
+/// How long a writer waits for its completion (the engine completes in microseconds of model
+/// time; only a dropped transfer waits this long).
+pub const WRITE_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Unmatched completions kept for inspection ([`take_unclaimed`]).
+const UNCLAIMED_LIMIT: usize = 64;
 
 /// The receive end of a local portal (from [`create`]).
 #[derive(Debug, PartialEq, Eq)]
@@ -40,20 +55,43 @@ pub struct PortalTx {
     pub port: PortId,
 }
 
+/// A receive buffer granted to the router, and the frame holding its range list.
+struct Granted {
+    buffer: Vec<u8>,
+    _list: RangeList,
+}
+
+type Transfer = Result<(ClusterId, Vec<u8>), NocError>;
+
 #[derive(Default)]
 struct Receiver {
     created: bool,
-    allowed: Option<ClusterId>,
-    current: Option<(ClusterId, Vec<u8>)>,
-    ready: VecDeque<(ClusterId, Vec<u8>)>,
+    /// (sender, transfer id) → the buffer granted to it.
+    granted: BTreeMap<(u16, u32), Granted>,
+    ready: VecDeque<Transfer>,
 }
 
 pub(crate) struct Portals {
     receivers: BTreeMap<u16, Receiver>,
-    /// (remote, port) → allowances received and not yet used.
-    allowances: BTreeMap<(u16, u16), u32>,
+    /// (remote, port) → transfer ids allowed and not yet used.
+    allowances: BTreeMap<(u16, u16), VecDeque<u32>>,
     /// (remote, port) → refusals received and not yet reported.
     refusals: BTreeMap<(u16, u16), u32>,
+    /// (remote, port, id) of writes waiting for their completion, and the completions.
+    writing: BTreeSet<(u16, u16, u32)>,
+    sent: BTreeMap<(u16, u16, u32), Completion>,
+    /// (port, sender, id) → revoked grants waiting for the router's confirmation.
+    retired: BTreeMap<(u16, u16, u32), Granted>,
+    unclaimed: VecDeque<(PortId, Completion)>,
+    next_transfer: u32,
+}
+
+fn status_error(status: Status) -> NocError {
+    match status {
+        Status::NoGrant => NocError::Refused,
+        Status::TooLarge | Status::OutOfGrant => NocError::TooLarge,
+        _ => NocError::TransferFailed,
+    }
 }
 
 impl Portals {
@@ -62,53 +100,26 @@ impl Portals {
             receivers: BTreeMap::new(),
             allowances: BTreeMap::new(),
             refusals: BTreeMap::new(),
+            writing: BTreeSet::new(),
+            sent: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            unclaimed: VecDeque::new(),
+            next_transfer: 1,
         }
     }
 
+    /// A `PortalData` chunk: data no longer travels in messages, so this is forged or stale.
+    /// Dropped and counted; the first chunk is answered with a refusal.
     pub(crate) fn deliver_data(
         &mut self,
         header: &Header,
-        payload: &[u8],
-        events: &mut Vec<Event>,
         counters: &mut Counters,
         replies: &mut Vec<Header>,
     ) -> Delivery {
-        let receiver = self.receivers.entry(header.port.0).or_default();
-        if !receiver.created || receiver.allowed != Some(header.src) {
-            counters.portal_chunks_refused += 1;
-            if header.flags & flags::FIRST != 0 {
-                let mut refusal =
-                    Header::new(Kind::PortalAllow, ClusterId(0), header.src, header.port, 0);
-                refusal.arg = 0;
-                replies.push(refusal);
-            }
-            return Delivery::Accept;
-        }
-        if receiver.ready.len() >= READY_LIMIT {
-            return Delivery::Defer;
-        }
+        counters.portal_chunks_refused += 1;
         if header.flags & flags::FIRST != 0 {
-            receiver.current = Some((header.src, Vec::new()));
-        }
-        let Some((source, buffer)) = receiver.current.as_mut() else {
-            counters.portal_chunks_dropped += 1;
-            return Delivery::Accept;
-        };
-        let fits = buffer.len() + payload.len() <= MAX_PORTAL_TRANSFER;
-        if *source != header.src || header.arg as usize != buffer.len() || !fits {
-            // Out of order or oversized: the transfer is lost, never half-delivered.
-            counters.portal_chunks_dropped += 1;
-            receiver.current = None;
-            return Delivery::Accept;
-        }
-        buffer.extend_from_slice(payload);
-        if header.flags & flags::LAST != 0 {
-            if let Some(done) = receiver.current.take() {
-                receiver.ready.push_back(done);
-            }
-            receiver.allowed = None; // one allowance, one transfer
-            counters.portal_transfers_rx += 1;
-            events.push(Event::PortalData(header.port));
+            let refusal = Header::new(Kind::PortalAllow, ClusterId(0), header.src, header.port, 0);
+            replies.push(refusal);
         }
         Delivery::Accept
     }
@@ -116,20 +127,99 @@ impl Portals {
     pub(crate) fn deliver_allow(
         &mut self,
         header: &Header,
+        payload: &[u8],
         events: &mut Vec<Event>,
         counters: &mut Counters,
     ) {
         let key = (header.src.0, header.port.0);
-        if header.arg == 0 {
-            *self.refusals.entry(key).or_default() += 1;
-            counters.portal_refusals_received += 1;
-        } else {
-            *self.allowances.entry(key).or_default() += 1;
+        let id = payload
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes);
+        match id {
+            Some(id) if header.arg != 0 => self.allowances.entry(key).or_default().push_back(id),
+            None if header.arg != 0 => counters.unexpected += 1,
+            _ => {
+                *self.refusals.entry(key).or_default() += 1;
+                counters.portal_refusals_received += 1;
+            }
         }
         events.push(Event::PortalAllow {
             remote: header.src,
             port: header.port,
         });
+    }
+
+    /// The router's `DmaComplete` for one side of a transfer.
+    pub(crate) fn deliver_complete(
+        &mut self,
+        header: &Header,
+        payload: &[u8],
+        events: &mut Vec<Event>,
+        counters: &mut Counters,
+    ) {
+        let Ok(done) = Completion::decode(payload) else {
+            counters.unexpected += 1;
+            return;
+        };
+        let port = header.port;
+        match done.role {
+            Role::Receiver => {
+                let key = (done.peer, done.transfer);
+                let granted = self
+                    .receivers
+                    .get_mut(&port.0)
+                    .and_then(|r| r.granted.remove(&key).map(|g| (r, g)));
+                if let Some((receiver, mut granted)) = granted {
+                    if done.status == Status::Ok && done.bytes as usize <= MAX_PORTAL_TRANSFER {
+                        // SAFETY: the engine wrote `bytes` bytes at the start of the buffer
+                        // (its capacity is MAX_PORTAL_TRANSFER, the grant's limit); u8 has
+                        // no invalid values.
+                        unsafe { granted.buffer.set_len(done.bytes as usize) };
+                        receiver
+                            .ready
+                            .push_back(Ok((ClusterId(done.peer), granted.buffer)));
+                        counters.portal_transfers_rx += 1;
+                    } else {
+                        receiver.ready.push_back(Err(status_error(done.status)));
+                        counters.portal_dma_errors += 1;
+                    }
+                    events.push(Event::PortalData(port));
+                } else if self
+                    .retired
+                    .remove(&(port.0, done.peer, done.transfer))
+                    .is_none()
+                {
+                    self.keep_unclaimed(port, done);
+                }
+            }
+            Role::Sender => {
+                let key = (done.peer, port.0, done.transfer);
+                if self.writing.contains(&key) {
+                    if done.status != Status::Ok {
+                        counters.portal_dma_errors += 1;
+                    }
+                    self.sent.insert(key, done);
+                } else {
+                    if done.status == Status::NoGrant {
+                        *self.refusals.entry((done.peer, port.0)).or_default() += 1;
+                        counters.portal_refusals_received += 1;
+                    }
+                    self.keep_unclaimed(port, done);
+                }
+                events.push(Event::PortalAllow {
+                    remote: ClusterId(done.peer),
+                    port,
+                });
+            }
+        }
+    }
+
+    fn keep_unclaimed(&mut self, port: PortId, done: Completion) {
+        if self.unclaimed.len() >= UNCLAIMED_LIMIT {
+            self.unclaimed.pop_front();
+        }
+        self.unclaimed.push_back((port, done));
     }
 }
 
@@ -148,20 +238,50 @@ pub fn create(port: PortId) -> Result<Portal, NocError> {
     })
 }
 
-/// Releases a local portal; data still queued is discarded.
+/// Releases a local portal: data still queued is discarded, outstanding grants revoked.
 pub fn unlink(portal: Portal) {
-    with_state(|s| s.portals.receivers.remove(&portal.port.0));
+    with_state(|s| {
+        let Some(receiver) = s.portals.receivers.remove(&portal.port.0) else {
+            return;
+        };
+        for ((sender, id), granted) in receiver.granted {
+            let revoke = dma::revoke_message(ClusterId(sender), id).encode();
+            let header = dma::request_header(Kind::DmaGrant, portal.port);
+            let _ = s.send_or_queue(header, &revoke, true);
+            s.portals
+                .retired
+                .insert((portal.port.0, sender, id), granted);
+        }
+    });
+    pump();
 }
 
-/// Lets `remote` write one transfer to `portal`, and tells it so.
+/// Lets `remote` write one transfer (≤ 1 MiB) to `portal`: grants it a receive buffer and
+/// tells it so.
 pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     check_cluster(remote)?;
+    let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
+    let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
+        .map_err(|_| NocError::TooLarge)?;
     let result = with_state(|s| {
-        let receiver = s.portals.receivers.entry(portal.port.0).or_default();
-        receiver.allowed = Some(remote);
+        let id = s.portals.next_transfer;
+        s.portals.next_transfer = id.wrapping_add(1).max(1);
+        let grant = dma::grant_message(remote, id, &list, MAX_PORTAL_TRANSFER as u32).encode();
+        s.send_or_queue(
+            dma::request_header(Kind::DmaGrant, portal.port),
+            &grant,
+            true,
+        )?;
         let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
         header.arg = MAX_PORTAL_TRANSFER as u32;
-        s.send_or_queue(header, &[], true)
+        s.send_or_queue(header, &id.to_le_bytes(), true)?;
+        let receiver = s.portals.receivers.entry(portal.port.0).or_default();
+        let granted = Granted {
+            buffer,
+            _list: list,
+        };
+        receiver.granted.insert((remote.0, id), granted);
+        Ok(())
     });
     pump();
     result
@@ -180,48 +300,63 @@ pub fn is_allowed(to: &PortalTx) -> bool {
         s.portals
             .allowances
             .get(&(to.remote.0, to.port.0))
-            .is_some_and(|&n| n > 0)
+            .is_some_and(|ids| !ids.is_empty())
     })
 }
 
-/// Starts one transfer of `data` (≤ 1 MiB). Asynchronous: on `Ok` the data is in the TX ring
-/// or the backlog (copied). `WouldBlock` if the receiver has not allowed us yet or the backlog
-/// has no room; `Refused` if the receiver refused an earlier write.
+/// Moves `data` (≤ 1 MiB, frame-backed kernel memory) to the remote portal by DMA and waits
+/// for the completion. `WouldBlock` (nothing sent) without an allowance; `Refused` if the
+/// receiver refused; `TransferFailed` if the engine reported corruption or the peer vanished;
+/// `TimedOut` if no completion came.
 pub fn write(to: &PortalTx, data: &[u8]) -> Result<(), NocError> {
     if data.len() > MAX_PORTAL_TRANSFER {
         return Err(NocError::TooLarge);
     }
     pump();
     let key = (to.remote.0, to.port.0);
-    let result = with_state(|s| {
+    let id = with_state(|s| {
         if let Some(refusals) = s.portals.refusals.get_mut(&key).filter(|n| **n > 0) {
             *refusals -= 1;
             return Err(NocError::Refused);
         }
-        if !s.portals.allowances.get(&key).is_some_and(|&n| n > 0) {
-            return Err(NocError::WouldBlock);
+        s.portals
+            .allowances
+            .get_mut(&key)
+            .and_then(VecDeque::pop_front)
+            .ok_or(NocError::WouldBlock)
+    })?;
+    let list = match RangeList::of_buffer(data.as_ptr(), data.len()) {
+        Ok(list) => list,
+        Err(_) => {
+            // Not describable (unmapped or too fragmented): keep the allowance.
+            with_state(|s| s.portals.allowances.entry(key).or_default().push_front(id));
+            return Err(NocError::TooLarge);
         }
-        if !s.backlog_room(data.len()) {
-            return Err(NocError::WouldBlock);
-        }
-        if let Some(allowances) = s.portals.allowances.get_mut(&key) {
-            *allowances -= 1;
-        }
-        for chunk in wire::portal_chunks(data.len()) {
-            let mut header = Header::new(Kind::PortalData, ClusterId(0), to.remote, to.port, 0);
-            header.flags = chunk.flags;
-            header.arg = chunk.offset;
-            let bytes = &data[chunk.offset as usize..(chunk.offset + chunk.len) as usize];
-            s.send_or_queue(header, bytes, true)?;
-        }
-        Ok(())
+    };
+    let transfer = (to.remote.0, to.port.0, id);
+    let descriptor = dma::descriptor_message(to.remote, id, &list).encode();
+    with_state(|s| {
+        s.portals.writing.insert(transfer);
+        let header = dma::request_header(Kind::DmaDescriptor, to.port);
+        s.send_or_queue(header, &descriptor, true)
+    })?;
+    let _ = super::wait_until(WRITE_TIMEOUT_NS, || {
+        with_state(|s| s.portals.sent.contains_key(&transfer))
     });
-    pump();
-    result
+    let completion = with_state(|s| {
+        s.portals.writing.remove(&transfer);
+        s.portals.sent.remove(&transfer)
+    });
+    drop(list); // the router has read it (or never will)
+    match completion {
+        None => Err(NocError::TimedOut),
+        Some(done) if done.status == Status::Ok => Ok(()),
+        Some(done) => Err(status_error(done.status)),
+    }
 }
 
 /// Takes the oldest completed transfer into `buffer`: `(sender, length)`. `WouldBlock` if none;
-/// `BufferTooSmall` leaves it queued.
+/// `BufferTooSmall` leaves it queued; a failed transfer is returned (once) as its error.
 pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize), NocError> {
     pump();
     with_state(|s| {
@@ -230,14 +365,18 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
             .receivers
             .get_mut(&portal.port.0)
             .ok_or(NocError::WouldBlock)?;
-        let (source, data) = receiver.ready.front().ok_or(NocError::WouldBlock)?;
-        let target = buffer
-            .get_mut(..data.len())
-            .ok_or(NocError::BufferTooSmall)?;
-        target.copy_from_slice(data);
-        let result = (*source, data.len());
+        let result = match receiver.ready.front().ok_or(NocError::WouldBlock)? {
+            Err(error) => Err(*error),
+            Ok((source, data)) => {
+                let target = buffer
+                    .get_mut(..data.len())
+                    .ok_or(NocError::BufferTooSmall)?;
+                target.copy_from_slice(data);
+                Ok((*source, data.len()))
+            }
+        };
         receiver.ready.pop_front();
-        Ok(result)
+        result
     })
 }
 
@@ -249,6 +388,16 @@ pub fn try_read_vec(portal: &Portal) -> Result<(ClusterId, Vec<u8>), NocError> {
             .receivers
             .get_mut(&portal.port.0)
             .and_then(|r| r.ready.pop_front())
-            .ok_or(NocError::WouldBlock)
+            .unwrap_or(Err(NocError::WouldBlock))
+    })
+}
+
+/// Completions that matched no write or grant of ours on `port` (e.g. rejections of
+/// descriptors posted with the raw driver), oldest first.
+pub fn take_unclaimed(port: PortId) -> Vec<Completion> {
+    with_state(|s| {
+        let (mine, rest) = s.portals.unclaimed.drain(..).partition(|(p, _)| *p == port);
+        s.portals.unclaimed = rest;
+        mine.into_iter().map(|(_, c)| c).collect()
     })
 }

@@ -15,6 +15,7 @@ pub mod migration;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
+pub mod noc_dma;
 pub mod paging;
 pub mod process;
 pub mod timer;

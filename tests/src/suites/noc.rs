@@ -11,6 +11,7 @@ use hal::noc::{ClusterId, Header, Kind, PortId};
 use kernel::noc::{self, mailbox, portal, sync, NocError};
 use noc_proto::wire::{flags, MAILBOX_PAYLOAD};
 
+use super::noc_dma::{dma_faults_reach_both_sides, dma_rejections_leave_memory_untouched};
 use crate::{ensure, ensure_eq, tests};
 
 /// The 4-cluster suite (`noc`).
@@ -20,6 +21,8 @@ pub const TESTS: &[crate::framework::Test] = tests![
     many_senders_one_receiver_no_loss,
     portal_1mib_transfer_checksum,
     portal_write_without_allow_is_refused,
+    dma_rejections_leave_memory_untouched,
+    dma_faults_reach_both_sides,
     corrupted_message_is_rejected_and_counted,
     finish_together,
 ];
@@ -35,7 +38,7 @@ pub const SYNC_TESTS: &[crate::framework::Test] = tests![
 
 const TIMEOUT_NS: u64 = 90_000_000_000;
 
-fn me() -> u16 {
+pub(crate) fn me() -> u16 {
     noc::cluster().0
 }
 
@@ -47,17 +50,20 @@ fn all_nodes() -> Vec<ClusterId> {
     (0..count()).map(ClusterId).collect()
 }
 
-fn wait(what: &str, done: impl FnMut() -> bool) -> Result<(), String> {
+pub(crate) fn wait(what: &str, done: impl FnMut() -> bool) -> Result<(), String> {
     noc::wait_until(TIMEOUT_NS, done)
         .map_err(|_| alloc::format!("timed out after 90 s waiting for {what}"))
 }
 
-fn retry<T>(what: &str, operation: impl FnMut() -> Result<T, NocError>) -> Result<T, String> {
+pub(crate) fn retry<T>(
+    what: &str,
+    operation: impl FnMut() -> Result<T, NocError>,
+) -> Result<T, String> {
     noc::retry(TIMEOUT_NS, operation).map_err(|e| alloc::format!("{what}: {e:?}"))
 }
 
 /// A full barrier over every cluster: ALL_TO_ONE to cluster 0, then ONE_TO_ALL from it.
-fn barrier(port: u16) -> Result<(), String> {
+pub(crate) fn barrier(port: u16) -> Result<(), String> {
     let nodes = all_nodes();
     let (gather, release) = (PortId(port), PortId(port + 1));
     if me() == 0 {
@@ -186,7 +192,7 @@ fn many_senders_one_receiver_no_loss() -> Result<(), String> {
     Ok(())
 }
 
-fn transfer_data(seed: u16, len: usize) -> Vec<u8> {
+pub(crate) fn transfer_data(seed: u16, len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9u32 ^ (seed as u32).wrapping_mul(0x85EB_CA6B);
     (0..len)
         .map(|_| {
@@ -224,48 +230,53 @@ fn portal_1mib_transfer_checksum() -> Result<(), String> {
 
 fn portal_write_without_allow_is_refused() -> Result<(), String> {
     let port = PortId(50);
-    match me() {
-        0 => {
-            let inbox = portal::create(port).map_err(|e| alloc::format!("{e:?}"))?;
-            // Cluster 1 forges a transfer we never allowed: dropped, counted, answered.
-            wait("the forged chunk", || {
-                noc::counters().portal_chunks_refused >= 1
-            })?;
-            ensure_eq!(
-                portal::try_read_vec(&inbox).map(|_| ()),
-                Err(NocError::WouldBlock)
-            );
-            // Now allow it: the same sender gets through.
-            portal::allow(&inbox, ClusterId(1)).map_err(|e| alloc::format!("{e:?}"))?;
-            let mut got = None;
-            wait("the allowed transfer", || {
-                got = portal::try_read_vec(&inbox).ok();
-                got.is_some()
-            })?;
-            let (source, bytes) = got.ok_or("no transfer")?;
-            ensure_eq!(source, ClusterId(1));
-            ensure_eq!(bytes, transfer_data(1, 5000));
-        }
-        1 => {
-            let to = portal::open(ClusterId(0), port).map_err(|e| alloc::format!("{e:?}"))?;
-            let data = transfer_data(1, 5000);
-            ensure_eq!(portal::write(&to, &data), Err(NocError::WouldBlock));
-            hal::clock::sleep_ns(200_000_000);
-            ensure_eq!(portal::write(&to, &data), Err(NocError::WouldBlock));
-            ensure!(!portal::is_allowed(&to), "allowed without an allow");
-            // Bypass the handshake with the raw driver: the receiver must refuse it.
-            let mut forged = Header::new(Kind::PortalData, ClusterId(1), ClusterId(0), port, 0);
-            forged.flags = flags::FIRST | flags::LAST;
-            retry("forged send", || {
-                hal::noc::send(forged, &data[..1000]).map_err(NocError::from)
-            })?;
-            wait("the refusal", || {
-                noc::counters().portal_refusals_received >= 1
-            })?;
-            ensure_eq!(portal::write(&to, &data), Err(NocError::Refused));
-            retry("allowed write", || portal::write(&to, &data))?;
-        }
-        _ => {}
+    let inbox = if me() == 0 {
+        Some(portal::create(port).map_err(|e| alloc::format!("{e:?}"))?)
+    } else {
+        None
+    };
+    if me() == 1 {
+        let to = portal::open(ClusterId(0), port).map_err(|e| alloc::format!("{e:?}"))?;
+        let data = transfer_data(1, 5000);
+        ensure_eq!(portal::write(&to, &data), Err(NocError::WouldBlock));
+        hal::clock::sleep_ns(200_000_000);
+        ensure_eq!(portal::write(&to, &data), Err(NocError::WouldBlock));
+        ensure!(!portal::is_allowed(&to), "allowed without an allow");
+        // Bypass the handshake with the raw driver: a descriptor for a transfer nobody
+        // granted. The DMA engine must refuse it, and the refusal reaches `write`.
+        let list = hal::noc::dma::RangeList::of_buffer(data.as_ptr(), data.len())
+            .map_err(|e| alloc::format!("{e:?}"))?;
+        let forged = hal::noc::dma::descriptor_message(ClusterId(0), 0xDEAD, &list);
+        retry("forged descriptor", || {
+            hal::noc::dma::send_descriptor(port, &forged).map_err(NocError::from)
+        })?;
+        wait("the refusal", || {
+            noc::counters().portal_refusals_received >= 1
+        })?;
+        ensure_eq!(portal::write(&to, &data), Err(NocError::Refused));
+    }
+    barrier(52)?;
+    if let Some(inbox) = inbox {
+        // Nothing arrived for the forged descriptor; now allow: the same sender gets through.
+        ensure_eq!(
+            portal::try_read_vec(&inbox).map(|_| ()),
+            Err(NocError::WouldBlock)
+        );
+        portal::allow(&inbox, ClusterId(1)).map_err(|e| alloc::format!("{e:?}"))?;
+        let mut got = None;
+        wait("the allowed transfer", || {
+            got = portal::try_read_vec(&inbox).ok();
+            got.is_some()
+        })?;
+        let (source, bytes) = got.ok_or("no transfer")?;
+        ensure_eq!(source, ClusterId(1));
+        ensure_eq!(bytes, transfer_data(1, 5000));
+    }
+    if me() == 1 {
+        let to = portal::open(ClusterId(0), port).map_err(|e| alloc::format!("{e:?}"))?;
+        retry("allowed write", || {
+            portal::write(&to, &transfer_data(1, 5000))
+        })?;
     }
     Ok(())
 }

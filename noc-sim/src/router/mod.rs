@@ -22,10 +22,25 @@
 //! message in the sender's TX ring. Nothing is ever dropped for lack of space.
 //! A 50 ms tick re-polls everything, so a guest that polls without ringing
 //! still makes progress.
+//!
+//! **DMA.** Bulk data does not use the rings: with each cluster's RAM file mapped
+//! (`--ram K=PATH`), the engine in [`dma`] copies granted transfers from RAM to RAM.
+//! Modules: [`cluster`] (per-cluster state), [`dma`] (the engine), [`commands`]
+//! (control socket and fault injection), [`forward`] (ring traffic), [`stats`] (JSON and
+//! summary).
 
-use std::cmp::Ordering as CmpOrdering;
+mod cluster;
+mod commands;
+mod dma;
+mod forward;
+mod stats;
+
+pub use cluster::ClusterStats;
+use cluster::{Cluster, Pending};
+pub use commands::Faults;
+pub use dma::DmaStats;
+
 use std::collections::BinaryHeap;
-use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -34,15 +49,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use noc_proto::layout::{Layout, RouterCounter};
-use noc_proto::ring::RingError;
-use noc_proto::wire::{self, ClusterId, Header, Kind, PortId, HEADER_LEN};
+use noc_proto::layout::Layout;
+use noc_proto::wire::{self, ClusterId, Header, Kind, PortId};
 use noc_proto::{Slice, MAX_CLUSTERS, ROUTER_PEER_ID};
 
-use crate::control::{Command, ControlServer};
+use crate::control::ControlServer;
+use crate::guest_ram::GuestRam;
 use crate::ivshmem::{self, send_msg};
 use crate::link_model::{LinkModel, ModelParams};
-use crate::routing::LinkName;
 use crate::shm::{create_memfd, Mapping};
 use crate::topology::Mesh;
 
@@ -61,61 +75,9 @@ pub struct Config {
     /// payload is a `corrupt N [CLUSTER]` command line (test kernels use it to test their
     /// own rejection path). Off by default.
     pub guest_faults: bool,
-}
-
-/// Per-cluster counters.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClusterStats {
-    pub sent: u64,
-    pub sent_bytes: u64,
-    pub received: u64,
-    pub received_bytes: u64,
-    pub dropped_corrupt: u64,
-    pub dropped_unreachable: u64,
-    pub rx_full_stalls: u64,
-    pub queue_full_stalls: u64,
-    pub max_queued: u64,
-}
-
-/// A message waiting for its delivery time (ordered by time, then arrival).
-struct Pending {
-    deliver_at: u64,
-    seq: u64,
-    bytes: Vec<u8>,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.deliver_at, self.seq) == (o.deliver_at, o.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest first.
-    fn cmp(&self, o: &Self) -> CmpOrdering {
-        (o.deliver_at, o.seq).cmp(&(self.deliver_at, self.seq))
-    }
-}
-
-struct Cluster {
-    id: u16,
-    listener: UnixListener,
-    conn: Option<UnixStream>,
-    /// The cluster's own vectors (its interrupts); we write vector 0.
-    interrupts: Vec<OwnedFd>,
-    /// What this cluster knows as peer 32's eventfds; we read them.
-    doorbell: Vec<OwnedFd>,
-    slice: Slice,
-    joined_ever: bool,
-    queue: BinaryHeap<Pending>,
-    /// RX ring was full; wait for a doorbell (or the tick) before retrying.
-    rx_stalled: bool,
-    stats: ClusterStats,
+    /// Each cluster's RAM file (QEMU's memory-backend-file), for the DMA engine; mapped when
+    /// the cluster joins. A cluster without one cannot take part in DMA (`NoRam`).
+    pub rams: Vec<(u16, PathBuf)>,
 }
 
 static SIG_QUIT: AtomicBool = AtomicBool::new(false);
@@ -162,9 +124,10 @@ pub struct Router {
     clusters: Vec<Cluster>,
     model: LinkModel,
     control: Option<ControlServer>,
-    corrupt_remaining: u64,
-    corrupt_target: Option<u16>,
-    corrupted: u64,
+    faults: Faults,
+    dma: dma::DmaEngine,
+    /// Cluster k's mapped RAM while it is connected.
+    rams: Vec<Option<GuestRam>>,
     to_router: u64,
     seq: u64,
     all_joined_reported: bool,
@@ -233,6 +196,7 @@ impl Router {
             .map(ControlServer::bind)
             .transpose()?;
         let model = LinkModel::new(cfg.mesh, cfg.params);
+        let rams = (0..cfg.clusters).map(|_| None).collect();
         Ok(Router {
             cfg,
             start: Instant::now(),
@@ -241,9 +205,9 @@ impl Router {
             clusters,
             model,
             control,
-            corrupt_remaining: 0,
-            corrupt_target: None,
-            corrupted: 0,
+            faults: Faults::default(),
+            dma: dma::DmaEngine::default(),
+            rams,
             to_router: 0,
             seq: 0,
             all_joined_reported: false,
@@ -397,6 +361,7 @@ impl Router {
             return;
         }
         let _ = stream.set_nonblocking(true);
+        self.rams[k] = self.open_ram(k);
         let c = &mut self.clusters[k];
         c.conn = Some(stream);
         c.joined_ever = true;
@@ -411,6 +376,18 @@ impl Router {
                 "all {n} clusters joined in {} ms",
                 self.start.elapsed().as_millis()
             );
+        }
+    }
+
+    /// Maps cluster `k`'s RAM file, if it has one (QEMU has created it by the time it connects).
+    fn open_ram(&self, k: usize) -> Option<GuestRam> {
+        let (_, path) = self.cfg.rams.iter().find(|(c, _)| *c as usize == k)?;
+        match GuestRam::open(path) {
+            Ok(ram) => Some(ram),
+            Err(e) => {
+                eprintln!("noc-sim: cluster {k}: no DMA: {e:#}");
+                None
+            }
         }
     }
 
@@ -464,6 +441,8 @@ impl Router {
         let dropped = self.clusters[k].queue.len() as u64;
         self.clusters[k].queue.clear();
         self.clusters[k].stats.dropped_unreachable += dropped;
+        self.dma.forget_cluster(k as u16);
+        self.rams[k] = None;
         self.publish_membership();
         println!(
             "cluster {k} left ({}/{} live)",
@@ -493,323 +472,5 @@ impl Router {
                 bytes: h.to_vec(),
             });
         }
-    }
-
-    /// Moves messages until nothing more can move.
-    pub fn pump(&mut self) {
-        loop {
-            let mut progress = false;
-            let now = self.now();
-            for d in 0..self.clusters.len() {
-                progress |= self.deliver_due(d, now);
-            }
-            for s in 0..self.clusters.len() {
-                progress |= self.drain_tx(s, now);
-            }
-            if !progress {
-                break;
-            }
-        }
-    }
-
-    fn deliver_due(&mut self, d: usize, now: u64) -> bool {
-        let c = &mut self.clusters[d];
-        if c.conn.is_none() || c.rx_stalled {
-            return false;
-        }
-        let rx = c.slice.rx();
-        let mut delivered = 0;
-        while let Some(top) = c.queue.peek() {
-            if top.deliver_at > now {
-                break;
-            }
-            match rx.try_push_record(&top.bytes) {
-                Ok(()) => {
-                    let len = top.bytes.len() as u64;
-                    c.queue.pop();
-                    c.stats.received += 1;
-                    c.stats.received_bytes += len;
-                    c.slice
-                        .control()
-                        .add_router_counter(RouterCounter::RxDelivered, 1);
-                    c.slice
-                        .control()
-                        .add_router_counter(RouterCounter::RxBytes, len);
-                    delivered += 1;
-                }
-                Err(RingError::Full) => {
-                    c.stats.rx_full_stalls += 1;
-                    c.rx_stalled = true;
-                    break;
-                }
-                Err(e) => {
-                    // The guest broke its RX indices: drop this message, count it.
-                    eprintln!("noc-sim: cluster {d}: RX ring: {e}; dropping a message");
-                    c.queue.pop();
-                    c.stats.dropped_unreachable += 1;
-                }
-            }
-        }
-        if delivered > 0 {
-            ivshmem::notify(&c.interrupts[0]);
-        }
-        delivered > 0
-    }
-
-    fn drain_tx(&mut self, s: usize, now: u64) -> bool {
-        if self.clusters[s].conn.is_none() {
-            return false;
-        }
-        let tx = self.clusters[s].slice.tx();
-        let count = self.cfg.clusters;
-        let mut progress = false;
-        loop {
-            let rec = match tx.peek() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    eprintln!("noc-sim: cluster {s}: TX ring {e}; discarding its contents");
-                    tx.reset_consumer();
-                    self.clusters[s].stats.dropped_corrupt += 1;
-                    self.clusters[s]
-                        .slice
-                        .control()
-                        .add_router_counter(RouterCounter::TxDroppedCorrupt, 1);
-                    progress = true;
-                    break;
-                }
-            };
-            let mut bytes = vec![0u8; rec.len()];
-            if rec.copy_to(&mut bytes).is_none() {
-                break;
-            }
-            // Validate the copy, never the shared memory (it may change under us).
-            let mut guest_command = None;
-            let dst = match wire::decode(&bytes, count) {
-                Ok((h, payload)) if h.src.0 as usize == s => {
-                    if h.dst == ClusterId::ROUTER && h.kind == noc_proto::Kind::Control {
-                        guest_command = Some(String::from_utf8_lossy(payload).into_owned());
-                    }
-                    h.dst
-                }
-                Ok((h, _)) => {
-                    self.drop_corrupt(s, &format!("claims source {}", h.src.0));
-                    tx.pop(rec);
-                    progress = true;
-                    continue;
-                }
-                Err(e) => {
-                    self.drop_corrupt(s, &e.to_string());
-                    tx.pop(rec);
-                    progress = true;
-                    continue;
-                }
-            };
-            if dst == ClusterId::ROUTER {
-                // The only router service: guest fault injection, when enabled.
-                self.to_router += 1;
-                tx.pop(rec);
-                if let Some(line) = guest_command.filter(|_| self.cfg.guest_faults) {
-                    let reply = match Command::parse(&line) {
-                        Ok(cmd @ Command::Corrupt { .. }) => self.command(cmd),
-                        _ => format!("error: guests may only send `corrupt`, not {line:?}"),
-                    };
-                    eprintln!("noc-sim: cluster {s} asked `{line}`: {reply}");
-                }
-                progress = true;
-                continue;
-            }
-            let d = dst.index();
-            if self.clusters[d].conn.is_none() {
-                self.clusters[s].stats.dropped_unreachable += 1;
-                self.clusters[s]
-                    .slice
-                    .control()
-                    .add_router_counter(RouterCounter::TxDroppedUnreachable, 1);
-                tx.pop(rec);
-                progress = true;
-                continue;
-            }
-            if self.clusters[d].queue.len() >= self.cfg.queue_limit {
-                // Backpressure: leave it in the sender's TX ring.
-                self.clusters[s].stats.queue_full_stalls += 1;
-                break;
-            }
-            tx.pop(rec);
-            progress = true;
-            let len = bytes.len() as u64;
-            let deliver_at = self.model.schedule(s as u16, d as u16, len, now);
-            if self.corrupt_remaining > 0 && self.corrupt_target.is_none_or(|t| t as usize == d) {
-                self.corrupt_remaining -= 1;
-                self.corrupted += 1;
-                // Damage after the checksum was computed: the receiver must catch it.
-                let at = if bytes.len() > HEADER_LEN {
-                    bytes.len() - 1
-                } else {
-                    20
-                };
-                bytes[at] ^= 0x01;
-            }
-            let cs = &mut self.clusters[s];
-            cs.stats.sent += 1;
-            cs.stats.sent_bytes += len;
-            cs.slice
-                .control()
-                .add_router_counter(RouterCounter::TxAccepted, 1);
-            self.seq += 1;
-            let cd = &mut self.clusters[d];
-            cd.queue.push(Pending {
-                deliver_at,
-                seq: self.seq,
-                bytes,
-            });
-            cd.stats.max_queued = cd.stats.max_queued.max(cd.queue.len() as u64);
-        }
-        progress
-    }
-
-    fn drop_corrupt(&mut self, s: usize, why: &str) {
-        let c = &mut self.clusters[s];
-        c.stats.dropped_corrupt += 1;
-        c.slice
-            .control()
-            .add_router_counter(RouterCounter::TxDroppedCorrupt, 1);
-        if c.stats.dropped_corrupt <= 10 {
-            eprintln!("noc-sim: cluster {s}: dropped invalid message: {why}");
-        }
-    }
-
-    fn serve_control(&mut self, i: usize) {
-        let Some(ctl) = self.control.as_mut() else {
-            return;
-        };
-        let (lines, closed) = ctl.read_lines(i);
-        for line in lines.iter().filter(|l| !l.is_empty()) {
-            let reply = match Command::parse(line) {
-                Err(e) => format!("error: {e}"),
-                Ok(cmd) => self.command(cmd),
-            };
-            if let Some(ctl) = self.control.as_mut() {
-                ctl.reply(i, &reply);
-            }
-        }
-        if closed {
-            if let Some(ctl) = self.control.as_mut() {
-                ctl.conns.remove(i);
-            }
-        }
-    }
-
-    /// Executes a control command; returns the reply line.
-    pub fn command(&mut self, cmd: Command) -> String {
-        match cmd {
-            Command::Stats => self.stats_json(),
-            Command::Corrupt { count, cluster } => {
-                if cluster.is_some_and(|c| c >= self.cfg.clusters) {
-                    return "error: no such cluster".into();
-                }
-                self.corrupt_remaining = count;
-                self.corrupt_target = cluster;
-                format!("ok corrupting the next {count} forwarded messages")
-            }
-            Command::Kill(k) => {
-                if k >= self.cfg.clusters || self.clusters[k as usize].conn.is_none() {
-                    return format!("error: cluster {k} is not connected");
-                }
-                self.cluster_down(k as usize);
-                format!("ok cluster {k} disconnected")
-            }
-            Command::Quit => {
-                self.quit = true;
-                "ok quitting".into()
-            }
-        }
-    }
-
-    /// The `stats` reply: one JSON object.
-    pub fn stats_json(&self) -> String {
-        let mut s = String::new();
-        let p = self.model.params();
-        let _ = write!(
-            s,
-            "{{\"elapsed_ms\":{},\"topology\":\"{}\",\"hop_latency_ns\":{},\"link_bandwidth\":{},\"corrupted\":{},\"to_router\":{},\"clusters\":[",
-            self.start.elapsed().as_millis(),
-            self.cfg.mesh,
-            p.hop_latency_ns,
-            p.link_bandwidth,
-            self.corrupted,
-            self.to_router
-        );
-        for (i, c) in self.clusters.iter().enumerate() {
-            let st = &c.stats;
-            let ctl = c.slice.control();
-            let _ = write!(
-                s,
-                "{}{{\"id\":{},\"live\":{},\"sent\":{},\"sent_bytes\":{},\"received\":{},\"received_bytes\":{},\"dropped_corrupt\":{},\"dropped_unreachable\":{},\"queued\":{},\"max_queued\":{},\"rx_full_stalls\":{},\"queue_full_stalls\":{},\"guest_rx_ok\":{},\"guest_rx_corrupt\":{}}}",
-                if i > 0 { "," } else { "" },
-                c.id,
-                c.conn.is_some(),
-                st.sent,
-                st.sent_bytes,
-                st.received,
-                st.received_bytes,
-                st.dropped_corrupt,
-                st.dropped_unreachable,
-                c.queue.len(),
-                st.max_queued,
-                st.rx_full_stalls,
-                st.queue_full_stalls,
-                ctl.guest_counter(noc_proto::layout::GuestCounter::RxOk),
-                ctl.guest_counter(noc_proto::layout::GuestCounter::RxDroppedCorrupt),
-            );
-        }
-        s.push_str("],\"links\":[");
-        for (i, (id, l)) in self.model.links().enumerate() {
-            let _ = write!(
-                s,
-                "{}{{\"link\":\"{}\",\"messages\":{},\"bytes\":{},\"busy_ns\":{}}}",
-                if i > 0 { "," } else { "" },
-                LinkName(self.model.mesh(), id),
-                l.messages,
-                l.bytes,
-                l.busy_ns
-            );
-        }
-        s.push_str("]}");
-        s
-    }
-
-    fn print_summary(&self) {
-        println!(
-            "noc-sim summary after {} ms:",
-            self.start.elapsed().as_millis()
-        );
-        println!("  cluster      sent   sent_B  received  recv_B  corrupt  unreach  stalls");
-        for c in &self.clusters {
-            let st = &c.stats;
-            println!(
-                "  {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>8} {:>7}",
-                c.id,
-                st.sent,
-                st.sent_bytes,
-                st.received,
-                st.received_bytes,
-                st.dropped_corrupt,
-                st.dropped_unreachable,
-                st.rx_full_stalls + st.queue_full_stalls
-            );
-        }
-        let mut links: Vec<_> = self.model.links().collect();
-        links.sort_by_key(|(_, l)| std::cmp::Reverse(l.busy_ns));
-        for (id, l) in links.iter().take(8) {
-            println!(
-                "  link {:<14} {:>8} msgs {:>10} B busy {:>10} ns",
-                LinkName(self.model.mesh(), *id).to_string(),
-                l.messages,
-                l.bytes,
-                l.busy_ns
-            );
-        }
-        println!("summary: {}", self.stats_json());
     }
 }
