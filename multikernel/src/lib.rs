@@ -110,6 +110,11 @@ pub fn outcome(pid: Pid) -> Option<Result<ClusterId, MigrationError>> {
     with_daemons(|d| d.source.outcome(pid)).flatten()
 }
 
+/// Where the migration of `pid` leaving from this cluster stands, if one is under way.
+pub fn migration_phase(pid: Pid) -> Option<migration::source::Phase> {
+    with_daemons(|d| d.source.phase(pid)).flatten()
+}
+
 /// Where a process born here lives now (`None`: here, or gone).
 pub fn location(pid: Pid) -> Option<ClusterId> {
     with_daemons(|d| d.registry.get(pid)).flatten()

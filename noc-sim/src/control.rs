@@ -3,6 +3,8 @@
 //! ```text
 //! stats                  → JSON summary on one line
 //! corrupt N [CLUSTER]    → damage the next N forwarded messages (to CLUSTER)
+//! drop N SRC DST PORT KIND → lose the next N messages SRC → DST on PORT whose first
+//!                          payload byte is KIND (each field a number or `*`; N = 0 clears)
 //! dma-corrupt N          → flip a bit in the data of the next N DMA transfers
 //! dma-drop N             → never complete the next N DMA transfers
 //! dma-peer-gone N        → fail the next N DMA transfers as if the receiver vanished
@@ -17,11 +19,39 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+/// Which forwarded messages a `drop` fault loses: every field that is `Some` must match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropFilter {
+    /// Messages still to lose.
+    pub remaining: u64,
+    pub src: Option<u16>,
+    pub dst: Option<u16>,
+    pub port: Option<u16>,
+    /// The first payload byte (the daemons' message kind).
+    pub kind: Option<u8>,
+}
+
+impl DropFilter {
+    /// True if a message with these fields is to be lost (and counts it).
+    pub fn take(&mut self, src: u16, dst: u16, port: u16, first_byte: Option<u8>) -> bool {
+        let matches = self.remaining > 0
+            && self.src.is_none_or(|s| s == src)
+            && self.dst.is_none_or(|d| d == dst)
+            && self.port.is_none_or(|p| p == port)
+            && self.kind.is_none_or(|k| Some(k) == first_byte);
+        if matches {
+            self.remaining -= 1;
+        }
+        matches
+    }
+}
+
 /// A parsed control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Stats,
     Corrupt { count: u64, cluster: Option<u16> },
+    Drop(DropFilter),
     DmaCorrupt(u64),
     DmaDrop(u64),
     DmaPeerGone(u64),
@@ -35,6 +65,7 @@ impl Command {
         matches!(
             self,
             Command::Corrupt { .. }
+                | Command::Drop(_)
                 | Command::DmaCorrupt(_)
                 | Command::DmaDrop(_)
                 | Command::DmaPeerGone(_)
@@ -58,9 +89,25 @@ impl Command {
             ["dma-corrupt", n] => Ok(Command::DmaCorrupt(num(n)?)),
             ["dma-drop", n] => Ok(Command::DmaDrop(num(n)?)),
             ["dma-peer-gone", n] => Ok(Command::DmaPeerGone(num(n)?)),
+            ["drop", n, src, dst, port, kind] => {
+                let any = |s: &str| -> Result<Option<u64>, String> {
+                    if s == "*" {
+                        Ok(None)
+                    } else {
+                        num(s).map(Some)
+                    }
+                };
+                Ok(Command::Drop(DropFilter {
+                    remaining: num(n)?,
+                    src: any(src)?.map(|v| v as u16),
+                    dst: any(dst)?.map(|v| v as u16),
+                    port: any(port)?.map(|v| v as u16),
+                    kind: any(kind)?.map(|v| v as u8),
+                }))
+            }
             ["kill", c] => Ok(Command::Kill(num(c)? as u16)),
             _ => Err(format!(
-                "unknown command {line:?} (stats | corrupt N [CLUSTER] | dma-corrupt N | dma-drop N | dma-peer-gone N | kill CLUSTER | quit)"
+                "unknown command {line:?} (stats | corrupt N [CLUSTER] | drop N SRC DST PORT KIND | dma-corrupt N | dma-drop N | dma-peer-gone N | kill CLUSTER | quit)"
             )),
         }
     }
@@ -178,5 +225,25 @@ mod tests {
         assert!(Command::parse("dma-drop").is_err());
         assert!(Command::parse("corrupt x").is_err());
         assert!(Command::parse("reboot").is_err());
+    }
+
+    #[test]
+    fn drop_filter_matches_only_its_messages_and_counts_down() {
+        let Ok(Command::Drop(mut filter)) = Command::parse("drop 2 0 1 65280 18") else {
+            panic!("drop did not parse");
+        };
+        assert!(!filter.take(1, 0, 0xFF00, Some(18)), "other direction");
+        assert!(!filter.take(0, 1, 0xFE00, Some(18)), "other port");
+        assert!(!filter.take(0, 1, 0xFF00, Some(17)), "other kind");
+        assert!(!filter.take(0, 1, 0xFF00, None), "empty payload");
+        assert!(filter.take(0, 1, 0xFF00, Some(18)));
+        assert!(filter.take(0, 1, 0xFF00, Some(18)));
+        assert!(!filter.take(0, 1, 0xFF00, Some(18)), "only two");
+        let Ok(Command::Drop(mut any)) = Command::parse("drop 1 * * * *") else {
+            panic!("wildcards did not parse");
+        };
+        assert!(any.take(3, 2, 7, None));
+        assert!(Command::parse("drop 1 0 1 65280").is_err());
+        assert!(Command::parse("drop 1 x 1 2 3").is_err());
     }
 }

@@ -48,6 +48,21 @@ struct Transfer {
     image: portal::PortalTx,
 }
 
+/// Where a migration leaving from here stands (for the monitor and the tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Behind another migration.
+    Queued,
+    /// Frozen and offered; waiting for the destination's answer.
+    Offered,
+    /// The image is streaming.
+    Transferring,
+    /// The image left; waiting for the destination to prepare.
+    AwaitingPrepared,
+    /// Commit decided; waiting for the destination's confirmation.
+    Committing,
+}
+
 pub struct MigrationSource {
     machine: Source,
     pending: BTreeMap<RequestId, Pending>,
@@ -88,6 +103,22 @@ impl MigrationSource {
     /// Holds a kill of `pid` until the decision; false if `pid` is not migrating from here.
     pub fn hold_kill(&mut self, pid: Pid, code: i32) -> bool {
         self.machine.hold_kill(pid, code)
+    }
+
+    /// Where the migration of `pid` from here stands, if one is under way.
+    pub fn phase(&self, pid: Pid) -> Option<Phase> {
+        let p = self.pending.values().find(|p| p.request.pid == pid)?;
+        Some(if p.committed {
+            Phase::Committing
+        } else if self.transfer.as_ref().is_some_and(|t| t.pid == pid) {
+            Phase::Transferring
+        } else if p.at.sent_ns != 0 {
+            Phase::AwaitingPrepared
+        } else if p.sequence.is_some() {
+            Phase::Offered
+        } else {
+            Phase::Queued
+        })
     }
 
     /// The earliest time the machine must be stepped again.

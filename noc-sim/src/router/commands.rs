@@ -10,6 +10,10 @@ use crate::control::Command;
 /// descriptors that pass validation (rejected ones do not count).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {
+    /// Lose matching forwarded messages (as a flaky link would, without a trace).
+    pub drop: crate::control::DropFilter,
+    /// Messages lost so far (stats `fault_dropped`).
+    pub dropped: u64,
     pub corrupt_remaining: u64,
     pub corrupt_target: Option<u16>,
     /// Messages damaged so far (stats `corrupted`).
@@ -94,6 +98,13 @@ impl Router {
                 self.faults.corrupt_remaining = count;
                 self.faults.corrupt_target = cluster;
                 format!("ok corrupting the next {count} forwarded messages")
+            }
+            Command::Drop(filter) => {
+                self.faults.drop = filter;
+                format!(
+                    "ok dropping the next {} matching messages",
+                    filter.remaining
+                )
             }
             Command::DmaCorrupt(n) => {
                 self.faults.dma_corrupt = n;

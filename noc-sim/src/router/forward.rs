@@ -99,7 +99,7 @@ impl Router {
             // Validate the copy, never the shared memory (it may change under us).
             let mut guest_command = None;
             let mut dma_request = None;
-            let dst = match wire::decode(&bytes, count) {
+            let (dst, port, first_byte) = match wire::decode(&bytes, count) {
                 Ok((h, payload)) if h.src.0 as usize == s => {
                     if h.dst == ClusterId::ROUTER {
                         match h.kind {
@@ -112,7 +112,7 @@ impl Router {
                             _ => {}
                         }
                     }
-                    h.dst
+                    (h.dst, h.port.0, payload.first().copied())
                 }
                 Ok((h, _)) => {
                     self.drop_corrupt(s, &format!("claims source {}", h.src.0));
@@ -158,6 +158,10 @@ impl Router {
             }
             tx.pop(rec);
             progress = true;
+            if self.faults.drop.take(s as u16, d as u16, port, first_byte) {
+                self.faults.dropped += 1;
+                continue;
+            }
             let len = bytes.len() as u64;
             let deliver_at = self.model.schedule(s as u16, d as u16, len, now);
             self.faults.damage_message(d, &mut bytes);

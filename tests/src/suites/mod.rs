@@ -12,6 +12,7 @@ pub mod fatal;
 pub mod frames;
 pub mod heap;
 pub mod migration;
+pub mod migration_atomic;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use hal::noc::{ClusterId, Header, Kind, PortId};
 use kernel::noc::{self, mailbox, portal, sync, NocError};
-use noc_proto::wire::{flags, MAILBOX_PAYLOAD};
+use noc_proto::wire::MAILBOX_PAYLOAD;
 
 use super::noc_dma::{dma_faults_reach_both_sides, dma_rejections_leave_memory_untouched};
 use crate::{ensure, ensure_eq, tests};

@@ -61,7 +61,7 @@ pub fn dma_rejections_leave_memory_untouched() -> Result<(), String> {
                 dma::send_descriptor(port, &descriptor).map_err(NocError::from)
             })?;
             // The list frame must outlive the router's reading of it: wait for the answer.
-            wait("the router", || hal::noc::tx_idle())?;
+            wait("the router", hal::noc::tx_idle)?;
             Ok(())
         };
         let mut expect = |id: u32, status: Status| -> Result<(), String> {
