@@ -27,6 +27,9 @@ pub struct Daemons {
     inbox: mailbox::Mailbox,
     /// The clusters the router counted as connected at the last pass.
     live: u64,
+    /// Migrations asked for a process still arriving here (prepared, waiting for Commit):
+    /// served once it runs here.
+    deferred: alloc::vec::Vec<MigrationRequest>,
     pub out: Outbox,
     pub registry: LocationRegistry,
     pub forwarder: MailForwarder,
@@ -45,6 +48,7 @@ impl Daemons {
         Ok(Daemons {
             inbox: mailbox::create(DAEMON_PORT)?,
             live: hal::noc::live_clusters(),
+            deferred: alloc::vec::Vec::new(),
             out: Outbox::default(),
             registry: LocationRegistry::default(),
             forwarder: MailForwarder::new()?,
@@ -72,7 +76,12 @@ impl Daemons {
         noc::pump();
         self.out.flush();
         self.notice_departures();
-        for request in requests::take_all() {
+        let deferred = core::mem::take(&mut self.deferred);
+        for request in deferred
+            .into_iter()
+            .map(Request::Migrate)
+            .chain(requests::take_all())
+        {
             self.serve(request);
         }
         self.forwarder.step(&self.registry);
@@ -103,10 +112,7 @@ impl Daemons {
     /// A request from this cluster's kernel.
     fn serve(&mut self, request: Request) {
         match request {
-            Request::Migrate(migrate) => {
-                let (mut ctx, source, _) = self.ctx();
-                source.request(migrate, &mut ctx)
-            }
+            Request::Migrate(migrate) => self.migrate(migrate),
             Request::Spawn(spawn) => {
                 self.spawner
                     .spawn_remote(spawn, &mut self.registry, &mut self.out)
@@ -130,15 +136,11 @@ impl Daemons {
         }
         let out = &mut self.out;
         match message {
-            Message::MigrateRequest { pid, destination } => {
-                let migrate = MigrationRequest {
-                    pid,
-                    destination,
-                    caller: None,
-                };
-                let (mut ctx, source, _) = self.ctx();
-                source.request(migrate, &mut ctx)
-            }
+            Message::MigrateRequest { pid, destination } => self.migrate(MigrationRequest {
+                pid,
+                destination,
+                caller: None,
+            }),
             Message::SetRefusing { on } => self.destination.set_refusing(on),
             Message::Located { pid, cluster } => self.registry.set(pid, cluster),
             Message::Exited { pid, code } => self.spawner.on_exited(pid, code, &mut self.registry),
@@ -157,6 +159,16 @@ impl Daemons {
             Message::NameUnlink { pid, name } => self.names.apply_unlink(pid, &name),
             _ => self.dropped += 1, // a migration message: routed above
         }
+    }
+
+    /// Moves a process: now, or once it has finished arriving here.
+    fn migrate(&mut self, request: MigrationRequest) {
+        if self.destination.holds(request.pid) {
+            self.deferred.push(request);
+            return;
+        }
+        let (mut ctx, source, _) = self.ctx();
+        source.request(request, &mut ctx)
     }
 
     /// Ends `pid`: held by a migration in flight here, applied here, or passed on.

@@ -115,6 +115,11 @@ pub fn migration_phase(pid: Pid) -> Option<migration::source::Phase> {
     with_daemons(|d| d.source.phase(pid)).flatten()
 }
 
+/// True when no migration is leaving, arriving or waiting for a confirmation here.
+pub fn migrations_idle() -> bool {
+    with_daemons(|d| d.source.is_idle() && d.destination.is_idle()).unwrap_or(true)
+}
+
 /// Where a process born here lives now (`None`: here, or gone).
 pub fn location(pid: Pid) -> Option<ClusterId> {
     with_daemons(|d| d.registry.get(pid)).flatten()

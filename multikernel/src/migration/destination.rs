@@ -58,6 +58,11 @@ impl MigrationDestination {
         self.machine.hold_kill(pid, code)
     }
 
+    /// No migration arriving.
+    pub fn is_idle(&self) -> bool {
+        self.machine.is_idle()
+    }
+
     /// The earliest time the machine must be stepped again.
     pub fn next_deadline(&self) -> Option<u64> {
         self.machine.next_deadline()

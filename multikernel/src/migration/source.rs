@@ -105,6 +105,11 @@ impl MigrationSource {
         self.machine.hold_kill(pid, code)
     }
 
+    /// Nothing in flight, queued, or waiting for a destination's confirmation.
+    pub fn is_idle(&self) -> bool {
+        self.machine.is_idle()
+    }
+
     /// Where the migration of `pid` from here stands, if one is under way.
     pub fn phase(&self, pid: Pid) -> Option<Phase> {
         let p = self.pending.values().find(|p| p.request.pid == pid)?;
