@@ -31,7 +31,6 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod crc;
 pub mod dma;
 pub mod layout;
 pub mod ring;

@@ -22,8 +22,6 @@
 //! | 24     | 4    | arg      | kind-specific (portal: byte offset; down: cluster) |
 //! | 28     | 4    | crc      | CRC-32 of bytes 0..28 followed by the payload     |
 
-use crate::crc::Crc32;
-
 /// `"TNOC"` read as a little-endian u32.
 pub const WIRE_MAGIC: u32 = u32::from_le_bytes(*b"TNOC");
 /// Bumped on any incompatible change of this header or of a payload format.
@@ -285,9 +283,18 @@ pub fn encode_header(hdr: &Header, payload: &[u8]) -> Result<[u8; HEADER_LEN], W
     put_u32(&mut b, OFF_LEN, hdr.len);
     put_u32(&mut b, OFF_SEQ, hdr.seq);
     put_u32(&mut b, OFF_ARG, hdr.arg);
-    let crc = Crc32::new().update(&b[..OFF_CRC]).update(payload).finish();
+    let crc = message_crc(&b[..OFF_CRC], payload);
     put_u32(&mut b, OFF_CRC, crc);
     Ok(b)
+}
+
+/// The CRC-32 (IEEE, as zlib's) of a message: its header up to the CRC field, then its
+/// payload.
+fn message_crc(header: &[u8], payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(header);
+    crc.update(payload);
+    crc.finalize()
 }
 
 /// Encodes header and payload into `out`; returns the number of bytes written.
@@ -346,7 +353,7 @@ pub fn decode(bytes: &[u8], cluster_count: u16) -> Result<(Header, &[u8]), WireE
     }
     let payload = &bytes[HEADER_LEN..];
     let stored = get_u32(hb, OFF_CRC);
-    let computed = Crc32::new().update(&hb[..OFF_CRC]).update(payload).finish();
+    let computed = message_crc(&hb[..OFF_CRC], payload);
     if stored != computed {
         return Err(WireError::Checksum { stored, computed });
     }
@@ -574,10 +581,7 @@ mod tests {
     }
 
     fn fix_crc(bytes: &mut [u8]) {
-        let crc = Crc32::new()
-            .update(&bytes[..OFF_CRC])
-            .update(&bytes[HEADER_LEN..])
-            .finish();
+        let crc = message_crc(&bytes[..OFF_CRC], &bytes[HEADER_LEN..]);
         bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     }
 

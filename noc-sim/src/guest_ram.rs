@@ -68,12 +68,13 @@ impl GuestRam {
         &self,
         addr: u64,
         len: u64,
-        crc: noc_proto::crc::Crc32,
-    ) -> Option<noc_proto::crc::Crc32> {
+        mut crc: crc32fast::Hasher,
+    ) -> Option<crc32fast::Hasher> {
         let at = self.checked(addr, usize::try_from(len).ok()?)?;
         // SAFETY: inside the mapping (checked); read-only view for the duration of the call.
         let bytes = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at), len as usize) };
-        Some(crc.update(bytes))
+        crc.update(bytes);
+        Some(crc)
     }
 
     /// Flips one bit at `addr` (fault injection); `None` if outside RAM.

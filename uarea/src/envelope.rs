@@ -20,7 +20,6 @@ use alloc::vec::Vec;
 
 use postcard::ser_flavors::Size;
 
-use crate::crc32::Crc32;
 use crate::error::UAreaError;
 use crate::UArea;
 
@@ -48,10 +47,10 @@ fn le_u32(bytes: &[u8], at: usize) -> u32 {
 }
 
 fn checksum(header: &[u8], payload: &[u8]) -> u32 {
-    let mut crc = Crc32::new();
+    let mut crc = crc32fast::Hasher::new();
     crc.update(&header[..CRC_OFFSET]);
     crc.update(payload);
-    crc.finish()
+    crc.finalize()
 }
 
 impl UArea {

@@ -15,8 +15,9 @@ use alloc::collections::BTreeSet;
 
 use abi::{ClusterId, Pid};
 
-use crate::crc32::Crc32;
 use crate::UArea;
+/// zlib's CRC-32 (IEEE 802.3), so any tool can check an image by hand.
+use crc32fast::Hasher as Crc32;
 
 /// Manifest magic.
 pub const IMAGE_MAGIC: [u8; 4] = *b"TMIG";
@@ -89,7 +90,7 @@ impl Manifest {
         out[16..20].copy_from_slice(&self.uarea_len.to_le_bytes());
         out[20..24].copy_from_slice(&self.page_count.to_le_bytes());
         out[28..32].copy_from_slice(&self.sequence.to_le_bytes());
-        let check = crate::crc32::crc32(&out[..44]);
+        let check = crc32fast::hash(&out[..44]);
         out[44..48].copy_from_slice(&check.to_le_bytes());
         out
     }
@@ -110,7 +111,7 @@ impl Manifest {
         let u32_at =
             |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
-        if u32_at(44) != crate::crc32::crc32(&bytes[..44]) {
+        if u32_at(44) != crc32fast::hash(&bytes[..44]) {
             return Err(ImageError::ChecksumMismatch);
         }
         let uarea_len = u32_at(16);
@@ -149,11 +150,11 @@ impl ImageCrc {
     }
     /// The CRC of everything added.
     pub fn finish(self) -> u32 {
-        self.0.finish()
+        self.0.finalize()
     }
     /// The CRC of everything added so far (more may follow).
     pub fn value(&self) -> u32 {
-        self.0.clone().finish()
+        self.0.clone().finalize()
     }
 }
 
@@ -266,9 +267,47 @@ impl ImageReader {
         if !self.is_complete() || self.pages_seen.len() != self.manifest.page_count as usize {
             return Err(ImageError::LengthMismatch);
         }
-        if self.crc.finish() != body_crc {
+        if self.crc.finalize() != body_crc {
             return Err(ImageError::ChecksumMismatch);
         }
         self.uarea.ok_or(ImageError::Truncated)
+    }
+}
+
+#[cfg(test)]
+mod crc_tests {
+    use super::ImageCrc;
+
+    /// The plain byte-at-a-time CRC-32 (reflected polynomial `0xEDB88320`) that
+    /// `docs/uarea.md` names, to check the fast one against.
+    fn reference(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= byte as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn the_image_crc_is_zlibs_crc32_for_every_length_and_split() {
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+        let data: alloc::vec::Vec<u8> = (0..300u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in 0..data.len() {
+            for split in [0, 1, 3, 7, 8, 9, len / 2] {
+                let split = split.min(len);
+                let mut crc = ImageCrc::new();
+                crc.update(&data[..split]);
+                assert_eq!(crc.value(), reference(&data[..split]));
+                crc.update(&data[split..len]);
+                assert_eq!(crc.finish(), reference(&data[..len]), "len {len}");
+            }
+        }
     }
 }

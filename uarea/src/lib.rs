@@ -35,7 +35,6 @@
 
 extern crate alloc;
 
-pub mod crc32;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;

@@ -5,8 +5,8 @@
 mod strategy;
 
 use abi::{ClusterId, Pid, Tid};
+use crc32fast::hash as crc32;
 use proptest::prelude::*;
-use uarea::crc32::crc32;
 use uarea::thread::RFLAGS_IF;
 use uarea::*;
 

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use noc_proto::crc::Crc32;
 use noc_proto::dma::{self, Completion, Descriptor, Grant, ListRef, Range, Role, Status};
 use noc_proto::wire::{self, ClusterId, Header, Kind, PortId, HEADER_LEN};
 
@@ -289,8 +288,8 @@ impl Router {
         if let Some(first) = steps.first().filter(|_| take(&mut self.faults.dma_corrupt)) {
             to.flip_bit(first.dst).ok_or(Status::BadSource)?;
         }
-        let mut source = Crc32::new();
-        let mut landed = Crc32::new();
+        let mut source = crc32fast::Hasher::new();
+        let mut landed = crc32fast::Hasher::new();
         for step in steps {
             source = from
                 .crc(step.src, step.len, source)
@@ -299,7 +298,7 @@ impl Router {
                 .crc(step.dst, step.len, landed)
                 .ok_or(Status::BadSource)?;
         }
-        let (source, landed) = (source.finish(), landed.finish());
+        let (source, landed) = (source.finalize(), landed.finalize());
         if source != landed {
             return Err(Status::Corrupt);
         }
