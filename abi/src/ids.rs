@@ -30,9 +30,21 @@ impl ClusterId {
     /// Clusters a [`Pid`] can name as its birth cluster.
     pub const MAX_PID_CLUSTERS: u16 = 1 << Pid::CLUSTER_BITS;
 
+    /// Clusters a machine can have (the NoC's address space).
+    pub const MAX_CLUSTERS: u16 = 32;
+
+    /// The NoC router (noc-sim) as a message source or destination: never a cluster, one
+    /// past the last possible one (its ivshmem peer id).
+    pub const ROUTER: ClusterId = ClusterId(Self::MAX_CLUSTERS);
+
     /// The raw number.
     pub const fn get(self) -> u16 {
         self.0
+    }
+
+    /// The number as an index (into per-cluster tables).
+    pub const fn index(self) -> usize {
+        self.0 as usize
     }
 }
 

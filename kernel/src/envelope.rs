@@ -114,8 +114,7 @@ pub fn send_to(cluster: abi::ClusterId, mail: &Mail) -> Result<(), Errno> {
     if !hal::noc::present() {
         return Err(Errno::EHOSTUNREACH);
     }
-    let to = crate::noc::mailbox::open(hal::noc::ClusterId(cluster.0), USER_MAIL_PORT)
-        .map_err(|_| Errno::EHOSTUNREACH)?;
+    let to = crate::noc::mailbox::open(cluster, USER_MAIL_PORT).map_err(|_| Errno::EHOSTUNREACH)?;
     match crate::noc::mailbox::write(&to, &mail.encode()) {
         Ok(()) => Ok(()),
         Err(crate::noc::NocError::WouldBlock) => Err(Errno::EAGAIN),

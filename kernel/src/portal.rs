@@ -74,12 +74,12 @@ pub fn deliver(table: &mut Table, mail: Mail) -> bool {
             let (Some(sender), Some(sport), Some(cluster)) = (
                 pid_at(&mail.data, 0),
                 port_at(&mail.data, 4),
-                port_at(&mail.data, 6),
+                port_at(&mail.data, 6).map(|raw| abi::ClusterId(raw.0)),
             ) else {
                 return false;
             };
             let claim = Claim {
-                cluster: abi::ClusterId(cluster.0),
+                cluster,
                 from: (sender, sport),
                 to: (mail.pid, mail.port),
             };

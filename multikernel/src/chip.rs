@@ -1,7 +1,4 @@
-//! This cluster and the others, as the daemons name them.
-//!
-//! The daemons speak the ABI's [`ClusterId`]; the NoC driver its own peer numbers. The
-//! conversions and the router's view of who is alive live here, once.
+//! This cluster and the others, and the router's view of who is alive.
 
 use abi::ClusterId;
 use kernel::noc;
@@ -9,11 +6,6 @@ use kernel::noc;
 /// This cluster.
 pub fn here() -> ClusterId {
     ClusterId(noc::cluster().0)
-}
-
-/// A cluster as the NoC layer names it.
-pub fn wire(cluster: ClusterId) -> hal::noc::ClusterId {
-    hal::noc::ClusterId(cluster.0)
 }
 
 /// True while the router counts `cluster` as connected (it tells every cluster when one

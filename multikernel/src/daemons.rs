@@ -88,7 +88,7 @@ impl Daemons {
         self.relay.step(&mut self.forwarder, &self.registry);
         while let Ok(message) = mailbox::try_read(&self.inbox) {
             match Message::decode(&message.payload) {
-                Ok(decoded) => self.handle(ClusterId(message.source.0), decoded),
+                Ok(decoded) => self.handle(message.source, decoded),
                 Err(_) => self.dropped += 1,
             }
         }

@@ -35,7 +35,7 @@ impl Outbox {
     /// be reached (gone, or out of range) is dropped: nobody is left to read it.
     pub fn flush(&mut self) {
         while let Some((to, message)) = self.queue.front() {
-            let sent = mailbox::open(chip::wire(*to), DAEMON_PORT)
+            let sent = mailbox::open(*to, DAEMON_PORT)
                 .and_then(|tx| mailbox::write(&tx, &message.encode()));
             if sent == Err(NocError::WouldBlock) {
                 break;

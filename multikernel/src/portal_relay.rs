@@ -82,7 +82,7 @@ impl PortalRelay {
         }
         if self.admitted.is_none() {
             if let Some(claim) = self.claims.pop_front() {
-                if portal::allow(&self.port, chip::wire(claim.cluster)).is_ok() {
+                if portal::allow(&self.port, claim.cluster).is_ok() {
                     self.admitted = Some((claim, now));
                 } else {
                     self.claims.push_front(claim);
@@ -113,7 +113,7 @@ impl PortalRelay {
         }
         if let Some((transfer, since)) = self.sending.take() {
             let allowed = chip::others()
-                .filter_map(|c| portal::open(chip::wire(c), kernel::portal::USER_PORTAL_PORT).ok())
+                .filter_map(|c| portal::open(c, kernel::portal::USER_PORTAL_PORT).ok())
                 .find(portal::is_allowed);
             match allowed {
                 Some(tx) if portal::write(&tx, &transfer.data).is_ok() => {}

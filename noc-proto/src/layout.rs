@@ -43,7 +43,7 @@ use crate::ring::{Ring, RING_HEADER_SIZE};
 use crate::wire::{ClusterId, MAX_MESSAGE};
 
 /// Most clusters one machine can have (slices in the region).
-pub const MAX_CLUSTERS: usize = 32;
+pub const MAX_CLUSTERS: usize = abi::ClusterId::MAX_CLUSTERS as usize;
 /// ivshmem peer id of the router (noc-sim). Clusters are peers `0..count`.
 pub const ROUTER_PEER_ID: u16 = MAX_CLUSTERS as u16;
 /// `"TSLC"` as a little-endian u32: the slice's control block is initialised.

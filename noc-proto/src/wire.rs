@@ -51,19 +51,11 @@ pub mod flags {
     pub const KNOWN: u16 = FIRST | LAST;
 }
 
-/// A cluster number, `0..cluster_count`, or [`ClusterId::ROUTER`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClusterId(pub u16);
+/// A cluster number, `0..cluster_count`, or [`ClusterId::ROUTER`]: the one cluster type of
+/// the whole system, from the ABI.
+pub use abi::ClusterId;
 
-impl ClusterId {
-    /// The router (noc-sim) as a message source or destination. Equals its
-    /// ivshmem peer id, [`crate::layout::ROUTER_PEER_ID`].
-    pub const ROUTER: ClusterId = ClusterId(crate::layout::ROUTER_PEER_ID);
-
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+const _: () = assert!(ClusterId::ROUTER.0 == crate::layout::ROUTER_PEER_ID);
 
 /// A logical port on a cluster's NoC interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -82,12 +82,15 @@ fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>, u32) {
 }
 
 /// Feeds the body in chunks of `chunk` bytes; returns the UArea and the pages seen.
+/// The pages a receiver mapped: (user address, contents).
+type Pages = Vec<(u64, [u8; 4096])>;
+
 fn receive(
     manifest: Manifest,
     body: &[u8],
     crc: u32,
     chunk: usize,
-) -> Result<(UArea, Vec<(u64, [u8; 4096])>), ImageError> {
+) -> Result<(UArea, Pages), ImageError> {
     let mut reader = ImageReader::new(Manifest::decode(&manifest.encode())?);
     let mut got = Vec::new();
     for piece in body.chunks(chunk.max(1)) {

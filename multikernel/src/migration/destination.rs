@@ -89,7 +89,6 @@ impl MigrationDestination {
 
     fn receive_image_data(&mut self, ctx: &mut Ctx) {
         while let Ok((from, data)) = portal::try_read_vec(&self.image_portal) {
-            let from = ClusterId(from.0);
             let Some(incoming) = self
                 .incoming
                 .as_mut()
@@ -109,7 +108,7 @@ impl MigrationDestination {
                 Ok(()) if incoming.restorer.is_complete() => Ok(()),
                 Ok(()) => {
                     self.machine.on_image_progress(from, sequence, now);
-                    let _ = portal::allow(&self.image_portal, chip::wire(from));
+                    let _ = portal::allow(&self.image_portal, from);
                     continue;
                 }
             };
@@ -186,7 +185,7 @@ impl MigrationDestination {
             MigrationError::OutOfMemory => Reason::NoMemory,
             _ => Reason::Exists,
         })?;
-        portal::allow(&self.image_portal, chip::wire(from)).map_err(|_| Reason::Busy)?;
+        portal::allow(&self.image_portal, from).map_err(|_| Reason::Busy)?;
         self.incoming = Some(Incoming {
             from,
             sequence,

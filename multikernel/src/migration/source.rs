@@ -342,7 +342,7 @@ impl MigrationSource {
         let Some(snapshot) = self.snapshots.remove(&sequence) else {
             return false;
         };
-        let Ok(image) = portal::open(chip::wire(to), IMAGE_PORT) else {
+        let Ok(image) = portal::open(to, IMAGE_PORT) else {
             log::warn!("migration {pid}: cannot open the image portal of c{}", to.0);
             return false;
         };
