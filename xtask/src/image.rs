@@ -55,7 +55,7 @@ pub fn output_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn cargo() -> String {
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 

@@ -9,6 +9,7 @@ mod bench_kernel;
 mod cluster;
 mod guest_ram;
 mod image;
+mod lint;
 mod qemu;
 mod report;
 mod run;
@@ -31,8 +32,10 @@ enum Command {
     Build(image::BuildArgs),
     /// Build and boot Tessera under QEMU, with the serial console on this terminal.
     Run(run::RunArgs),
-    /// Run every test: host unit tests, then each in-kernel suite in QEMU.
+    /// Run every test: the lints, host unit tests, then each in-kernel suite in QEMU.
     Test(test::TestArgs),
+    /// rustfmt and clippy (warnings as errors) over every crate, userland included.
+    Lint,
     /// Measure: `bench noc --json FILE` boots N clusters and reports NoC latency/throughput.
     Bench(bench::BenchArgs),
 }
@@ -43,6 +46,7 @@ fn main() {
         Command::Build(args) => image::build_command(&args).map(|_| 0),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::test(&args),
+        Command::Lint => lint::lint_command(),
         Command::Bench(args) => bench::bench(&args),
     };
     match result {

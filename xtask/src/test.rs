@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every test there is, with one closing verdict.
 //!
+//! 0. The lints (`cargo xtask lint`): rustfmt and clippy over every crate, warnings as errors.
 //! 1. Host unit and property tests of every crate that runs on the host (`cargo test`).
 //! 2. Each in-kernel suite, booted once in QEMU with `suite=NAME` on the kernel command line.
 //!    Most suites must pass; the "fatal" suites must end the run with the failure status and a
@@ -41,74 +42,9 @@ pub struct TestArgs {
 }
 
 /// Crates that only build for the bare-metal target.
-const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "multikernel", "tessera-tests"];
+pub const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "multikernel", "tessera-tests"];
 
-/// What a suite's boot must end with.
-enum Expect {
-    /// Exit status 33 and every announced test `ok`.
-    Pass,
-    /// Exit status 35 and each of these strings somewhere in the log.
-    Fatal(&'static [&'static str]),
-}
-
-struct KernelSuite {
-    name: &'static str,
-    expect: Expect,
-    /// Clusters booted together for this suite (1: a single QEMU without noc-sim).
-    clusters: usize,
-}
-
-const SUITES: &[KernelSuite] = &[
-    KernelSuite {
-        name: "core",
-        expect: Expect::Pass,
-        clusters: 1,
-    },
-    KernelSuite {
-        name: "process",
-        expect: Expect::Pass,
-        clusters: 1,
-    },
-    KernelSuite {
-        name: "migration_local",
-        expect: Expect::Pass,
-        clusters: 1,
-    },
-    KernelSuite {
-        name: "double_fault",
-        expect: Expect::Fatal(&[
-            "FATAL CPU EXCEPTION",
-            "#DF Double Fault",
-            "kernel stack overflow",
-        ]),
-        clusters: 1,
-    },
-    KernelSuite {
-        name: "panic",
-        expect: Expect::Fatal(&[
-            "test fatal::panic_fails_the_test ... FAILED: panicked at",
-            "deliberate panic",
-            "suite panic: 0 passed, 1 failed",
-        ]),
-        clusters: 1,
-    },
-    // Multi-cluster suites: one boot of N clusters shared by all their tests.
-    KernelSuite {
-        name: "noc",
-        expect: Expect::Pass,
-        clusters: 4,
-    },
-    KernelSuite {
-        name: "noc_sync",
-        expect: Expect::Pass,
-        clusters: 16,
-    },
-    KernelSuite {
-        name: "migration",
-        expect: Expect::Pass,
-        clusters: 4,
-    },
-];
+use catalog::{Expect, Suite as KernelSuite, SUITES};
 
 #[derive(Default)]
 struct Tally {
@@ -121,6 +57,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     let started = Instant::now();
     let mut tally = Tally::default();
     if !args.kernel_only && args.suites.is_empty() {
+        let (passed, failed) = crate::lint::lint()?;
+        tally.passed += passed;
+        tally.failed += failed;
         host_tests(&mut tally)?;
     }
     if !args.host_only {
@@ -192,17 +131,21 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     let interrupted = crate::run::interrupted_flag();
     let image = image::build_image(Kernel::Tests, false)?;
     for name in &args.suites {
-        if !SUITES.iter().any(|suite| suite.name == name) {
+        if catalog::find(name).is_none() {
             anyhow::bail!(
                 "unknown suite `{name}`; known: {}",
                 SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
             );
         }
     }
-    for suite in SUITES
-        .iter()
-        .filter(|s| args.suites.is_empty() || args.suites.iter().any(|n| n == s.name))
-    {
+    let chosen = |s: &&KernelSuite| {
+        if args.suites.is_empty() {
+            s.in_test_run
+        } else {
+            args.suites.iter().any(|n| n == s.name)
+        }
+    };
+    for suite in SUITES.iter().filter(chosen) {
         if interrupted.load(Ordering::SeqCst) {
             anyhow::bail!("interrupted");
         }

@@ -8,8 +8,29 @@ use crate::{ensure, ensure_eq, tests};
 pub const TESTS: &[crate::framework::Test] = tests![
     cmdline_reaches_kernel,
     usable_memory_found,
-    kernel_segments_loaded
+    kernel_segments_loaded,
+    the_kernel_runs_every_catalogued_suite
 ];
+
+/// `cargo xtask test` boots what `suite-catalog` lists; the test kernel must know each of
+/// them, and nothing else.
+fn the_kernel_runs_every_catalogued_suite() -> Result<(), String> {
+    for listed in catalog::SUITES {
+        ensure!(
+            crate::suites::SUITES.iter().any(|s| s.name == listed.name),
+            "suite `{}` is catalogued but has no tests here",
+            listed.name
+        );
+    }
+    for known in crate::suites::SUITES {
+        ensure!(
+            catalog::find(known.name).is_some(),
+            "suite `{}` is not in the catalog",
+            known.name
+        );
+    }
+    Ok(())
+}
 
 fn cmdline_reaches_kernel() -> Result<(), String> {
     let cmdline = kernel::Cmdline::from_firmware();

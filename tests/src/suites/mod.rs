@@ -1,4 +1,6 @@
-//! The suites the test kernel knows. `cargo xtask test` boots once per suite.
+//! The tests of every suite the test kernel knows. Which suites exist, on how many clusters
+//! and with what verdict is `suite-catalog` (shared with `cargo xtask`); `cargo xtask test`
+//! boots once per suite.
 //!
 //! `core` holds every test that must pass. `double_fault` and `panic` are expected to end the
 //! run with the failure status; `cargo xtask test` checks that they do, and that the report

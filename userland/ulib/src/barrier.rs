@@ -2,7 +2,7 @@
 //! every other waits; ALL_TO_ONE — every other member signals and the first waits. Members
 //! are pids, wherever they run; all members must list them in the same order.
 
-use abi::{Errno, Pid, Syscall, SyncMode};
+use abi::{Errno, Pid, SyncMode, Syscall};
 
 use crate::raw::call;
 
@@ -19,7 +19,11 @@ impl Waiter {
     /// Joins `members` (in `mode`) as a waiting member.
     pub fn create(members: &[Pid], mode: SyncMode) -> Result<Waiter, Errno> {
         let list = pids(members);
-        call(Syscall::SyncCreate, &[list.as_ptr() as u64, list.len() as u64, mode as u64]).map(|sd| Waiter { sd: sd as u64 })
+        call(
+            Syscall::SyncCreate,
+            &[list.as_ptr() as u64, list.len() as u64, mode as u64],
+        )
+        .map(|sd| Waiter { sd: sd as u64 })
     }
 
     /// Blocks until every expected member signalled (one round).
@@ -43,7 +47,11 @@ impl Signaller {
     /// Joins `members` (in `mode`) as a signalling member.
     pub fn open(members: &[Pid], mode: SyncMode) -> Result<Signaller, Errno> {
         let list = pids(members);
-        call(Syscall::SyncOpen, &[list.as_ptr() as u64, list.len() as u64, mode as u64]).map(|sd| Signaller { sd: sd as u64 })
+        call(
+            Syscall::SyncOpen,
+            &[list.as_ptr() as u64, list.len() as u64, mode as u64],
+        )
+        .map(|sd| Signaller { sd: sd as u64 })
     }
 
     /// Signals the waiting members (retrying while the NoC is full).

@@ -31,8 +31,11 @@ pub use abi::{ClusterId, Errno, Pid, Tid};
 macro_rules! main {
     ($main:path) => {
         #[no_mangle]
-        pub extern "C" fn _start(args: *const u8, args_len: usize) -> ! {
-            $crate::rt::start($main, args, args_len)
+        /// # Safety
+        /// Only the kernel calls this, once, with the process's argument block.
+        pub unsafe extern "C" fn _start(args: *const u8, args_len: usize) -> ! {
+            // SAFETY: the kernel starts every process with its argument block here.
+            unsafe { $crate::rt::start($main, args, args_len) }
         }
     };
 }

@@ -26,7 +26,10 @@ impl Inbox {
         let mut buffer = [0u8; MAX];
         // SAFETY: the buffer is ours and MAX bytes long.
         let len = unsafe {
-            crate::raw::syscall6(Syscall::MailboxRead, [self.md, buffer.as_mut_ptr() as u64, MAX as u64, 0, 0, 0])
+            crate::raw::syscall6(
+                Syscall::MailboxRead,
+                [self.md, buffer.as_mut_ptr() as u64, MAX as u64, 0, 0, 0],
+            )
         }?;
         Ok(buffer[..len].to_vec())
     }
@@ -46,12 +49,17 @@ pub struct Outbox {
 impl Outbox {
     /// Addresses `(pid, port)`.
     pub fn open(pid: Pid, port: u16) -> Result<Outbox, Errno> {
-        call(Syscall::MailboxOpen, &[pid.raw() as u64, port as u64]).map(|md| Outbox { md: md as u64 })
+        call(Syscall::MailboxOpen, &[pid.raw() as u64, port as u64])
+            .map(|md| Outbox { md: md as u64 })
     }
 
     /// Sends one message (1..=MAX bytes).
     pub fn send(&self, data: &[u8]) -> Result<(), Errno> {
-        call(Syscall::MailboxWrite, &[self.md, data.as_ptr() as u64, data.len() as u64]).map(|_| ())
+        call(
+            Syscall::MailboxWrite,
+            &[self.md, data.as_ptr() as u64, data.len() as u64],
+        )
+        .map(|_| ())
     }
 }
 

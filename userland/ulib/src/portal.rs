@@ -21,13 +21,29 @@ impl Receiver {
 
     /// Admits the next transfer from `(pid, port)`.
     pub fn allow(&self, pid: Pid, port: u16) -> Result<(), Errno> {
-        call(Syscall::PortalAllow, &[self.pd, pid.raw() as u64, port as u64]).map(|_| ())
+        call(
+            Syscall::PortalAllow,
+            &[self.pd, pid.raw() as u64, port as u64],
+        )
+        .map(|_| ())
     }
 
     /// Waits for the allowed transfer and copies it into `buffer`; returns its length.
     pub fn read(&self, buffer: &mut [u8]) -> Result<usize, Errno> {
         // SAFETY: the buffer is ours, writable, and its length is passed.
-        unsafe { crate::raw::syscall6(Syscall::PortalRead, [self.pd, buffer.as_mut_ptr() as u64, buffer.len() as u64, 0, 0, 0]) }
+        unsafe {
+            crate::raw::syscall6(
+                Syscall::PortalRead,
+                [
+                    self.pd,
+                    buffer.as_mut_ptr() as u64,
+                    buffer.len() as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }
     }
 }
 
@@ -45,12 +61,19 @@ pub struct Sender {
 impl Sender {
     /// Sends from `(own pid, port)` to `(pid, remote)`.
     pub fn open(port: u16, pid: Pid, remote: u16) -> Result<Sender, Errno> {
-        call(Syscall::PortalOpen, &[port as u64, pid.raw() as u64, remote as u64]).map(|pd| Sender { pd: pd as u64 })
+        call(
+            Syscall::PortalOpen,
+            &[port as u64, pid.raw() as u64, remote as u64],
+        )
+        .map(|pd| Sender { pd: pd as u64 })
     }
 
     /// Sends `data` (≤ 1 MiB), waiting until the receiver allows it.
     pub fn write(&self, data: &[u8]) -> Result<usize, Errno> {
-        call(Syscall::PortalWrite, &[self.pd, data.as_ptr() as u64, data.len() as u64])
+        call(
+            Syscall::PortalWrite,
+            &[self.pd, data.as_ptr() as u64, data.len() as u64],
+        )
     }
 }
 

@@ -13,7 +13,10 @@ pub fn exit(code: i32) -> ! {
 
 /// This process's global id (it never changes, even across migration).
 pub fn getpid() -> Pid {
-    call(Syscall::GetPid, &[]).ok().and_then(|raw| Pid::from_arg(raw as u64)).expect("getpid")
+    call(Syscall::GetPid, &[])
+        .ok()
+        .and_then(|raw| Pid::from_arg(raw as u64))
+        .expect("getpid")
 }
 
 /// The cluster this process runs on now.
@@ -36,7 +39,13 @@ pub fn spawn(program: &str, cluster: Option<ClusterId>, args: &[&str]) -> Result
     let cluster = cluster.map_or(abi::ANY_CLUSTER, |c| c.0 as u64);
     let raw = call(
         Syscall::Spawn,
-        &[program.as_ptr() as u64, program.len() as u64, cluster, packed.as_ptr() as u64, packed.len() as u64],
+        &[
+            program.as_ptr() as u64,
+            program.len() as u64,
+            cluster,
+            packed.as_ptr() as u64,
+            packed.len() as u64,
+        ],
     )?;
     Pid::from_arg(raw as u64).ok_or(Errno::EINVAL)
 }
@@ -46,7 +55,12 @@ pub fn wait(child: Option<Pid>) -> Result<(Pid, i32), Errno> {
     let mut status = 0i32;
     let target = child.map_or(abi::ANY_CHILD, |p| p.raw() as u64);
     // SAFETY: `status` is ours and writable.
-    let raw = unsafe { crate::raw::syscall6(Syscall::Wait, [target, &mut status as *mut i32 as u64, 0, 0, 0, 0]) }?;
+    let raw = unsafe {
+        crate::raw::syscall6(
+            Syscall::Wait,
+            [target, &mut status as *mut i32 as u64, 0, 0, 0, 0],
+        )
+    }?;
     Ok((Pid::from_arg(raw as u64).ok_or(Errno::EINVAL)?, status))
 }
 
@@ -61,7 +75,17 @@ pub fn list() -> Result<Vec<ProcessInfo>, Errno> {
     loop {
         // SAFETY: the buffer holds `records.len()` records of the ABI's layout.
         let total = unsafe {
-            crate::raw::syscall6(Syscall::ProcList, [records.as_mut_ptr() as u64, records.len() as u64, 0, 0, 0, 0])
+            crate::raw::syscall6(
+                Syscall::ProcList,
+                [
+                    records.as_mut_ptr() as u64,
+                    records.len() as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            )
         }?;
         if total <= records.len() {
             records.truncate(total);
@@ -90,16 +114,27 @@ pub fn migrate(pid: Pid, cluster: ClusterId) -> Result<(), Errno> {
 
 /// Publishes `name` for `pid` (yourself or a child) on every cluster.
 pub fn name_link(name: &str, pid: Pid) -> Result<(), Errno> {
-    call(Syscall::NameLink, &[name.as_ptr() as u64, name.len() as u64, pid.raw() as u64]).map(|_| ())
+    call(
+        Syscall::NameLink,
+        &[name.as_ptr() as u64, name.len() as u64, pid.raw() as u64],
+    )
+    .map(|_| ())
 }
 
 /// The process `name` stands for.
 pub fn name_lookup(name: &str) -> Result<Pid, Errno> {
-    let raw = call(Syscall::NameLookup, &[name.as_ptr() as u64, name.len() as u64])?;
+    let raw = call(
+        Syscall::NameLookup,
+        &[name.as_ptr() as u64, name.len() as u64],
+    )?;
     Pid::from_arg(raw as u64).ok_or(Errno::EINVAL)
 }
 
 /// Withdraws `name`.
 pub fn name_unlink(name: &str) -> Result<(), Errno> {
-    call(Syscall::NameUnlink, &[name.as_ptr() as u64, name.len() as u64]).map(|_| ())
+    call(
+        Syscall::NameUnlink,
+        &[name.as_ptr() as u64, name.len() as u64],
+    )
+    .map(|_| ())
 }

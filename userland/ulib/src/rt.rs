@@ -27,12 +27,18 @@ impl Args {
 
     /// Argument `index` parsed as a number, or `default` if absent or malformed.
     pub fn number<T: core::str::FromStr>(&self, index: usize, default: T) -> T {
-        self.get(index).and_then(|a| a.parse().ok()).unwrap_or(default)
+        self.get(index)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
     }
 }
 
 /// Runs `main` and exits with its result. Called by [`crate::main!`].
-pub fn start(main: fn(Args) -> i32, args: *const u8, args_len: usize) -> ! {
+///
+/// # Safety
+/// `args` must be null or point to `args_len` bytes that live as long as the process: what
+/// the kernel passes to `_start`.
+pub unsafe fn start(main: fn(Args) -> i32, args: *const u8, args_len: usize) -> ! {
     let bytes = if args.is_null() || args_len == 0 {
         &[][..]
     } else {

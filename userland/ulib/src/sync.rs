@@ -29,12 +29,19 @@ pub struct MutexGuard<'a, T> {
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Mutex { state: AtomicU32::new(UNLOCKED), value: UnsafeCell::new(value) }
+        Mutex {
+            state: AtomicU32::new(UNLOCKED),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Locks, sleeping while another thread holds the lock.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        if self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
                 let _ = futex_wait(&self.state, CONTENDED);
             }

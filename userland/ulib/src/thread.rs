@@ -59,15 +59,27 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let packet = Arc::new(Packet { result: Mutex::new(None) });
+    let packet = Arc::new(Packet {
+        result: Mutex::new(None),
+    });
     let their_packet = packet.clone();
     let start: Start = Box::new(move || {
         let value = f();
         *their_packet.result.lock() = Some(value);
     });
     let start = Box::into_raw(Box::new(start));
-    match call(Syscall::ThreadCreate, &[trampoline as *const () as u64, start as u64, stack_size as u64]) {
-        Ok(tid) => Ok(JoinHandle { tid: Tid(tid as u32), packet }),
+    match call(
+        Syscall::ThreadCreate,
+        &[
+            trampoline as *const () as u64,
+            start as u64,
+            stack_size as u64,
+        ],
+    ) {
+        Ok(tid) => Ok(JoinHandle {
+            tid: Tid(tid as u32),
+            packet,
+        }),
         Err(error) => {
             // SAFETY: the thread was not created, so the box is still ours.
             drop(unsafe { Box::from_raw(start) });
@@ -94,7 +106,15 @@ pub fn current() -> Tid {
 
 /// Blocks while `*word == expected` (until a [`futex_wake`] on it).
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) -> Result<(), Errno> {
-    call(Syscall::FutexWait, &[word.as_ptr() as u64, expected as u64, abi::types::FUTEX_NO_TIMEOUT]).map(|_| ())
+    call(
+        Syscall::FutexWait,
+        &[
+            word.as_ptr() as u64,
+            expected as u64,
+            abi::types::FUTEX_NO_TIMEOUT,
+        ],
+    )
+    .map(|_| ())
 }
 
 /// Wakes up to `count` threads waiting on `word`; returns how many woke.

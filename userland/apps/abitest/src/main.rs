@@ -32,7 +32,9 @@ fn main(args: ulib::rt::Args) -> i32 {
         Some("portal-child") => checks::portal_child(args.get(2).and_then(|p| p.parse().ok())),
         Some("barrier-child") => checks::barrier_child(args.get(2).and_then(|p| p.parse().ok())),
         _ => {
-            println!("usage: abitest syscalls|fault KIND|secret MODE|fpu [ROUNDS]|threads N|spin MS");
+            println!(
+                "usage: abitest syscalls|fault KIND|secret MODE|fpu [ROUNDS]|threads N|spin MS"
+            );
             2
         }
     }
@@ -73,7 +75,7 @@ fn recurse(depth: u64) -> u64 {
 }
 
 const SECRET_AT: usize = 0x0000_2000_0000_0000;
-const SECRET: u64 = 0x5EC2_E7_5EC2_E7;
+const SECRET: u64 = 0x5EC2_E75E_C2E7;
 
 /// `write`: keep a secret at a fixed address and wait; `read`: look at the same address.
 fn secret(mode: &str) -> i32 {
@@ -81,7 +83,10 @@ fn secret(mode: &str) -> i32 {
     let prot = (Prot::READ | Prot::WRITE).bits();
     match mode {
         "write" => {
-            let at = ulib::raw::call(Syscall::Mmap, &[SECRET_AT as u64, 4096, prot, MapFlags::FIXED.bits()]);
+            let at = ulib::raw::call(
+                Syscall::Mmap,
+                &[SECRET_AT as u64, 4096, prot, MapFlags::FIXED.bits()],
+            );
             if at != Ok(SECRET_AT) {
                 println!("mmap FIXED failed: {at:?}");
                 return 1;
@@ -95,7 +100,10 @@ fn secret(mode: &str) -> i32 {
         _ => {
             // Map the same address in our own space: we must see zeros, not the other
             // process's secret.
-            let at = ulib::raw::call(Syscall::Mmap, &[SECRET_AT as u64, 4096, prot, MapFlags::FIXED.bits()]);
+            let at = ulib::raw::call(
+                Syscall::Mmap,
+                &[SECRET_AT as u64, 4096, prot, MapFlags::FIXED.bits()],
+            );
             if at != Ok(SECRET_AT) {
                 println!("mmap FIXED failed: {at:?}");
                 return 1;
@@ -103,7 +111,11 @@ fn secret(mode: &str) -> i32 {
             // SAFETY: just mapped, readable, ours.
             let seen = unsafe { (SECRET_AT as *const u64).read_volatile() };
             println!("read {seen:#x} at the secret's address");
-            if seen == SECRET { 1 } else { 0 }
+            if seen == SECRET {
+                1
+            } else {
+                0
+            }
         }
     }
 }

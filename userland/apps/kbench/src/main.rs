@@ -47,11 +47,21 @@ fn main(args: ulib::rt::Args) -> i32 {
     let scale: usize = args.number(1, 1);
     let ns_per_cycle = calibrate();
 
-    let samples = (0..10_000 * scale).map(|_| time(|| { let _ = ulib::raw::call(Syscall::GetPid, &[]); })).collect();
+    let samples = (0..10_000 * scale)
+        .map(|_| {
+            time(|| {
+                let _ = ulib::raw::call(Syscall::GetPid, &[]);
+            })
+        })
+        .collect();
     report("null_syscall", samples, ns_per_cycle, 1);
 
     let samples = (0..500 * scale)
-        .map(|_| time(|| { let _ = ulib::thread::spawn(|| ()).and_then(|h| h.join()); }))
+        .map(|_| {
+            time(|| {
+                let _ = ulib::thread::spawn(|| ()).and_then(|h| h.join());
+            })
+        })
         .collect();
     report("thread_create_join", samples, ns_per_cycle, 1);
 
@@ -64,7 +74,9 @@ fn main(args: ulib::rt::Args) -> i32 {
     })
     .expect("thread");
     ulib::time::yield_now();
-    let samples = (0..5_000 * scale).map(|_| time(ulib::time::yield_now)).collect();
+    let samples = (0..5_000 * scale)
+        .map(|_| time(ulib::time::yield_now))
+        .collect();
     STOP.store(true, Ordering::Relaxed);
     let _ = partner.join();
     report("context_switch", samples, ns_per_cycle, 2);

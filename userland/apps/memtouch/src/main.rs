@@ -28,7 +28,12 @@ fn main(args: ulib::rt::Args) -> i32 {
     let mut page = 0usize;
     loop {
         // SAFETY: `page < pages`, inside the mapping we own.
-        unsafe { memory.add(page * PAGE).cast::<u64>().write_volatile(touched) };
+        unsafe {
+            memory
+                .add(page * PAGE)
+                .cast::<u64>()
+                .write_volatile(touched)
+        };
         touched += 1;
         page = (page + 1) % pages;
         let elapsed = ulib::time::now_ns() - start;
@@ -40,7 +45,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         if due > elapsed {
             ulib::time::sleep_ns(due - elapsed);
         }
-        if touched % (rate * 5) == 0 {
+        if touched.is_multiple_of(rate * 5) {
             println!("touched {touched} pages of {pages} ({mib} MiB)");
         }
     }

@@ -30,7 +30,11 @@ fn main(args: ulib::rt::Args) -> i32 {
         let mut a: Vec<f64> = (0..n * n)
             .map(|k| {
                 let (i, j) = (k / n, k % n);
-                if i == j { n as f64 } else { ((i * 31 + j * 17 + round) % 13) as f64 / 13.0 }
+                if i == j {
+                    n as f64
+                } else {
+                    ((i * 31 + j * 17 + round) % 13) as f64 / 13.0
+                }
             })
             .collect();
         if round == 0 {
@@ -62,8 +66,15 @@ fn main(args: ulib::rt::Args) -> i32 {
             }
         }
         worst = if error > worst { error } else { worst };
-        println!("mgs {n}x{n}: {elapsed_ms} ms, orthogonality error {:e}", error);
+        println!(
+            "mgs {n}x{n}: {elapsed_ms} ms, orthogonality error {:e}",
+            error
+        );
         round += 1;
     }
-    if worst < 1e-9 { 0 } else { 1 }
+    if worst < 1e-9 {
+        0
+    } else {
+        1
+    }
 }

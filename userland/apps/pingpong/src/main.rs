@@ -19,7 +19,10 @@ const PONG_PORT: u16 = 2;
 
 fn main(args: ulib::rt::Args) -> i32 {
     if args.get(1) == Some("pong") {
-        let parent = args.get(2).and_then(|p| p.parse::<u32>().ok()).and_then(Pid::from_raw);
+        let parent = args
+            .get(2)
+            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(Pid::from_raw);
         return match parent {
             Some(parent) => pong(parent),
             None => 2,
@@ -43,7 +46,10 @@ fn ping(rounds: u32, cluster: ClusterId) -> i32 {
     };
     // Wait for the partner's "ready", then move it away.
     let ready = inbox.recv().expect("ready");
-    println!("partner {partner} says {:?}", core::str::from_utf8(&ready).unwrap_or("?"));
+    println!(
+        "partner {partner} says {:?}",
+        core::str::from_utf8(&ready).unwrap_or("?")
+    );
     if ulib::process::cluster_count() > cluster.0 as usize {
         match ulib::process::migrate(partner, cluster) {
             Ok(()) => println!("moved partner {partner} to cluster {}", cluster.0),
@@ -54,7 +60,9 @@ fn ping(rounds: u32, cluster: ClusterId) -> i32 {
     let mut ok = true;
     for n in 0..rounds {
         let start = ulib::time::now_ns();
-        outbox.send(alloc::format!("ping {n}").as_bytes()).expect("send");
+        outbox
+            .send(alloc::format!("ping {n}").as_bytes())
+            .expect("send");
         let reply = inbox.recv().expect("recv");
         let reply = core::str::from_utf8(&reply).unwrap_or("?");
         let us = (ulib::time::now_ns() - start) / 1000;
@@ -63,7 +71,11 @@ fn ping(rounds: u32, cluster: ClusterId) -> i32 {
     }
     let _ = outbox.send(b"bye");
     let _ = ulib::process::wait(Some(partner));
-    if ok { 0 } else { 1 }
+    if ok {
+        0
+    } else {
+        1
+    }
 }
 
 fn pong(parent: Pid) -> i32 {

@@ -44,5 +44,9 @@ fn main(args: ulib::rt::Args) -> i32 {
     let total = *counter.lock();
     let expected = threads as u64 * rounds;
     println!("{threads} threads x {rounds} rounds: counter = {total} (expected {expected})");
-    if total == expected { 0 } else { 1 }
+    if total == expected {
+        0
+    } else {
+        1
+    }
 }

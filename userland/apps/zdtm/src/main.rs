@@ -40,7 +40,11 @@ fn main(args: ulib::rt::Args) -> i32 {
         }
     };
     println!("{case}: {}", if ok { "PASS" } else { "FAIL" });
-    if ok { 0 } else { 1 }
+    if ok {
+        0
+    } else {
+        1
+    }
 }
 
 /// Announces readiness and waits (sleeping) until migrated `moves` times.
@@ -50,7 +54,10 @@ fn wait_for_moves(moves: u32) {
     while ulib::process::migrations() < start + moves {
         ulib::time::sleep_ms(5);
     }
-    println!("migrated {moves} time(s), now on cluster {}", ulib::process::cluster_id().0);
+    println!(
+        "migrated {moves} time(s), now on cluster {}",
+        ulib::process::cluster_id().0
+    );
 }
 
 fn pattern(i: usize, salt: u64) -> u64 {
@@ -62,11 +69,13 @@ fn memory(moves: u32) -> bool {
     let mapped = ulib::heap::mmap(1 << 20).expect("mmap") as *mut u64;
     // SAFETY: single-threaded access to our own statics and mapping.
     unsafe {
-        for i in 0..512 {
-            DATA[i] = pattern(i, 2);
+        let data = &mut *core::ptr::addr_of_mut!(DATA);
+        for (i, word) in data.iter_mut().enumerate() {
+            *word = pattern(i, 2);
         }
-        for i in 0..4096 {
-            BSS[i] = pattern(i, 3);
+        let bss = &mut *core::ptr::addr_of_mut!(BSS);
+        for (i, word) in bss.iter_mut().enumerate() {
+            *word = pattern(i, 3);
         }
         for i in 0..(1 << 17) {
             mapped.add(i).write(pattern(i, 4));
@@ -79,7 +88,10 @@ fn memory(moves: u32) -> bool {
         (0..512).all(|i| DATA[i] == pattern(i, 2))
             && (0..4096).all(|i| BSS[i] == pattern(i, 3))
             && (0..(1 << 17)).all(|i| mapped.add(i).read() == pattern(i, 4))
-            && heap[..100_000].iter().enumerate().all(|(i, v)| *v == pattern(i, 1))
+            && heap[..100_000]
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v == pattern(i, 1))
     }
 }
 
@@ -94,7 +106,7 @@ fn threads(moves: u32) -> bool {
                 while !GO.load(Ordering::Acquire) {
                     sum = sum.wrapping_add(i * t);
                     i += 1;
-                    if i % 1000 == 0 {
+                    if i.is_multiple_of(1000) {
                         ulib::time::yield_now();
                     }
                 }
@@ -215,7 +227,9 @@ fn heap64(moves: u32) -> bool {
         heap.push((i as u64 * 7 % 251) as u8);
     }
     wait_for_moves(moves);
-    heap.iter().enumerate().all(|(i, b)| *b == (i as u64 * 7 % 251) as u8)
+    heap.iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i as u64 * 7 % 251) as u8)
 }
 
 fn busy(moves: u32) -> bool {
@@ -225,12 +239,16 @@ fn busy(moves: u32) -> bool {
         let mut x = 1u64;
         let mut n = 0u64;
         while !STOP.load(Ordering::Relaxed) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             n += 1;
         }
         let mut y = 1u64;
         for _ in 0..n {
-            y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            y = y
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
         }
         x == y
     })
@@ -248,7 +266,9 @@ fn selfmove(to: u16) -> bool {
     let result = ulib::process::migrate(ulib::process::getpid(), ulib::ClusterId(to));
     let now = ulib::process::cluster_id().0;
     println!("migrate returned {result:?}; now on cluster {now}");
-    result.is_ok() && now == to && ulib::process::migrations() >= 1
+    result.is_ok()
+        && now == to
+        && ulib::process::migrations() >= 1
         && data.iter().enumerate().all(|(i, v)| *v == pattern(i, 9))
 }
 
@@ -281,7 +301,10 @@ fn mailbox(moves: u32) -> bool {
 
 /// The flooder: sends `count` numbered messages to `(pid, FLOOD_PORT)`, pacing itself.
 fn flood(args: &ulib::rt::Args) -> i32 {
-    let target = args.get(2).and_then(|p| p.parse::<u32>().ok()).and_then(ulib::Pid::from_raw);
+    let target = args
+        .get(2)
+        .and_then(|p| p.parse::<u32>().ok())
+        .and_then(ulib::Pid::from_raw);
     let Some(target) = target else { return 2 };
     let count: u32 = args.number(3, FLOOD_COUNT);
     let outbox = ulib::mailbox::Outbox::open(target, FLOOD_PORT).expect("outbox");
