@@ -6,10 +6,15 @@
 //! a partial console line. That split is what lets migration move a process by shipping its
 //! UArea and its pages.
 
+pub mod console;
 pub mod context;
+pub mod exit;
 pub mod fault;
 pub mod memory;
 pub mod scheduler;
+
+pub use console::console_history;
+pub use exit::set_exit_hook;
 
 use abi::{ClusterId, Errno, Pid, ProcessInfo, ProcessState, Tid};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -68,14 +73,6 @@ pub struct Table {
     /// Children of local processes that live on other clusters: (parent, child, exit code once
     /// reported).
     pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
-}
-
-/// Told of every process that ends here (the services drop what they kept for it).
-static EXIT_HOOK: Mutex<Option<fn(Pid)>> = Mutex::new(None);
-
-/// Installs the exit hook (once, at boot).
-pub fn set_exit_hook(hook: fn(Pid)) {
-    hal::cpu::without_interrupts(|| *EXIT_HOOK.lock() = Some(hook));
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -219,7 +216,7 @@ impl Table {
     /// Prints and clears a process's unfinished console line (before it leaves the cluster).
     pub fn flush_console(&mut self, pid: Pid) {
         if let Some(process) = self.processes.get_mut(&pid) {
-            flush_console(pid, &process.uarea.header.name, &mut process.console);
+            console::flush_console(pid, &process.uarea.header.name, &mut process.console);
         }
     }
 
@@ -337,155 +334,6 @@ impl Table {
         }
     }
 
-    /// Ends a process: frees its memory, wakes a parent waiting for it, and keeps its exit
-    /// code until it is reaped.
-    pub fn exit_process(&mut self, pid: Pid, code: i32) {
-        let Some(process) = self.processes.get_mut(&pid) else {
-            return;
-        };
-        if process.uarea.exit.exit_code.is_some() {
-            return; // already a zombie
-        }
-        flush_console(pid, &process.uarea.header.name, &mut process.console);
-        process.uarea.exit.exit_code = Some(code);
-        process
-            .uarea
-            .header
-            .flags
-            .set(uarea::UAreaFlags::EXITING, true);
-        process.uarea.threads.clear();
-        process.uarea.thread_count = 0;
-        process.uarea.sched.run_queue.clear();
-        process.uarea.exit.joiners.clear();
-        // Free the memory now; the zombie keeps only its UArea.
-        process.space.clear_user_half();
-        process.uarea.endpoints.clear();
-        let exit_hook = *EXIT_HOOK.lock();
-        if let Some(hook) = exit_hook {
-            hook(pid);
-        }
-        process.uarea.memory.segments.clear();
-        self.ready.retain(|p| *p != pid);
-        if self.current.is_some_and(|(p, _)| p == pid) {
-            self.current = None;
-        }
-        log::info!("process {pid} exited with code {code}");
-        let parent = process.uarea.header.parent;
-        if pid.birth_cluster() != self.cluster {
-            crate::requests::post(crate::requests::Request::ExitReport { pid, code });
-        }
-        match parent.filter(|p| self.processes.contains_key(p)) {
-            Some(parent) => self.wake_child_waiters(parent),
-            None => self.reap_now(pid, code),
-        }
-    }
-
-    /// Records the exit of a process that died on another cluster (reported by its host):
-    /// its parent here can now reap it, else it is kept as an orphan exit.
-    pub fn record_remote_exit(&mut self, pid: Pid, code: i32) {
-        if let Some(entry) = self
-            .remote_children
-            .iter_mut()
-            .find(|(_, child, _)| *child == pid)
-        {
-            entry.2 = Some(code);
-            let parent = entry.0;
-            self.wake_child_waiters(parent);
-        } else if self.orphan_exit_code(pid).is_none() {
-            self.reap_now(pid, code);
-        }
-    }
-
-    /// A local process's child now lives elsewhere (it migrated, or was spawned there).
-    pub fn adopt_remote_child(&mut self, parent: Pid, child: Pid) {
-        if self.processes.contains_key(&parent)
-            && !self.remote_children.iter().any(|(_, c, _)| *c == child)
-        {
-            self.remote_children.push((parent, child, None));
-        }
-    }
-
-    fn reap_now(&mut self, pid: Pid, code: i32) {
-        self.processes.remove(&pid);
-        self.orphan_exits.push_back((pid, code));
-        if self.orphan_exits.len() > ORPHAN_RECORDS {
-            self.orphan_exits.pop_front();
-        }
-    }
-
-    fn wake_child_waiters(&mut self, parent: Pid) {
-        let waiting: Vec<Tid> = self.processes.get(&parent).map_or(Vec::new(), |p| {
-            p.uarea
-                .threads
-                .iter()
-                .filter(|t| {
-                    matches!(
-                        t.state,
-                        ThreadState::Blocked(uarea::BlockReason::ChildWait { .. })
-                    )
-                })
-                .map(|t| t.tid)
-                .collect()
-        });
-        for tid in waiting {
-            self.restart_blocked(parent, tid);
-        }
-    }
-
-    /// Reaps an exited child of `parent` (`None`: any child). `Ok(None)` means children exist
-    /// but none has exited yet.
-    pub fn reap_child(
-        &mut self,
-        parent: Pid,
-        child: Option<Pid>,
-    ) -> Result<Option<(Pid, i32)>, Errno> {
-        // Children on other clusters first: their exits arrive as reports.
-        let remote = self.remote_children.iter().position(|(p, c, code)| {
-            *p == parent && child.is_none_or(|want| want == *c) && code.is_some()
-        });
-        if let Some(index) = remote {
-            let (_, pid, code) = self.remote_children.remove(index);
-            return Ok(Some((pid, code.unwrap_or(0))));
-        }
-        let remote_alive = self
-            .remote_children
-            .iter()
-            .any(|(p, c, _)| *p == parent && child.is_none_or(|want| want == *c));
-        let children: Vec<(Pid, Option<i32>)> = self
-            .processes
-            .iter()
-            .filter(|(pid, p)| {
-                p.uarea.header.parent == Some(parent) && child.is_none_or(|c| c == **pid)
-            })
-            .map(|(pid, p)| (*pid, p.uarea.exit.exit_code))
-            .collect();
-        if children.is_empty() {
-            return if remote_alive {
-                Ok(None)
-            } else {
-                Err(Errno::ECHILD)
-            };
-        }
-        match children
-            .iter()
-            .find_map(|(pid, code)| code.map(|c| (*pid, c)))
-        {
-            Some((pid, code)) => {
-                self.processes.remove(&pid);
-                Ok(Some((pid, code)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// The exit code of a process nobody waits for, if it has exited (kernel-side waiting).
-    pub fn orphan_exit_code(&self, pid: Pid) -> Option<i32> {
-        self.orphan_exits
-            .iter()
-            .find(|(p, _)| *p == pid)
-            .map(|(_, code)| *code)
-    }
-
     /// True if `pid` exists and has not exited.
     pub fn is_alive(&self, pid: Pid) -> bool {
         self.processes
@@ -497,53 +345,6 @@ impl Table {
     pub fn list(&self) -> Vec<ProcessInfo> {
         self.processes.values().map(|p| info(&p.uarea)).collect()
     }
-
-    /// Appends console output of `pid`, printing each complete line tagged with the process.
-    pub fn console_write(&mut self, pid: Pid, bytes: &[u8]) {
-        let Some(process) = self.processes.get_mut(&pid) else {
-            return;
-        };
-        let name = &process.uarea.header.name;
-        for &byte in bytes {
-            match byte {
-                b'\n' => flush_console(pid, name, &mut process.console),
-                b'\r' => {}
-                0x20..=0x7E | b'\t' => process.console.push(byte as char),
-                _ => process.console.push('?'),
-            }
-            if process.console.len() >= CONSOLE_LINE_MAX {
-                flush_console(pid, name, &mut process.console);
-            }
-        }
-    }
-}
-
-/// Lines of process output kept for the monitor's `console` command and for tests.
-const CONSOLE_HISTORY: usize = 512;
-static HISTORY: Mutex<VecDeque<(Pid, String)>> = Mutex::new(VecDeque::new());
-
-/// Prints a complete console line of a process: `[p1.3 hello] text`.
-fn flush_console(pid: Pid, name: &str, line: &mut String) {
-    if !line.is_empty() {
-        hal::println!("[p{pid} {name}] {line}");
-        let mut history = HISTORY.lock();
-        if history.len() == CONSOLE_HISTORY {
-            history.pop_front();
-        }
-        history.push_back((pid, core::mem::take(line)));
-    }
-}
-
-/// The recent console lines of `pid` (all processes if `None`), oldest first.
-pub fn console_history(pid: Option<Pid>) -> Vec<String> {
-    hal::cpu::without_interrupts(|| {
-        HISTORY
-            .lock()
-            .iter()
-            .filter(|(p, _)| pid.is_none_or(|pid| pid == *p))
-            .map(|(_, line)| line.clone())
-            .collect()
-    })
 }
 
 /// The `proc_list` record of a process.
