@@ -5,7 +5,6 @@
 //! (plus QEMU, which this program installs or names).
 
 mod bench;
-mod bench_kernel;
 mod cluster;
 mod image;
 mod qemu;
@@ -32,7 +31,7 @@ enum Command {
     Run(run::RunArgs),
     /// Run every test: host unit tests, then each in-kernel suite in QEMU.
     Test(test::TestArgs),
-    /// Measure: `bench noc --json FILE` boots N clusters and reports NoC latency/throughput.
+    /// Measure: `bench idle / noc / migration / kernel --json FILE` (see `bench --help`).
     Bench(bench::BenchArgs),
 }
 
