@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use noc_proto::clock::ChipClock;
 use noc_proto::layout::{Layout, RouterCounter};
 use noc_proto::ring::RingError;
 use noc_proto::wire::{self, ClusterId, Header, Kind, PortId, HEADER_LEN};
@@ -169,6 +170,8 @@ pub struct Router {
     seq: u64,
     all_joined_reported: bool,
     quit: bool,
+    /// The chip clock published in every slice (see [`crate::timesync`]).
+    clock: ChipClock,
 }
 
 impl Router {
@@ -197,6 +200,7 @@ impl Router {
         let map = Mapping::map(&memfd, cfg.shm_size).context("map shared memory")?;
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("create socket dir {}", cfg.dir.display()))?;
+        let clock = crate::timesync::measure(crate::timesync::MEASURE);
         let mut clusters = Vec::new();
         for k in 0..cfg.clusters {
             let path = cfg.dir.join(format!("c{k}.sock"));
@@ -209,6 +213,7 @@ impl Router {
             let slice = unsafe { Slice::in_region(map.as_ptr(), layout, ClusterId(k)) }
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             slice.init(ClusterId(k), cfg.clusters, cfg.vectors);
+            slice.control().set_chip_clock(clock);
             let mk = |n| {
                 (0..n)
                     .map(|_| ivshmem::eventfd())
@@ -248,6 +253,7 @@ impl Router {
             seq: 0,
             all_joined_reported: false,
             quit: false,
+            clock,
         })
     }
 
@@ -272,13 +278,14 @@ impl Router {
     /// Runs until every cluster that joined has left, or `quit`.
     pub fn run(&mut self) -> Result<()> {
         println!(
-            "noc-sim: {} clusters, {}, sockets {}/c{{0..{}}}.sock, shm {} MiB, router peer id {}",
+            "noc-sim: {} clusters, {}, sockets {}/c{{0..{}}}.sock, shm {} MiB, router peer id {}, host TSC {} kHz",
             self.cfg.clusters,
             self.cfg.mesh,
             self.cfg.dir.display(),
             self.cfg.clusters - 1,
             self.cfg.shm_size >> 20,
-            ROUTER_PEER_ID
+            ROUTER_PEER_ID,
+            self.clock.tsc_hz / 1000
         );
         loop {
             if SIG_QUIT.swap(false, Ordering::Relaxed) {
@@ -420,6 +427,7 @@ impl Router {
         // A fresh guest gets fresh rings and control block (magic last).
         c.slice
             .init(ClusterId(c.id), self.cfg.clusters, self.cfg.vectors);
+        c.slice.control().set_chip_clock(self.clock);
         send_msg(s, ivshmem::PROTOCOL_VERSION, None).context("send version")?;
         send_msg(s, c.id as i64, None).context("send peer id")?;
         send_msg(s, -1, Some(self.memfd.as_raw_fd())).context("send shared memory fd")?;
@@ -499,6 +507,10 @@ impl Router {
     pub fn pump(&mut self) {
         loop {
             let mut progress = false;
+            // Time-sync replies first: their round trip bounds every guest's clock error.
+            for c in self.clusters.iter().filter(|c| c.conn.is_some()) {
+                crate::timesync::serve(&c.slice.control());
+            }
             let now = self.now();
             for d in 0..self.clusters.len() {
                 progress |= self.deliver_due(d, now);
