@@ -34,6 +34,8 @@ const CHUNK: usize = abi::PORTAL_MAX_TRANSFER;
 /// A migration that makes no progress for this long is abandoned (generous: TCG on a loaded
 /// two-core host can stall a cluster for seconds).
 const STALL_NS: u64 = 20_000_000_000;
+/// How often a cluster with a transfer in flight looks at it again without an interrupt.
+const IN_FLIGHT_POLL_NS: u64 = 1_000_000;
 
 struct Outgoing {
     request: MigrationRequest,
@@ -232,6 +234,26 @@ impl Daemon {
         }
         self.step_incoming();
         self.step_outgoing();
+        self.register_deadlines();
+    }
+
+    /// The kernel is tickless (`hal::timer`): tell it when the next stall timer above falls
+    /// due, and poll soon while a transfer is in flight (it may wait for TX space, which
+    /// raises no interrupt).
+    fn register_deadlines(&self) {
+        let stall = |since: u64| hal::timer::wake_by(since.saturating_add(STALL_NS + 1));
+        let in_flight = [
+            self.outgoing.as_ref().map(|o| o.progress_ns),
+            self.incoming.as_ref().map(|i| i.progress_ns),
+            self.outbound.as_ref().map(|(_, since)| *since),
+        ];
+        for since in in_flight.into_iter().flatten() {
+            stall(since);
+            hal::timer::wake_after(IN_FLIGHT_POLL_NS);
+        }
+        if let Some((_, since)) = &self.inbound_claim {
+            stall(*since);
+        }
     }
 
     fn handle(&mut self, from: ClusterId, message: Message) {

@@ -82,7 +82,10 @@ pub fn bench_idle(args: &BenchArgs) -> Result<i32> {
     }
     std::thread::sleep(SETTLE);
     let (pids, noc_pid) = machine.pids();
-    let before: Vec<f64> = pids.iter().map(|p| cpu_seconds(*p)).collect::<Result<_>>()?;
+    let before: Vec<f64> = pids
+        .iter()
+        .map(|p| cpu_seconds(*p))
+        .collect::<Result<_>>()?;
     let noc_before = cpu_seconds(noc_pid)?;
     let started = Instant::now();
     eprintln!(
@@ -90,7 +93,10 @@ pub fn bench_idle(args: &BenchArgs) -> Result<i32> {
         args.clusters, args.seconds
     );
     std::thread::sleep(Duration::from_secs(args.seconds));
-    let after: Vec<f64> = pids.iter().map(|p| cpu_seconds(*p)).collect::<Result<_>>()?;
+    let after: Vec<f64> = pids
+        .iter()
+        .map(|p| cpu_seconds(*p))
+        .collect::<Result<_>>()?;
     let noc_after = cpu_seconds(noc_pid)?;
     let wall = started.elapsed().as_secs_f64();
     drop(machine); // kills every QEMU and noc-sim

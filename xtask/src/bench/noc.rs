@@ -70,7 +70,8 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
         "all_booted_s": outcome.all_booted_s.unwrap_or(0.0),
     });
     for (label, peer, median, p99) in &rtt {
-        report["mailbox_rtt_us"][label] = serde_json::json!({ "peer": peer, "median": median, "p99": p99 });
+        report["mailbox_rtt_us"][label] =
+            serde_json::json!({ "peer": peer, "median": median, "p99": p99 });
         println!("mailbox round trip {label} (c0<->c{peer}): median {median} us, p99 {p99} us (goal <= 100 us)");
     }
     for (size, mb_s) in &portal {
