@@ -44,6 +44,17 @@ fn work() {
         daemon.step();
     }
     kernel::monitor::poll();
+    // Tickless: work queued during this pass for the daemons (an exit report from a kill,
+    // a monitor `migrate` or `ps all`) must not wait for the next interrupt.
+    let queued = with_table(|t| {
+        !(t.remote_exits.is_empty()
+            && t.migration_requests.is_empty()
+            && t.remote_spawns.is_empty()
+            && t.remote_kills.is_empty())
+    }) || kernel::process::MACHINE_LIST_REQUESTED.load(core::sync::atomic::Ordering::SeqCst);
+    if queued {
+        hal::timer::wake_by(0);
+    }
 }
 
 fn with_daemon<R>(f: impl FnOnce(&mut migrator::Daemon) -> R) -> Option<R> {
