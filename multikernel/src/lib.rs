@@ -51,7 +51,8 @@ fn work() {
             && t.migration_requests.is_empty()
             && t.remote_spawns.is_empty()
             && t.remote_kills.is_empty())
-    }) || kernel::process::MACHINE_LIST_REQUESTED.load(core::sync::atomic::Ordering::SeqCst);
+    }) || kernel::process::MACHINE_LIST_REQUESTED
+        .load(core::sync::atomic::Ordering::SeqCst);
     if queued {
         hal::timer::wake_by(0);
     }
