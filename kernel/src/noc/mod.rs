@@ -281,6 +281,7 @@ pub fn pump() -> usize {
         return 0;
     }
     ARRIVED.store(false, Ordering::Release);
+    hal::noc::timesync::refine_if_due();
     let (received, events) = with_state(|state| {
         state.flush_backlog();
         let received = hal::noc::poll(|header, payload| state.deliver(header, payload));

@@ -44,9 +44,9 @@ fn word(payload: &[u8; 120], i: usize) -> u64 {
 
 fn clock_is_chip_time() -> Result<(), String> {
     ensure!(hal::clock::is_chip_time(), "the clock is not synchronised");
-    let (bound, exchanges) = hal::noc::timesync::error_bound_ns().unwrap_or((u64::MAX, 0));
+    let (bound, rounds) = hal::noc::timesync::error_bound_ns().unwrap_or((u64::MAX, 0));
     hal::println!(
-        "clock c{}: time-sync error <= {bound} ns ({exchanges} exchanges)",
+        "clock c{}: time-sync error <= {bound} ns ({rounds} refinement rounds)",
         noc::cluster().0
     );
     Ok(())
