@@ -1,10 +1,16 @@
-//! The local APIC: interrupt acknowledgement and the periodic timer.
+//! The local APIC: interrupt acknowledgement and the one-shot timer.
 //!
 //! The legacy 8259 PICs are remapped and masked so they can never raise a stray interrupt on
-//! an exception vector; every interrupt then comes through the local APIC (timer, and later
-//! the NoC's MSI-X messages). Register offsets: Intel SDM Vol. 3A, Table 11-1.
+//! an exception vector; every interrupt then comes through the local APIC (timer, the NoC's
+//! MSI-X messages, and COM1 through the I/O APIC). Register offsets: Intel SDM Vol. 3A,
+//! Table 11-1.
+//!
+//! There is no periodic tick: [`crate::timer`] arms the timer for the next deadline only.
+//! The timer runs in TSC-deadline mode when the CPU offers it (SDM 10.5.4.1: the interrupt
+//! fires when the TSC reaches IA32_TSC_DEADLINE — exact, nothing to calibrate), else in
+//! one-shot mode, counting APIC ticks whose rate relative to the TSC is measured at boot.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
 use x86_64::PhysAddr;
@@ -28,7 +34,8 @@ const REG_TIMER_DIVIDE: usize = 0x3E0;
 
 const SOFTWARE_ENABLE: u32 = 1 << 8;
 const LVT_MASKED: u32 = 1 << 16;
-const LVT_PERIODIC: u32 = 1 << 17;
+const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
+const IA32_TSC_DEADLINE: u32 = 0x6E0;
 /// Divide configuration value for "divide by 16".
 const DIVIDE_BY_16: u32 = 0b0011;
 const CALIBRATION_MS: u64 = 20;
@@ -41,6 +48,8 @@ static BASE: AtomicU64 = AtomicU64::new(0);
 pub struct Calibration {
     pub tsc_hz: u64,
     pub apic_timer_hz: u64,
+    /// The timer runs in TSC-deadline mode.
+    pub tsc_deadline: bool,
 }
 
 fn read(register: usize) -> u32 {
@@ -77,9 +86,10 @@ fn disable_legacy_pics() {
     }
 }
 
-/// Enables the local APIC, calibrates its timer and the TSC against the PIT, and starts the
-/// periodic timer at `hz`.
-pub fn init(hz: u32) -> Calibration {
+/// Enables the local APIC and calibrates the TSC against the PIT (good enough until the chip
+/// clock takes over, and the only reference without a NoC) and the APIC timer against the
+/// TSC. The timer stays disarmed until [`crate::timer`] arms it.
+pub fn init() -> Calibration {
     disable_legacy_pics();
     let mut msr = Msr::new(IA32_APIC_BASE);
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; setting the global enable bit keeps
@@ -96,39 +106,88 @@ pub fn init(hz: u32) -> Calibration {
     write(REG_SPURIOUS, SOFTWARE_ENABLE | SPURIOUS_VECTOR as u32);
     vectors::set_handler(TIMER_VECTOR, timer_interrupt);
 
-    // Count down from the maximum during a PIT-timed interval.
     write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     let mut tsc_start = 0;
-    crate::pit::wait_ms(CALIBRATION_MS, || {
-        write(REG_TIMER_INITIAL, u32::MAX);
-        tsc_start = crate::cpu::rdtsc();
-    });
-    let tsc_end = crate::cpu::rdtsc();
-    let elapsed_apic = u32::MAX - read(REG_TIMER_CURRENT);
-    write(REG_TIMER_INITIAL, 0);
-
-    let apic_timer_hz = elapsed_apic as u64 * 1000 / CALIBRATION_MS;
-    let tsc_hz = (tsc_end - tsc_start) * 1000 / CALIBRATION_MS;
-    set_rate(apic_timer_hz, hz);
+    crate::pit::wait_ms(CALIBRATION_MS, || tsc_start = crate::cpu::rdtsc());
+    let tsc_hz = (crate::cpu::rdtsc() - tsc_start) * 1000 / CALIBRATION_MS;
+    let apic_per_tsc = measure_apic_per_tsc(tsc_hz);
+    APIC_PER_TSC_Q32.store(apic_per_tsc, Ordering::SeqCst);
+    let deadline = tsc_deadline_supported();
+    TSC_DEADLINE.store(deadline, Ordering::SeqCst);
+    let mode = if deadline { LVT_TSC_DEADLINE } else { 0 };
+    write(REG_LVT_TIMER, mode | TIMER_VECTOR as u32);
     Calibration {
         tsc_hz,
-        apic_timer_hz,
+        apic_timer_hz: ((apic_per_tsc as u128 * tsc_hz as u128) >> 32) as u64,
+        tsc_deadline: deadline,
     }
 }
 
-static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
-
-fn set_rate(apic_timer_hz: u64, hz: u32) {
-    TIMER_HZ.store(apic_timer_hz, Ordering::SeqCst);
-    let initial = (apic_timer_hz / hz.max(1) as u64).clamp(1, u32::MAX as u64) as u32;
-    write(REG_LVT_TIMER, LVT_PERIODIC | TIMER_VECTOR as u32);
-    write(REG_TIMER_INITIAL, initial);
+/// APIC timer ticks per TSC tick, as a 32.32 fixed-point number: the median of 5 counts of
+/// about 2 ms each, every end read bracketed by TSC reads (both clocks follow host time under
+/// TCG, so a host preemption inside an interval does not matter; one across a read is
+/// rejected by the median).
+fn measure_apic_per_tsc(tsc_hz: u64) -> u64 {
+    let interval = (tsc_hz / 500).max(1);
+    let mut samples = [0u64; 5];
+    for sample in samples.iter_mut() {
+        let before = crate::cpu::rdtsc();
+        write(REG_TIMER_INITIAL, u32::MAX);
+        let start = crate::cpu::rdtsc() / 2 + before / 2;
+        while crate::cpu::rdtsc() - start < interval {
+            core::hint::spin_loop();
+        }
+        let before_read = crate::cpu::rdtsc();
+        let elapsed_apic = (u32::MAX - read(REG_TIMER_CURRENT)) as u64;
+        let end = crate::cpu::rdtsc() / 2 + before_read / 2;
+        *sample = (elapsed_apic << 32) / (end - start).max(1);
+    }
+    write(REG_TIMER_INITIAL, 0);
+    samples.sort_unstable();
+    samples[2].max(1)
 }
 
-/// Changes the timer interrupt rate.
-pub fn set_timer_hz(hz: u32) {
-    set_rate(TIMER_HZ.load(Ordering::SeqCst), hz);
+/// CPUID.01H:ECX bit 24: the local APIC timer has a TSC-deadline mode.
+fn tsc_deadline_supported() -> bool {
+    let leaf = core::arch::x86_64::__cpuid(1);
+    leaf.ecx & (1 << 24) != 0
+}
+
+static APIC_PER_TSC_Q32: AtomicU64 = AtomicU64::new(0);
+
+/// The APIC timer's rate in Hz, from its measured ratio to the TSC and the clock's current
+/// TSC rate (the chip's once synchronised).
+pub fn timer_hz() -> u64 {
+    ((APIC_PER_TSC_Q32.load(Ordering::Relaxed) as u128 * crate::clock::tsc_hz() as u128) >> 32)
+        as u64
+}
+static TSC_DEADLINE: AtomicBool = AtomicBool::new(false);
+
+/// Arms the timer to interrupt when the TSC reaches `tsc`, at the latest (one-shot mode fires
+/// up to one APIC tick early, or after ~68 s at most; [`crate::timer`] re-arms then).
+pub(crate) fn arm_at_tsc(tsc: u64) {
+    if TSC_DEADLINE.load(Ordering::Relaxed) {
+        let mut msr = Msr::new(IA32_TSC_DEADLINE);
+        // SAFETY: the CPU advertised TSC-deadline mode and the LVT timer is in that mode;
+        // writing a TSC value arms it (0 would disarm it, and `tsc` is never 0 here).
+        unsafe { msr.write(tsc.max(1)) };
+        return;
+    }
+    let ticks = tsc.saturating_sub(crate::cpu::rdtsc()) as u128;
+    let count = (ticks * APIC_PER_TSC_Q32.load(Ordering::Relaxed) as u128) >> 32;
+    write(REG_TIMER_INITIAL, count.clamp(1, u32::MAX as u128) as u32);
+}
+
+/// Stops the timer: no interrupt until it is armed again.
+pub(crate) fn disarm() {
+    if TSC_DEADLINE.load(Ordering::Relaxed) {
+        let mut msr = Msr::new(IA32_TSC_DEADLINE);
+        // SAFETY: as in `arm_at_tsc`; 0 disarms the TSC-deadline timer.
+        unsafe { msr.write(0) };
+    } else {
+        write(REG_TIMER_INITIAL, 0);
+    }
 }
 
 /// The local APIC id of this CPU.
@@ -144,5 +203,5 @@ pub fn end_of_interrupt() {
 }
 
 fn timer_interrupt(_frame: &mut TrapFrame) {
-    crate::clock::tick();
+    crate::timer::interrupt();
 }

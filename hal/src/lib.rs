@@ -18,6 +18,7 @@ pub mod frames;
 pub mod fwcfg;
 pub mod gdt;
 pub mod heap;
+pub mod ioapic;
 pub mod logger;
 pub mod noc;
 pub mod paging;
@@ -25,6 +26,7 @@ pub mod physmap;
 pub mod pit;
 pub mod power;
 pub mod serial;
+pub mod timer;
 pub mod trap;
 pub mod usermode;
 pub mod vectors;
@@ -42,31 +44,24 @@ pub struct MachineInfo {
     pub usable_memory: u64,
     /// Frames still free once the HAL has taken what it needs (heap, page tables).
     pub free_frames: usize,
-    /// Local APIC timer rate in Hz.
-    pub timer_hz: u32,
-    /// Measured time-stamp-counter frequency.
+    /// Time-stamp-counter frequency: the chip's (host TSC, measured by the router) once the
+    /// clock is synchronised, else the PIT calibration.
     pub tsc_hz: u64,
     /// Measured local APIC timer input frequency (after the divider).
     pub apic_timer_hz: u64,
-}
-
-/// Boot options read from the QEMU command line (`-fw_cfg name=opt/tessera/cmdline,...`).
-pub struct Options {
-    /// Timer interrupt rate; the scheduler quantum is a multiple of it.
-    pub timer_hz: u32,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { timer_hz: 1000 }
-    }
+    /// The local APIC timer runs in TSC-deadline mode (else one-shot).
+    pub tsc_deadline: bool,
+    /// The clock reads chip time (synchronised with the router).
+    pub chip_time: bool,
+    /// Serial input raises an interrupt (COM1 routed through the I/O APIC).
+    pub serial_irq: bool,
 }
 
 /// Brings the machine up: console and log first (so everything after can report), then CPU
-/// tables, memory, and finally interrupts and the timer.
+/// tables, memory, and finally interrupts, the timer and the NoC (which sets the chip clock).
 ///
 /// Must be called exactly once, first thing on the boot CPU.
-pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo {
+pub fn init(boot_info: &'static mut BootInfo) -> MachineInfo {
     serial::init();
     logger::init();
     gdt::init();
@@ -85,8 +80,9 @@ pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo 
     paging::init_shared_kernel_half().expect("cannot allocate kernel page tables");
     acpi::init(boot_info.rsdp_addr.into_option());
 
-    let calibration = apic::init(options.timer_hz);
+    let calibration = apic::init();
     clock::init(calibration.tsc_hz);
+    let serial_irq = ioapic::init();
     let noc = noc::init();
     if let Some(noc) = noc {
         logger::set_cluster(noc.cluster as u32);
@@ -98,8 +94,10 @@ pub fn init(boot_info: &'static mut BootInfo, options: &Options) -> MachineInfo 
         cluster_count: noc.map_or(1, |n| n.cluster_count as u32),
         usable_memory,
         free_frames: frames::free_count(),
-        timer_hz: options.timer_hz,
-        tsc_hz: calibration.tsc_hz,
-        apic_timer_hz: calibration.apic_timer_hz,
+        tsc_hz: clock::tsc_hz(),
+        apic_timer_hz: apic::timer_hz(),
+        tsc_deadline: calibration.tsc_deadline,
+        chip_time: clock::is_chip_time(),
+        serial_irq,
     }
 }

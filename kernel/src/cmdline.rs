@@ -1,7 +1,9 @@
 //! The kernel command line: `key=value` and bare-flag words separated by spaces, passed by
 //! `cargo xtask` through QEMU's fw_cfg (`opt/tessera/cmdline`).
 //!
-//! Known keys: `hz=N` (timer rate), `quantum_ms=N` (scheduling quantum, default 10),
+//! Known keys: `quantum_ms=N` (scheduling quantum of new processes, default 10; also the
+//! bound on how long a running user thread keeps kernel work waiting — the kernel is tickless,
+//! and the old `hz=` is ignored with a warning),
 //! `log=LEVEL` (error, warn, info, debug, trace),
 //! `poweroff` (power off right after boot), `suite=NAME` (test kernel only).
 //! Unknown words are kept so other layers can read them, and reported once at boot.

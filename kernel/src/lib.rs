@@ -55,15 +55,11 @@ pub struct Boot {
 /// Brings the cluster up and prints the boot banner.
 pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     let cmdline = Cmdline::from_firmware();
-    let mut options = hal::Options::default();
-    if let Some(hz) = cmdline.get("hz").and_then(|v| v.parse().ok()) {
-        options.timer_hz = hz;
-    }
     let ramdisk = boot_info
         .ramdisk_addr
         .into_option()
         .map(|addr| (addr, boot_info.ramdisk_len));
-    let machine = hal::init(boot_info, &options);
+    let machine = hal::init(boot_info);
     if let Some((addr, len)) = ramdisk {
         // SAFETY: the bootloader loaded the ramdisk at this address in our mappings and keeps
         // its frames out of the usable memory map, so nothing else ever writes there.
@@ -81,9 +77,18 @@ pub fn init(boot_info: &'static mut BootInfo) -> Boot {
     {
         hal::logger::set_level(level);
     }
+    if let Some(ms) = cmdline
+        .get("quantum_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        process::set_default_quantum_ns(ms.clamp(1, 10_000) * 1_000_000);
+    }
     print_banner(&machine);
     if !cmdline.as_str().is_empty() {
         log::info!("command line: {}", cmdline.as_str());
+    }
+    if cmdline.get("hz").is_some() {
+        log::warn!("`hz=` is gone: the kernel is tickless (see `quantum_ms=`)");
     }
     Boot { machine, cmdline }
 }
@@ -121,9 +126,23 @@ pub fn print_banner(machine: &hal::MachineInfo) {
         heap_size >> 10,
     );
     hal::println!(
-        "  timer {} Hz (local APIC {} kHz), TSC {} MHz",
-        machine.timer_hz,
+        "  tickless timer ({}, local APIC {} kHz), TSC {} MHz, clock: {}, serial input: {}",
+        if machine.tsc_deadline {
+            "TSC deadline"
+        } else {
+            "one-shot"
+        },
         machine.apic_timer_hz / 1000,
         machine.tsc_hz / 1_000_000,
+        if machine.chip_time {
+            "chip time"
+        } else {
+            "boot time (PIT)"
+        },
+        if machine.serial_irq {
+            "interrupt"
+        } else {
+            "polled"
+        },
     );
 }

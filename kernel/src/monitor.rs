@@ -116,10 +116,16 @@ fn execute(command: &str) {
         Some("uptime") => {
             let ns = hal::clock::now_ns();
             hal::println!(
-                "up {}.{:03} s, {} timer ticks",
+                "{} {}.{:03} s, {} timer interrupts, {} halts (tickless)",
+                if hal::clock::is_chip_time() {
+                    "chip time"
+                } else {
+                    "up"
+                },
                 ns / 1_000_000_000,
                 (ns / 1_000_000) % 1000,
-                hal::clock::ticks()
+                hal::clock::ticks(),
+                hal::timer::halts()
             );
         }
         Some("ps") => {

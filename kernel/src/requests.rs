@@ -91,3 +91,8 @@ pub fn post(request: Request) {
 pub fn take_all() -> Vec<Request> {
     hal::cpu::without_interrupts(|| PENDING.lock().drain(..).collect())
 }
+
+/// True if requests wait for the daemons' next pass.
+pub fn pending() -> bool {
+    hal::cpu::without_interrupts(|| !PENDING.lock().is_empty())
+}

@@ -23,6 +23,9 @@ use crate::ports::DAEMON_PORT;
 use crate::registry::LocationRegistry;
 use crate::spawner::Spawner;
 
+/// How often a cluster with data in flight looks at it again without an interrupt.
+const IN_FLIGHT_POLL_NS: u64 = 1_000_000;
+
 pub struct Daemons {
     inbox: mailbox::Mailbox,
     /// The clusters the router counted as connected at the last pass.
@@ -95,6 +98,24 @@ impl Daemons {
         let (mut ctx, source, destination) = self.ctx();
         destination.step(&mut ctx);
         source.step(&mut ctx);
+        self.register_deadlines();
+    }
+
+    /// The kernel is tickless (`hal::timer`): tell it when the protocol machines' next timer
+    /// falls due, and poll soon while data is in flight (waiting for TX space, or for a DMA
+    /// completion, raises no interrupt of its own).
+    fn register_deadlines(&self) {
+        let timers = [
+            self.source.next_deadline(),
+            self.destination.next_deadline(),
+            self.relay.next_deadline(),
+        ];
+        for deadline in timers.into_iter().flatten() {
+            hal::timer::wake_by(deadline);
+        }
+        if self.source.is_transferring() || self.relay.is_busy() || !self.out.is_empty() {
+            hal::timer::wake_after(IN_FLIGHT_POLL_NS);
+        }
     }
 
     /// The router tells when a cluster leaves; both migration machines must hear of it.

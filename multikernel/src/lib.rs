@@ -76,6 +76,11 @@ fn work() {
         None => serve_alone(),
     }
     kernel::monitor::poll();
+    // Tickless: work queued during this pass for the daemons (an exit report from a kill,
+    // a monitor `migrate` or `ps all`) must not wait for the next interrupt.
+    if kernel::requests::pending() {
+        hal::timer::wake_by(0);
+    }
 }
 
 /// A cluster without a NoC has no daemons: what the kernel asks is served here (a kill of a

@@ -31,6 +31,11 @@ impl Outbox {
         self.flush();
     }
 
+    /// True if nothing waits for room on the NoC.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Sends queued messages until the NoC pushes back. A message for a cluster that cannot
     /// be reached (gone, or out of range) is dropped: nobody is left to read it.
     pub fn flush(&mut self) {

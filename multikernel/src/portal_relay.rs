@@ -53,6 +53,24 @@ impl PortalRelay {
         self.outgoing.push_back(transfer);
     }
 
+    /// True while a transfer is admitted or being sent.
+    pub fn is_busy(&self) -> bool {
+        self.admitted.is_some() || self.sending.is_some() || !self.outgoing.is_empty()
+    }
+
+    /// When an admitted or outgoing transfer will be abandoned if nothing moves.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let since = [
+            self.admitted.as_ref().map(|(_, since)| *since),
+            self.sending.as_ref().map(|(_, since)| *since),
+        ];
+        since
+            .into_iter()
+            .flatten()
+            .map(|s| s.saturating_add(STALL_NS + 1))
+            .min()
+    }
+
     pub fn step(&mut self, forwarder: &mut MailForwarder, registry: &LocationRegistry) {
         let now = hal::clock::now_ns();
         self.receive(now);

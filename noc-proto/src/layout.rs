@@ -36,6 +36,15 @@
 //! | 0x28 | u64 | membership epoch (+1 on every join/leave) | router |
 //! | 0x40 | u64 × 8 | router counters ([`RouterCounter`]) | router |
 //! | 0x80 | u64 × 8 | guest counters ([`GuestCounter`]), informative | cluster |
+//! | 0xC0 | u64 | host TSC frequency in Hz (0 = no chip clock) | router |
+//! | 0xC8 | u64 | chip epoch: host TSC at chip time 0     | router |
+//! | 0xD0 | u64 | time-sync request sequence              | cluster |
+//! | 0xD8 | u64 | time-sync reply sequence (stored last, Release) | router |
+//! | 0xE0 | u64 | time-sync reply: host TSC when served   | router |
+//! | 0xE8 | i64 | guest's TSC offset to the host's, informative | cluster |
+//! | 0xF0 | u64 | round trip of that sample in TSC ticks, informative | cluster |
+//!
+//! The clock fields and the time-sync exchange are in [`crate::clock`].
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -49,7 +58,7 @@ pub const ROUTER_PEER_ID: u16 = MAX_CLUSTERS as u16;
 /// `"TSLC"` as a little-endian u32: the slice's control block is initialised.
 pub const SLICE_MAGIC: u32 = u32::from_le_bytes(*b"TSLC");
 /// Bumped on any incompatible change of the slice layout or ring framing.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Default shared-memory size: 64 MiB, 2 MiB per slice.
 pub const DEFAULT_SHM_SIZE: usize = 64 << 20;
 /// Smallest region: 256 KiB slices still carry two maximal messages per ring.
@@ -82,6 +91,13 @@ pub mod cb {
     pub const EPOCH: usize = 0x28;
     pub const ROUTER_COUNTERS: usize = 0x40;
     pub const GUEST_COUNTERS: usize = 0x80;
+    pub const TSC_HZ: usize = 0xC0;
+    pub const CHIP_EPOCH_TSC: usize = 0xC8;
+    pub const SYNC_REQUEST: usize = 0xD0;
+    pub const SYNC_REPLY: usize = 0xD8;
+    pub const SYNC_HOST_TSC: usize = 0xE0;
+    pub const GUEST_TSC_OFFSET: usize = 0xE8;
+    pub const GUEST_SYNC_RTT: usize = 0xF0;
 }
 
 /// Counters the router keeps in each slice (for the guest's own stats).
@@ -226,7 +242,7 @@ impl ControlBlock {
         unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) }
     }
 
-    fn u64_at(&self, off: usize) -> &AtomicU64 {
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
         debug_assert!(off.is_multiple_of(8) && off + 8 <= CONTROL_SIZE);
         // SAFETY: as in `u32_at`, with an 8-aligned offset.
         unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
@@ -259,6 +275,9 @@ impl ControlBlock {
                 .store(0, Ordering::Relaxed);
             self.u64_at(cb::GUEST_COUNTERS + 8 * i)
                 .store(0, Ordering::Relaxed);
+        }
+        for off in (cb::TSC_HZ..=cb::GUEST_SYNC_RTT).step_by(8) {
+            self.u64_at(off).store(0, Ordering::Relaxed);
         }
         self.u32_at(cb::MAGIC).store(SLICE_MAGIC, Ordering::Release);
     }
@@ -450,48 +469,5 @@ impl Slice {
 }
 
 #[cfg(test)]
-mod tests {
-    extern crate std;
-    use super::*;
-
-    #[test]
-    fn default_layout_numbers() {
-        let l = Layout::new(DEFAULT_SHM_SIZE).unwrap();
-        assert_eq!(l.slice_size(), 2 << 20);
-        assert_eq!(l.ring_capacity(), 1_046_528);
-        assert_eq!(l.tx_data_offset() + l.ring_capacity(), l.slice_size());
-        assert_eq!(l.slice_offset(ClusterId(3)), 6 << 20);
-        assert!(Layout::new(3 << 20).is_err());
-        assert!(Layout::new(4 << 20).is_err());
-        assert!(Layout::new(2 << 30).is_err());
-    }
-
-    #[test]
-    fn init_then_validate() {
-        let l = Layout::new(MIN_SHM_SIZE).unwrap();
-        let mut mem = std::vec![0u64; l.shm_size() / 8 + 512];
-        let base = mem.as_mut_ptr() as *mut u8;
-        let base = base.wrapping_add(base.align_offset(4096));
-        // SAFETY: `mem` holds shm_size bytes past the 4 KiB-aligned base.
-        let s = unsafe { Slice::in_region(base, l, ClusterId(5)) }.unwrap();
-        assert_eq!(
-            s.control().validate(&l, ClusterId(5)),
-            Err(LayoutError::NotReady(0))
-        );
-        s.init(ClusterId(5), 16, 1);
-        let info = s.control().validate(&l, ClusterId(5)).unwrap();
-        assert_eq!(info.cluster_count, 16);
-        assert_eq!(info.router_peer_id, 32);
-        assert!(matches!(
-            s.control().validate(&l, ClusterId(4)),
-            Err(LayoutError::Mismatch { .. })
-        ));
-        s.control().set_live_clusters(0b101);
-        assert_eq!(s.control().live_clusters(), 0b101);
-        assert_eq!(s.control().epoch(), 1);
-        s.tx().try_push_record(b"hi").unwrap();
-        let mut buf = [0u8; 8];
-        assert_eq!(s.tx().pop_into(&mut buf), Ok(Some(2)));
-        assert!(s.rx().is_empty());
-    }
-}
+#[path = "layout_tests.rs"]
+mod tests;

@@ -7,7 +7,8 @@
 //! carries messages through it. The guest NoC driver (no_std, memory mapped
 //! from PCI BAR2) and noc-sim (host, mmap'd memfd) both link this crate, so the
 //! two ends cannot drift apart; each format carries a version number
-//! ([`wire::WIRE_VERSION`], [`layout::LAYOUT_VERSION`]).
+//! ([`wire::WIRE_VERSION`], [`layout::LAYOUT_VERSION`]). The chip clock (one time base
+//! for every cluster) and its time-sync exchange through the control block are in [`clock`].
 //!
 //! See `docs/noc.md` in the repository for the full protocol description.
 //!
@@ -31,6 +32,7 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod clock;
 pub mod dma;
 pub mod layout;
 pub mod ring;

@@ -6,6 +6,7 @@
 //! it copies each message from the sender's TX ring into the receiver's RX
 //! ring after the delay given by the chip model ([`topology`], [`routing`],
 //! [`link_model`]), validates everything it forwards and counts all traffic.
+//! It also keeps the chip clock ([`timesync`]): one time base for every cluster.
 //! [`client`] is a QEMU stand-in used by tests. See `docs/noc.md`.
 
 pub mod client;
@@ -16,4 +17,5 @@ pub mod link_model;
 pub mod router;
 pub mod routing;
 pub mod shm;
+pub mod timesync;
 pub mod topology;

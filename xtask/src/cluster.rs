@@ -298,6 +298,17 @@ pub struct Outcome {
 }
 
 impl Machine {
+    /// Host process ids of the cluster QEMUs (index = cluster) and of noc-sim.
+    pub fn pids(&mut self) -> (Vec<u32>, u32) {
+        let qemus = self.qemus.iter_mut().map(|g| g.child().id()).collect();
+        (qemus, self.noc.child().id())
+    }
+
+    /// Clusters that have printed their boot banner so far.
+    pub fn booted(&self) -> usize {
+        self.banners.lock().map_or(0, |b| b.len())
+    }
+
     /// Waits until every cluster has exited (or `deadline` / Ctrl-C), then stops everything.
     pub fn wait(mut self, deadline: Option<Instant>) -> Result<Outcome> {
         let interrupted_flag = crate::run::interrupted_flag();

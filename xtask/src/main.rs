@@ -5,7 +5,6 @@
 //! (plus QEMU, which this program installs or names).
 
 mod bench;
-mod bench_kernel;
 mod cluster;
 mod guest_ram;
 mod image;
@@ -36,7 +35,7 @@ enum Command {
     Test(test::TestArgs),
     /// rustfmt and clippy (warnings as errors) over every crate, userland included.
     Lint,
-    /// Measure: `bench noc --json FILE` boots N clusters and reports NoC latency/throughput.
+    /// Measure: `bench idle / noc / migration / kernel --json FILE` (see `bench --help`).
     Bench(bench::BenchArgs),
 }
 

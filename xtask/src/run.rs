@@ -14,7 +14,7 @@ use crate::qemu::{self, Accel, QemuConfig, QemuGuard};
 /// Options of `cargo xtask run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Kernel command line, e.g. "hz=100 log=debug" or "poweroff" (boot, then power off).
+    /// Kernel command line, e.g. "quantum_ms=5 log=debug" or "poweroff" (boot, then power off).
     #[arg(long, default_value = "")]
     pub cmdline: String,
     /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello@1`, `mgs:500@0`

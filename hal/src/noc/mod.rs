@@ -17,6 +17,7 @@ pub mod dma;
 pub mod ivshmem;
 pub mod msix;
 pub mod pci;
+pub mod timesync;
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -145,6 +146,7 @@ fn open(address: pci::PciAddress) -> Result<NocInfo, &'static str> {
         router: info.router_peer_id,
         shm_size: layout.shm_size() as u64,
     });
+    timesync::synchronise(device);
     Ok(NocInfo {
         cluster: device.me.0,
         cluster_count: device.count,

@@ -280,6 +280,9 @@ impl State {
     }
 }
 
+/// How soon a pass that left a TX backlog retries it.
+const BACKLOG_RETRY_NS: u64 = 1_000_000;
+
 /// Moves data: sends what the backlog holds, then drains the RX ring into the port queues.
 /// Returns the number of messages received. Never blocks; safe to call anywhere outside
 /// interrupt context.
@@ -288,10 +291,16 @@ pub fn pump() -> usize {
         return 0;
     }
     ARRIVED.store(false, Ordering::Release);
+    hal::noc::timesync::refine_if_due();
     let (received, events) = with_state(|state| {
         state.flush_backlog();
         let received = hal::noc::poll(|header, payload| state.deliver(header, payload));
         state.flush_backlog();
+        if !state.backlog.is_empty() {
+            // The router does not say when it has drained our TX ring: retry soon (a slow
+            // poll, only while a backlog exists; there is no periodic tick to do it).
+            hal::timer::wake_after(BACKLOG_RETRY_NS);
+        }
         state.counters.mailbox_rx = state.mailboxes.received;
         state.counters.sync_signals_rx = state.syncs.received;
         (received, core::mem::take(&mut state.events))
@@ -316,22 +325,28 @@ pub fn backlog_bytes() -> usize {
 /// are enabled while halted). For kernel code and tests that may wait; `TimedOut` on timeout.
 pub fn wait_until(timeout_ns: u64, mut done: impl FnMut() -> bool) -> Result<(), NocError> {
     let deadline = hal::clock::now_ns().saturating_add(timeout_ns);
-    loop {
+    let enabled = hal::cpu::interrupts_enabled();
+    let result = loop {
         pump();
         if done() {
-            return Ok(());
+            break Ok(());
         }
-        if hal::clock::now_ns() >= deadline {
-            return Err(NocError::TimedOut);
+        if hal::timer::expired(deadline) {
+            break Err(NocError::TimedOut);
         }
-        if !work_pending() {
-            let enabled = hal::cpu::interrupts_enabled();
-            hal::cpu::wait_for_interrupt();
-            if !enabled {
-                hal::cpu::disable_interrupts();
-            }
+        // Check for work with interrupts off, so an arrival after the check still ends the
+        // halt (`halt` re-enables them atomically with the `hlt`).
+        hal::cpu::disable_interrupts();
+        if work_pending() {
+            hal::cpu::enable_interrupts();
+        } else {
+            hal::timer::halt();
         }
+    };
+    if !enabled {
+        hal::cpu::disable_interrupts();
     }
+    result
 }
 
 /// Retries a non-blocking operation until it stops saying `WouldBlock` (or times out, which

@@ -5,6 +5,11 @@
 //! unwinds to the loop ([`hal::usermode::return_to_scheduler`]). Between two threads the loop
 //! wakes sleepers and runs the kernel's idle work; with nothing to run it halts until the
 //! next interrupt.
+//!
+//! The kernel is tickless ([`hal::timer`]): entering a thread arms the timer for the end of
+//! its quantum, or for an earlier deadline registered during the pass (the earliest sleeper,
+//! a kernel timeout), so a running thread never keeps kernel work waiting longer than a
+//! quantum. An idle cluster halts with the timer armed for its earliest deadline only, or off.
 
 use abi::Tid;
 use alloc::vec::Vec;
@@ -42,8 +47,9 @@ static mut ENTRY_FRAME: TrapFrame = TrapFrame {
 
 /// When the current thread was entered (for its quantum and CPU time).
 static SLICE_START_NS: AtomicU64 = AtomicU64::new(0);
-/// Quantum of the current thread.
-static QUANTUM_NS: AtomicU64 = AtomicU64::new(10_000_000);
+/// When the current thread must come back to the loop: the end of its quantum, or an earlier
+/// kernel deadline.
+static PREEMPT_AT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Kernel work run on every pass of the scheduler loop, between user threads: the NoC, the
 /// multikernel daemons (migrations in flight). Installed once at boot.
@@ -92,22 +98,21 @@ impl Table {
         None
     }
 
-    /// Completes `sleep` for every thread whose deadline has passed.
+    /// Completes `sleep` for every thread whose deadline has passed, and registers the
+    /// earliest remaining one with [`hal::timer::wake_by`].
     fn wake_sleepers(&mut self, now: u64) {
-        let due: Vec<(abi::Pid, Tid)> = self
-            .processes
-            .iter()
-            .flat_map(|(pid, p)| {
-                p.uarea.threads.iter().filter_map(move |t| match t.state {
-                    ThreadState::Blocked(BlockReason::Sleep { deadline_ns })
-                        if deadline_ns <= now =>
-                    {
-                        Some((*pid, t.tid))
+        let mut due: Vec<(abi::Pid, Tid)> = Vec::new();
+        for (pid, process) in &self.processes {
+            for thread in &process.uarea.threads {
+                if let ThreadState::Blocked(BlockReason::Sleep { deadline_ns }) = thread.state {
+                    if deadline_ns <= now {
+                        due.push((*pid, thread.tid));
+                    } else {
+                        hal::timer::wake_by(deadline_ns);
                     }
-                    _ => None,
-                })
-            })
-            .collect();
+                }
+            }
+        }
         for (pid, tid) in due {
             self.complete_blocked(pid, tid, Ok(0));
         }
@@ -140,8 +145,13 @@ pub fn run_until(mut done: impl FnMut() -> bool, mut idle: impl FnMut()) {
         });
         match next {
             Some((frame, quantum)) => {
-                SLICE_START_NS.store(hal::clock::now_ns(), Ordering::Relaxed);
-                QUANTUM_NS.store(quantum, Ordering::Relaxed);
+                let start = hal::clock::now_ns();
+                let preempt_at = start
+                    .saturating_add(quantum)
+                    .min(hal::timer::take_wake_by());
+                SLICE_START_NS.store(start, Ordering::Relaxed);
+                PREEMPT_AT_NS.store(preempt_at, Ordering::Relaxed);
+                hal::timer::arm(preempt_at);
                 // SAFETY: interrupts are off and only this loop writes ENTRY_FRAME; the frame
                 // was built by `context::load` for ring 3 in the address space just activated.
                 // It stays valid until the thread traps, which is the only way back here.
@@ -156,7 +166,10 @@ pub fn run_until(mut done: impl FnMut() -> bool, mut idle: impl FnMut()) {
             }
             None => {
                 idle();
-                hal::cpu::wait_for_interrupt();
+                // The idle work may have made a thread ready (the monitor spawning one).
+                if !with_table(|table| table.has_ready()) {
+                    hal::timer::halt();
+                }
             }
         }
     }
@@ -206,13 +219,12 @@ pub fn leave(frame: &TrapFrame, how: Leave) -> ! {
 
 /// The HAL calls this before every return to ring 3: the preemption point.
 ///
-/// At the end of a quantum the thread always goes back through the scheduler loop, even if
-/// nothing else is ready: the loop is where sleepers wake and the kernel's own work (the
-/// monitor, NoC daemons, migrations) runs, and a thread spinning in user mode must not
-/// starve it.
+/// At the end of a quantum (or at an earlier kernel deadline) the thread always goes back
+/// through the scheduler loop, even if nothing else is ready: the loop is where sleepers wake
+/// and the kernel's own work (the monitor, NoC daemons, migrations) runs, and a thread
+/// spinning in user mode must not starve it.
 fn preemption_point(frame: &mut TrapFrame) {
-    let ran = hal::clock::now_ns().saturating_sub(SLICE_START_NS.load(Ordering::Relaxed));
-    if ran >= QUANTUM_NS.load(Ordering::Relaxed) {
+    if hal::clock::now_ns() >= PREEMPT_AT_NS.load(Ordering::Relaxed) {
         leave(frame, Leave::Ready);
     }
 }

@@ -105,6 +105,11 @@ impl MigrationSource {
         self.machine.hold_kill(pid, code)
     }
 
+    /// True while an image is streaming from here.
+    pub fn is_transferring(&self) -> bool {
+        self.transfer.is_some()
+    }
+
     /// Nothing in flight, queued, or waiting for a destination's confirmation.
     pub fn is_idle(&self) -> bool {
         self.machine.is_idle()

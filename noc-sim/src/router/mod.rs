@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use noc_proto::clock::ChipClock;
 use noc_proto::layout::Layout;
 use noc_proto::wire::{self, ClusterId, Header, Kind, PortId};
 use noc_proto::{Slice, MAX_CLUSTERS, ROUTER_PEER_ID};
@@ -132,6 +133,8 @@ pub struct Router {
     seq: u64,
     all_joined_reported: bool,
     quit: bool,
+    /// The chip clock published in every slice (see [`crate::timesync`]).
+    clock: ChipClock,
 }
 
 impl Router {
@@ -158,6 +161,7 @@ impl Router {
         let memfd =
             create_memfd("tessera-noc", cfg.shm_size).context("create shared memory (memfd)")?;
         let map = Mapping::map(&memfd, cfg.shm_size).context("map shared memory")?;
+        let clock = crate::timesync::measure(crate::timesync::MEASURE);
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("create socket dir {}", cfg.dir.display()))?;
         let mut clusters = Vec::new();
@@ -172,6 +176,7 @@ impl Router {
             let slice = unsafe { Slice::in_region(map.as_ptr(), layout, ClusterId(k)) }
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             slice.init(ClusterId(k), cfg.clusters, cfg.vectors);
+            slice.control().set_chip_clock(clock);
             let mk = |n| {
                 (0..n)
                     .map(|_| ivshmem::eventfd())
@@ -212,6 +217,7 @@ impl Router {
             seq: 0,
             all_joined_reported: false,
             quit: false,
+            clock,
         })
     }
 
@@ -236,13 +242,14 @@ impl Router {
     /// Runs until every cluster that joined has left, or `quit`.
     pub fn run(&mut self) -> Result<()> {
         println!(
-            "noc-sim: {} clusters, {}, sockets {}/c{{0..{}}}.sock, shm {} MiB, router peer id {}",
+            "noc-sim: {} clusters, {}, sockets {}/c{{0..{}}}.sock, shm {} MiB, router peer id {}, host TSC {} kHz",
             self.cfg.clusters,
             self.cfg.mesh,
             self.cfg.dir.display(),
             self.cfg.clusters - 1,
             self.cfg.shm_size >> 20,
-            ROUTER_PEER_ID
+            ROUTER_PEER_ID,
+            self.clock.tsc_hz / 1000
         );
         loop {
             if SIG_QUIT.swap(false, Ordering::Relaxed) {
@@ -397,6 +404,7 @@ impl Router {
         // A fresh guest gets fresh rings and control block (magic last).
         c.slice
             .init(ClusterId(c.id), self.cfg.clusters, self.cfg.vectors);
+        c.slice.control().set_chip_clock(self.clock);
         send_msg(s, ivshmem::PROTOCOL_VERSION, None).context("send version")?;
         send_msg(s, c.id as i64, None).context("send peer id")?;
         send_msg(s, -1, Some(self.memfd.as_raw_fd())).context("send shared memory fd")?;

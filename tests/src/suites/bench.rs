@@ -13,7 +13,7 @@ fn kernel_benchmarks() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("kbench", &[], None)).map_err(|e| alloc::format!("{e:?}"))?;
     let deadline = hal::clock::now_ns() + 600_000_000_000;
     scheduler::run_until(
-        || with_table(|t| t.orphan_exit_code(pid)).is_some() || hal::clock::now_ns() > deadline,
+        || with_table(|t| t.orphan_exit_code(pid)).is_some() || hal::timer::expired(deadline),
         || {},
     );
     ensure!(

@@ -40,7 +40,7 @@ fn lines(pid: abi::Pid) -> Vec<String> {
 fn run_until_line(pid: abi::Pid, prefix: &str) -> Result<(), String> {
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     scheduler::run_until(
-        || lines(pid).iter().any(|l| l.starts_with(prefix)) || hal::clock::now_ns() > deadline,
+        || lines(pid).iter().any(|l| l.starts_with(prefix)) || hal::timer::expired(deadline),
         || {},
     );
     ensure!(
@@ -53,13 +53,13 @@ fn run_until_line(pid: abi::Pid, prefix: &str) -> Result<(), String> {
 
 fn run_for_ms(ms: u64) {
     let until = hal::clock::now_ns() + ms * 1_000_000;
-    scheduler::run_until(|| hal::clock::now_ns() > until, || {});
+    scheduler::run_until(|| hal::timer::expired(until), || {});
 }
 
 fn run_to_exit(pid: abi::Pid) -> Result<i32, String> {
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     scheduler::run_until(
-        || with_table(|t| t.orphan_exit_code(pid)).is_some() || hal::clock::now_ns() > deadline,
+        || with_table(|t| t.orphan_exit_code(pid)).is_some() || hal::timer::expired(deadline),
         || {},
     );
     with_table(|t| t.orphan_exit_code(pid)).ok_or_else(|| alloc::format!("{pid} did not exit"))

@@ -42,7 +42,7 @@ pub fn arm_router(command: &str) -> Result<(), String> {
 fn drop_daemon_messages(count: u32, src: u16, dst: u16, kind: u8) -> Result<(), String> {
     run_until("earlier migrations to settle", multikernel::migrations_idle)?;
     let quiet_until = hal::clock::now_ns() + 2 * RETRANSMIT_NS;
-    kernel::process::scheduler::run_until(|| hal::clock::now_ns() > quiet_until, || {});
+    kernel::process::scheduler::run_until(|| hal::timer::expired(quiet_until), || {});
     arm_router(&alloc::format!(
         "drop {count} {src} {dst} {} {kind}",
         ports::DAEMON

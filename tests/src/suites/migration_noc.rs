@@ -60,7 +60,7 @@ const RELEASE_PORT: u16 = 0x7100;
 
 pub fn run_until(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
-    scheduler::run_until(|| done() || hal::clock::now_ns() > deadline, || {});
+    scheduler::run_until(|| done() || hal::timer::expired(deadline), || {});
     if done() {
         Ok(())
     } else {
@@ -308,7 +308,7 @@ fn destination_gone_mid_transfer() -> Result<(), String> {
     multikernel::request_migration(pid, ClusterId(last));
     // Let the transfer start (64 MiB takes about a second here), then end the other clusters.
     let until = hal::clock::now_ns() + 100_000_000;
-    scheduler::run_until(|| hal::clock::now_ns() > until, || {});
+    scheduler::run_until(|| hal::timer::expired(until), || {});
     release_the_other_clusters()?;
     run_until("the migration to end", || {
         multikernel::outcome(pid).is_some()
@@ -352,7 +352,7 @@ pub fn serve_until_the_driver_is_done() -> Result<(), String> {
     // Long: the driver runs every case first.
     let deadline = hal::clock::now_ns() + 20 * TIMEOUT_NS;
     scheduler::run_until(
-        || sync::try_wait(&release).is_ok() || hal::clock::now_ns() > deadline,
+        || sync::try_wait(&release).is_ok() || hal::timer::expired(deadline),
         || {},
     );
     ensure!(

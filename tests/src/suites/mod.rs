@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod bench_migration;
 pub mod boot;
+pub mod clock;
 pub mod exceptions;
 pub mod fatal;
 pub mod frames;
@@ -81,8 +82,8 @@ pub static SUITES: &[Suite] = &[
     },
     Suite {
         name: "noc_sync",
-        tests: &[noc::SYNC_TESTS],
-        serving: None,
+        tests: &[noc::SYNC_TESTS, clock::DRIVER],
+        serving: Some(&[noc::SYNC_TESTS, clock::SERVING]),
     },
     Suite {
         name: "noc_bench",

@@ -39,7 +39,7 @@ fn spin<T>(mut operation: impl FnMut() -> Result<T, NocError>) -> Result<T, Stri
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     loop {
         match operation() {
-            Err(NocError::WouldBlock) if hal::clock::now_ns() < deadline => halt_unless_pending(),
+            Err(NocError::WouldBlock) if !hal::timer::expired(deadline) => halt_unless_pending(),
             Err(NocError::WouldBlock) => return Err("timed out".into()),
             other => return other.map_err(err),
         }
@@ -141,10 +141,14 @@ fn portal_throughput() -> Result<(), String> {
     Ok(())
 }
 
-/// Halts until the next interrupt (the NoC doorbell or the timer) unless data already waits:
-/// a spinning guest would take the host CPU the router needs to deliver (2 shared cores).
+/// Halts until the next interrupt (the NoC doorbell, or the deadline the caller registered)
+/// unless data already waits: a spinning guest would take the host CPU the router needs to
+/// deliver (2 shared cores).
 fn halt_unless_pending() {
-    if !noc::work_pending() {
-        hal::cpu::wait_for_interrupt();
+    hal::cpu::disable_interrupts();
+    if noc::work_pending() {
+        hal::cpu::enable_interrupts();
+    } else {
+        hal::timer::halt();
     }
 }

@@ -40,7 +40,7 @@ fn exit_code(pid: abi::Pid) -> Option<i32> {
 fn run_to_exit(pids: &[abi::Pid]) -> Result<Vec<i32>, String> {
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     scheduler::run_until(
-        || pids.iter().all(|p| exit_code(*p).is_some()) || hal::clock::now_ns() > deadline,
+        || pids.iter().all(|p| exit_code(*p).is_some()) || hal::timer::expired(deadline),
         || {},
     );
     pids.iter()
@@ -130,7 +130,7 @@ fn faulting_process_dies_alone() -> Result<(), String> {
     let faulter = spawn("abitest", &["fault", "null"])?;
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     scheduler::run_until(
-        || exit_code(faulter).is_some() || hal::clock::now_ns() > deadline,
+        || exit_code(faulter).is_some() || hal::timer::expired(deadline),
         || {},
     );
     let before = output(neighbour).len();
@@ -179,7 +179,7 @@ fn processes_cannot_see_each_others_memory() -> Result<(), String> {
     // Let the writer store its secret first.
     let deadline = hal::clock::now_ns() + TIMEOUT_NS;
     scheduler::run_until(
-        || output(writer).iter().any(|l| l == "secret stored") || hal::clock::now_ns() > deadline,
+        || output(writer).iter().any(|l| l == "secret stored") || hal::timer::expired(deadline),
         || {},
     );
     let reader = spawn("abitest", &["secret", "read"])?;
@@ -212,7 +212,7 @@ fn uarea_of_a_live_process_validates_and_round_trips() -> Result<(), String> {
     // Threads blocked on a futex and in join, others ready: a busy UArea.
     let pid = spawn("threads", &["6", "100000000"])?;
     let until = hal::clock::now_ns() + 100_000_000;
-    scheduler::run_until(|| hal::clock::now_ns() > until, || {});
+    scheduler::run_until(|| hal::timer::expired(until), || {});
     let snapshot = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.clone()));
     with_table(|t| t.exit_process(pid, 0));
     let uarea = snapshot.ok_or("the process ended too early")?;

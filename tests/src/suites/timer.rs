@@ -6,19 +6,36 @@ use alloc::string::String;
 use crate::{ensure, tests};
 
 pub const TESTS: &[crate::framework::Test] = tests![
-    timer_ticks_advance,
+    timer_fires_for_a_deadline,
+    no_periodic_tick,
     clock_is_monotonic,
     sleep_lasts_at_least_requested,
     calibration_is_plausible
 ];
 
-fn timer_ticks_advance() -> Result<(), String> {
+fn timer_fires_for_a_deadline() -> Result<(), String> {
     let before = hal::clock::ticks();
     hal::clock::sleep_ns(30_000_000);
     let after = hal::clock::ticks();
     ensure!(
         after > before,
-        "no timer tick in 30 ms ({before} -> {after})"
+        "no timer interrupt for a 30 ms deadline ({before} -> {after})"
+    );
+    Ok(())
+}
+
+/// Tickless: halting 100 ms towards one deadline takes a handful of timer interrupts (the
+/// deadline, and in one-shot mode a re-arm or two), not the 100 of a 1 kHz tick.
+fn no_periodic_tick() -> Result<(), String> {
+    let before = hal::clock::ticks();
+    let deadline = hal::clock::now_ns() + 100_000_000;
+    while !hal::timer::expired(deadline) {
+        hal::timer::halt();
+    }
+    let taken = hal::clock::ticks() - before;
+    ensure!(
+        (1..=10).contains(&taken),
+        "{taken} timer interrupts in 100 ms of idling"
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! until it has been migrated `N` times (default 1), then checks its own state and exits 0
 //! only if everything survived. `zdtm CASE [N]`.
 //!
-//! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy.
+//! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy, clock.
 #![no_std]
 #![no_main]
 
@@ -30,6 +30,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         "recursion" => recursion(2000, moves) == 2000 * 2001 / 2,
         "heap64" => heap64(moves),
         "busy" => busy(moves),
+        "clock" => clock(moves),
         "selfmove" => selfmove(moves as u16),
         "mailbox" => mailbox(moves),
         "spawnwait" => spawn_wait(moves as u16),
@@ -58,6 +59,25 @@ fn wait_for_moves(moves: u32) {
         "migrated {moves} time(s), now on cluster {}",
         ulib::process::cluster_id().0
     );
+}
+
+/// Reads the monotonic clock in a loop while being migrated; any step backwards (a cluster
+/// whose clock lags the previous one's) fails the case.
+fn clock(moves: u32) -> bool {
+    let start = ulib::process::migrations();
+    println!("ready (cluster {})", ulib::process::cluster_id().0);
+    let (mut previous, mut reads, mut worst_back) = (ulib::time::now_ns(), 0u64, 0u64);
+    while ulib::process::migrations() < start + moves {
+        for _ in 0..1000 {
+            let now = ulib::time::now_ns();
+            worst_back = worst_back.max(previous.saturating_sub(now));
+            previous = now;
+        }
+        reads += 1000;
+        ulib::time::yield_now();
+    }
+    println!("clock: {reads} reads over {moves} moves, worst step back {worst_back} ns");
+    worst_back == 0
 }
 
 fn pattern(i: usize, salt: u64) -> u64 {
