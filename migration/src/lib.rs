@@ -20,6 +20,10 @@ pub mod local;
 pub mod restore;
 pub mod snapshot;
 
+/// Pages moved by one DMA transfer of the direct transport (1 MiB: the engine's limit, and
+/// at most as many ranges as a range list holds).
+pub const BATCH_PAGES: usize = 256;
+
 use uarea::image::ImageError;
 
 /// Why a migration did not happen. The process keeps running where it was.

@@ -19,13 +19,14 @@ pub fn checkpoint_restore(pid: Pid) -> Result<Record, MigrationError> {
         freeze::freeze(table, pid)?;
         let frozen_at = hal::clock::now_ns();
         let here = table.cluster;
-        let mut snapshot = match Snapshot::take(table, pid, here, 0) {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                freeze::thaw(table, pid);
-                return Err(error);
-            }
-        };
+        let mut snapshot =
+            match Snapshot::take(table, pid, here, 0, uarea::image::PageTransport::Inline) {
+                Ok(snapshot) => snapshot,
+                Err(error) => {
+                    freeze::thaw(table, pid);
+                    return Err(error);
+                }
+            };
         let manifest = snapshot.manifest;
         // The source copy leaves the table (same pid, same cluster) but keeps its frames
         // until the copy is complete.

@@ -4,12 +4,13 @@
 //! Nothing becomes visible until the whole image checked out; a failure at any point drops
 //! the half-built address space (freeing its frames) and leaves the cluster as it was.
 
+use alloc::vec::Vec;
 use hal::paging::AddressSpace;
 use kernel::process::memory::page_flags;
 use kernel::process::Table;
-use uarea::image::{ImageError, ImageReader, Manifest};
+use uarea::image::{ImageError, ImageReader, Manifest, PageTransport};
 use uarea::UAreaFlags;
-use x86_64::structures::paging::Page;
+use x86_64::structures::paging::{Page, PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
 use crate::MigrationError;
@@ -18,6 +19,10 @@ use crate::MigrationError;
 pub struct Restorer {
     reader: ImageReader,
     space: AddressSpace,
+    /// Direct transport: the frame mapped for each page, in index order (the engine fills
+    /// them batch by batch).
+    frames: Vec<PhysFrame<Size4KiB>>,
+    batches_arrived: usize,
 }
 
 impl Restorer {
@@ -34,6 +39,8 @@ impl Restorer {
         Ok(Restorer {
             reader: ImageReader::new(manifest),
             space,
+            frames: Vec::new(),
+            batches_arrived: 0,
         })
     }
 
@@ -45,6 +52,7 @@ impl Restorer {
     /// Takes the next body bytes: each page is checked, then mapped and filled.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), MigrationError> {
         let space = &mut self.space;
+        let frames = &mut self.frames;
         self.reader
             .feed(bytes, |uarea, vaddr, data| {
                 let segment = uarea
@@ -52,13 +60,19 @@ impl Restorer {
                     .segment_at(vaddr)
                     .ok_or(ImageError::PageOutsideSegments(vaddr))?;
                 let page = Page::containing_address(VirtAddr::new(vaddr));
-                // No need to zero the frame: the page's bytes overwrite all of it.
+                // No need to zero the frame: the page's bytes overwrite all of it (here, or
+                // by DMA before the process can run).
                 let frame = hal::frames::alloc().map_err(|_| ImageError::NoMemory)?;
-                let target =
-                    hal::paging::phys_to_virt(frame.start_address()).as_mut_ptr::<[u8; 4096]>();
-                // SAFETY: the frame was just allocated, is reached through the physical map,
-                // and nothing else refers to it yet.
-                unsafe { target.write(*data) };
+                match data {
+                    Some(data) => {
+                        let target = hal::paging::phys_to_virt(frame.start_address())
+                            .as_mut_ptr::<[u8; 4096]>();
+                        // SAFETY: the frame was just allocated, is reached through the
+                        // physical map, and nothing else refers to it yet.
+                        unsafe { target.write(*data) };
+                    }
+                    None => frames.push(frame),
+                }
                 space
                     .map(page, frame, page_flags(segment.perms))
                     .map_err(|_| {
@@ -72,9 +86,39 @@ impl Restorer {
             })
     }
 
-    /// True once every announced byte arrived.
-    pub fn is_complete(&self) -> bool {
+    /// True once the stream (UArea and page records) arrived whole.
+    pub fn index_complete(&self) -> bool {
         self.reader.is_complete()
+    }
+
+    /// DMA transfers the pages take (0 with the inline transport).
+    pub fn page_batches(&self) -> usize {
+        match self.manifest().transport {
+            PageTransport::Inline => 0,
+            PageTransport::Direct => self.frames.len().div_ceil(crate::BATCH_PAGES),
+        }
+    }
+
+    /// The frames transfer `batch` fills, in index order (once the index is complete).
+    pub fn batch_frames(&self, batch: usize) -> &[PhysFrame<Size4KiB>] {
+        let start = (batch * crate::BATCH_PAGES).min(self.frames.len());
+        let end = (start + crate::BATCH_PAGES).min(self.frames.len());
+        &self.frames[start..end]
+    }
+
+    /// Page transfers completed so far.
+    pub fn batches_arrived(&self) -> usize {
+        self.batches_arrived
+    }
+
+    /// One more transfer of pages completed (the engine checked it).
+    pub fn batch_arrived(&mut self) {
+        self.batches_arrived += 1;
+    }
+
+    /// True once every announced byte arrived, pages included.
+    pub fn is_complete(&self) -> bool {
+        self.index_complete() && self.batches_arrived >= self.page_batches()
     }
 
     /// Checks the CRC and makes the process live here. Returns its pid.
@@ -92,6 +136,9 @@ impl Restorer {
         table: &mut Table,
         body_crc: u32,
     ) -> Result<abi::Pid, MigrationError> {
+        if !self.is_complete() {
+            return Err(MigrationError::Image(ImageError::Truncated));
+        }
         let mut uarea = self
             .reader
             .finish(body_crc)

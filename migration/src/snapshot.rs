@@ -3,7 +3,8 @@
 use abi::{ClusterId, Pid};
 use alloc::vec::Vec;
 use kernel::process::{Process, Table};
-use uarea::image::{encode_page, ImageCrc, Manifest, PAGE_RECORD_LEN};
+use uarea::image::{encode_page, ImageCrc, Manifest, PageTransport};
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
 use crate::MigrationError;
@@ -28,6 +29,7 @@ impl Snapshot {
         pid: Pid,
         destination: ClusterId,
         sequence: u32,
+        transport: PageTransport,
     ) -> Result<Snapshot, MigrationError> {
         let source = table.cluster;
         let process = table
@@ -52,6 +54,7 @@ impl Snapshot {
             uarea_len: encoded.len() as u32,
             page_count: pages.len() as u32,
             sequence,
+            transport,
         };
         Ok(Snapshot {
             manifest,
@@ -85,11 +88,17 @@ impl Snapshot {
                 continue;
             }
             // Whole page records only, so a chunk never ends inside one (simpler to read).
-            if max - chunk.len() < PAGE_RECORD_LEN && !chunk.is_empty() {
+            let record_len = self.manifest.record_len();
+            if max - chunk.len() < record_len && !chunk.is_empty() {
                 break;
             }
-            let index = ((self.cursor - uarea_len) / PAGE_RECORD_LEN as u64) as usize;
+            let index = ((self.cursor - uarea_len) / record_len as u64) as usize;
             let address = self.pages[index];
+            if self.manifest.transport == PageTransport::Direct {
+                chunk.extend_from_slice(&address.to_le_bytes());
+                self.cursor += record_len as u64;
+                continue;
+            }
             let (phys, _) = process
                 .space
                 .translate(VirtAddr::new(address))
@@ -99,10 +108,38 @@ impl Snapshot {
             // nothing writes it while the process is frozen (the kernel is not preemptible).
             let data = unsafe { &*frame };
             encode_page(address, data, &mut chunk);
-            self.cursor += PAGE_RECORD_LEN as u64;
+            self.cursor += record_len as u64;
         }
         self.crc.update(&chunk);
         Ok(chunk)
+    }
+
+    /// DMA transfers the direct transport takes for the pages.
+    pub fn page_batches(&self) -> usize {
+        self.pages.len().div_ceil(crate::BATCH_PAGES)
+    }
+
+    /// The frozen process's frames holding pages `batch * BATCH_PAGES ..`, in index order:
+    /// what the engine reads for that transfer.
+    pub fn batch_frames(
+        &self,
+        process: &Process,
+        batch: usize,
+    ) -> Result<Vec<PhysFrame<Size4KiB>>, MigrationError> {
+        let start = batch * crate::BATCH_PAGES;
+        let end = (start + crate::BATCH_PAGES).min(self.pages.len());
+        self.pages
+            .get(start..end)
+            .ok_or(MigrationError::NoSuchProcess)?
+            .iter()
+            .map(|&address| {
+                process
+                    .space
+                    .translate(VirtAddr::new(address))
+                    .map(|(phys, _)| PhysFrame::containing_address(phys))
+                    .ok_or(MigrationError::Image(uarea::image::ImageError::Truncated))
+            })
+            .collect()
     }
 
     /// The body's CRC, once every chunk was produced.

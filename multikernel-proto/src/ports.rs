@@ -6,10 +6,14 @@
 //! a new service does not take one of them.
 
 /// Mailbox port of every cluster's daemon (migration, names, spawn, kill, list): the
-/// [`crate::message::Message`]s arrive here (`multikernel/src/migrator.rs`).
+/// [`crate::message::Message`]s arrive here (`multikernel/src/daemons.rs`).
 pub const DAEMON: u16 = 0xFF00;
-/// Portal port migration images arrive on (`multikernel/src/migrator.rs`).
+/// Portal port migration images (the UArea and the page index) arrive on (`multikernel/src/migration/`).
 pub const IMAGE: u16 = 0xFF01;
+/// Portal port the pages of a migration image arrive on with the direct transport: the
+/// destination grants the frames it mapped for them, the source's engine reads the frozen
+/// process's frames (`multikernel/src/migration/`).
+pub const IMAGE_PAGES: u16 = 0xFF02;
 /// Mailbox port every cluster receives user mail on, `(pid, port)`-addressed
 /// (`kernel/src/ipc.rs`).
 pub const USER_MAIL: u16 = 0xFE00;
@@ -19,9 +23,10 @@ pub const USER_PORTAL: u16 = 0xFE01;
 pub const GREETING: u16 = 0xFFF0;
 
 /// The kernel's reserved ports, with their names.
-pub const KERNEL: [(&str, u16); 5] = [
+pub const KERNEL: [(&str, u16); 6] = [
     ("DAEMON", DAEMON),
     ("IMAGE", IMAGE),
+    ("IMAGE_PAGES", IMAGE_PAGES),
     ("USER_MAIL", USER_MAIL),
     ("USER_PORTAL", USER_PORTAL),
     ("GREETING", GREETING),

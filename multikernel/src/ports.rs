@@ -7,3 +7,5 @@ use multikernel_proto::ports;
 pub const DAEMON_PORT: PortId = PortId(ports::DAEMON);
 /// Portal port migration images arrive on.
 pub const IMAGE_PORT: PortId = PortId(ports::IMAGE);
+/// Portal port the pages of an image arrive on, frame to frame.
+pub const IMAGE_PAGES_PORT: PortId = PortId(ports::IMAGE_PAGES);

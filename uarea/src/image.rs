@@ -2,8 +2,15 @@
 //!
 //! ```text
 //!  manifest (48 bytes) | UArea (envelope, `uarea_len` bytes) | page records …
-//!  page record = user virtual address (u64 LE) + 4096 bytes of the page
+//!  page record, inline transport = user virtual address (u64 LE) + 4096 bytes of the page
+//!  page record, direct transport = user virtual address (u64 LE) only
 //! ```
+//!
+//! With the *direct* transport the records are an index: the pages themselves go frame to
+//! frame by the NoC's DMA engine (the receiver maps a fresh frame for each address and grants
+//! it; the sender names the frozen process's frames), so no CPU copies or checksums them — the
+//! engine checks every transfer. The *inline* transport carries the bytes in the stream
+//! (checkpoints on one cluster, and any path without DMA).
 //!
 //! The stream is consumed incrementally — a 64 MiB process never sits whole in a kernel heap —
 //! so the manifest announces every length up front, and a CRC-32 of the UArea and every page
@@ -21,13 +28,22 @@ use crc32fast::Hasher as Crc32;
 
 /// Manifest magic.
 pub const IMAGE_MAGIC: [u8; 4] = *b"TMIG";
-/// Image format version.
-pub const IMAGE_VERSION: u16 = 1;
+/// Image format version (2: the manifest names the page transport).
+pub const IMAGE_VERSION: u16 = 2;
 /// Encoded manifest length.
 pub const MANIFEST_LEN: usize = 48;
 /// Bytes of one page record.
 pub const PAGE_RECORD_LEN: usize = 8 + PAGE_LEN;
 const PAGE_LEN: usize = 4096;
+
+/// How the pages' bytes travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageTransport {
+    /// In the stream, after each page's address.
+    Inline = 0,
+    /// Frame to frame by DMA; the stream carries only the addresses.
+    Direct = 1,
+}
 
 /// What the source announces before sending the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +60,8 @@ pub struct Manifest {
     pub page_count: u32,
     /// Migration sequence number chosen by the source (to match replies).
     pub sequence: u32,
+    /// How the pages' bytes travel.
+    pub transport: PageTransport,
 }
 
 /// Why an image was refused.
@@ -55,6 +73,8 @@ pub enum ImageError {
     BadMagic,
     /// A format this build cannot read.
     UnsupportedVersion(u16),
+    /// A page transport this build does not know.
+    UnknownTransport(u16),
     /// The manifest's pid is not a valid pid.
     BadPid,
     /// More bytes than the manifest announced, or records not whole.
@@ -74,9 +94,22 @@ pub enum ImageError {
 }
 
 impl Manifest {
+    /// Bytes of one page record in the stream.
+    pub fn record_len(&self) -> usize {
+        match self.transport {
+            PageTransport::Inline => PAGE_RECORD_LEN,
+            PageTransport::Direct => 8,
+        }
+    }
+
     /// Total bytes after the manifest.
     pub fn body_len(&self) -> u64 {
-        self.uarea_len as u64 + self.page_count as u64 * PAGE_RECORD_LEN as u64
+        self.uarea_len as u64 + self.page_count as u64 * self.record_len() as u64
+    }
+
+    /// Bytes of the pages themselves (whatever carries them).
+    pub fn page_bytes(&self) -> u64 {
+        self.page_count as u64 * PAGE_LEN as u64
     }
 
     /// The manifest's wire bytes (little-endian, with its own CRC).
@@ -84,6 +117,7 @@ impl Manifest {
         let mut out = [0u8; MANIFEST_LEN];
         out[0..4].copy_from_slice(&IMAGE_MAGIC);
         out[4..6].copy_from_slice(&IMAGE_VERSION.to_le_bytes());
+        out[6..8].copy_from_slice(&(self.transport as u16).to_le_bytes());
         out[8..12].copy_from_slice(&self.pid.raw().to_le_bytes());
         out[12..14].copy_from_slice(&self.source.0.to_le_bytes());
         out[14..16].copy_from_slice(&self.destination.0.to_le_bytes());
@@ -114,6 +148,11 @@ impl Manifest {
         if u32_at(44) != crc32fast::hash(&bytes[..44]) {
             return Err(ImageError::ChecksumMismatch);
         }
+        let transport = match u16_at(6) {
+            0 => PageTransport::Inline,
+            1 => PageTransport::Direct,
+            other => return Err(ImageError::UnknownTransport(other)),
+        };
         let uarea_len = u32_at(16);
         if uarea_len as usize > crate::HEADER_LEN + crate::MAX_PAYLOAD_LEN {
             return Err(ImageError::LengthMismatch);
@@ -125,6 +164,7 @@ impl Manifest {
             uarea_len,
             page_count: u32_at(20),
             sequence: u32_at(28),
+            transport,
         })
     }
 }
@@ -195,11 +235,12 @@ impl ImageReader {
     }
 
     /// Feeds the next bytes of the body; calls `page(vaddr, data)` for each complete, checked
-    /// page record. Returns an error on the first inconsistency.
+    /// page record (`data` is `None` with the direct transport: the bytes come by DMA).
+    /// Returns an error on the first inconsistency.
     pub fn feed(
         &mut self,
         mut bytes: &[u8],
-        mut page: impl FnMut(&UArea, u64, &[u8; PAGE_LEN]) -> Result<(), ImageError>,
+        mut page: impl FnMut(&UArea, u64, Option<&[u8; PAGE_LEN]>) -> Result<(), ImageError>,
     ) -> Result<(), ImageError> {
         if self.received + bytes.len() as u64 > self.manifest.body_len() {
             return Err(ImageError::LengthMismatch);
@@ -225,24 +266,29 @@ impl ImageReader {
             return Ok(());
         };
         // Then whole page records, one possibly split across calls.
+        let record_len = self.manifest.record_len();
         while !bytes.is_empty() {
-            let record: &[u8] = if !self.partial.is_empty() || bytes.len() < PAGE_RECORD_LEN {
-                let take = (PAGE_RECORD_LEN - self.partial.len()).min(bytes.len());
+            let record: &[u8] = if !self.partial.is_empty() || bytes.len() < record_len {
+                let take = (record_len - self.partial.len()).min(bytes.len());
                 self.partial.extend_from_slice(&bytes[..take]);
                 bytes = &bytes[take..];
-                if self.partial.len() < PAGE_RECORD_LEN {
+                if self.partial.len() < record_len {
                     return Ok(());
                 }
                 &self.partial
             } else {
-                let (record, rest) = bytes.split_at(PAGE_RECORD_LEN);
+                let (record, rest) = bytes.split_at(record_len);
                 bytes = rest;
                 record
             };
             let vaddr =
                 u64::from_le_bytes(record[..8].try_into().map_err(|_| ImageError::Truncated)?);
-            let data: &[u8; PAGE_LEN] =
-                record[8..].try_into().map_err(|_| ImageError::Truncated)?;
+            let data: Option<&[u8; PAGE_LEN]> = match self.manifest.transport {
+                PageTransport::Inline => {
+                    Some(record[8..].try_into().map_err(|_| ImageError::Truncated)?)
+                }
+                PageTransport::Direct => None,
+            };
             let inside = vaddr % PAGE_LEN as u64 == 0 && uarea.memory.segment_at(vaddr).is_some();
             if !inside {
                 return Err(ImageError::PageOutsideSegments(vaddr));

@@ -77,14 +77,15 @@ fn image(u: &UArea, pages: &[(u64, [u8; 4096])]) -> (Manifest, Vec<u8>, u32) {
         uarea_len: uarea.len() as u32,
         page_count: pages.len() as u32,
         sequence: 9,
+        transport: PageTransport::Inline,
     };
     (manifest, body, crc.finish())
 }
 
-/// Feeds the body in chunks of `chunk` bytes; returns the UArea and the pages seen.
 /// The pages a receiver mapped: (user address, contents).
 type Pages = Vec<(u64, [u8; 4096])>;
 
+/// Feeds the body in chunks of `chunk` bytes; returns the UArea and the pages seen.
 fn receive(
     manifest: Manifest,
     body: &[u8],
@@ -95,7 +96,7 @@ fn receive(
     let mut got = Vec::new();
     for piece in body.chunks(chunk.max(1)) {
         reader.feed(piece, |_, vaddr, data| {
-            got.push((vaddr, *data));
+            got.push((vaddr, *data.ok_or(ImageError::Truncated)?));
             Ok(())
         })?;
     }
@@ -187,4 +188,65 @@ fn a_uarea_of_another_pid_is_rejected() {
         receive(manifest, &body, crc, 4096).err(),
         Some(ImageError::PidMismatch)
     );
+}
+
+/// With the direct transport the stream is an index: addresses only, every one checked as
+/// with inline pages, and the bytes left to the DMA engine.
+#[test]
+fn a_direct_image_carries_only_checked_addresses() {
+    let u = process();
+    let addresses: Vec<u64> = pages().iter().map(|(a, _)| *a).collect();
+    let encoded = u.encode();
+    let mut body = encoded.clone();
+    for address in &addresses {
+        body.extend_from_slice(&address.to_le_bytes());
+    }
+    let manifest = Manifest {
+        pid: u.header.pid,
+        source: ClusterId(1),
+        destination: ClusterId(2),
+        uarea_len: encoded.len() as u32,
+        page_count: addresses.len() as u32,
+        sequence: 3,
+        transport: PageTransport::Direct,
+    };
+    assert_eq!(
+        manifest.body_len(),
+        (encoded.len() + 8 * addresses.len()) as u64
+    );
+    let decoded = Manifest::decode(&manifest.encode()).unwrap();
+    assert_eq!(decoded, manifest);
+    let mut crc = ImageCrc::new();
+    crc.update(&body);
+    let mut reader = ImageReader::new(decoded);
+    let mut seen = Vec::new();
+    for piece in body.chunks(5) {
+        reader
+            .feed(piece, |_, vaddr, data| {
+                assert!(data.is_none(), "a direct image carries no page bytes");
+                seen.push(vaddr);
+                Ok(())
+            })
+            .unwrap();
+    }
+    assert_eq!(seen, addresses);
+    assert!(reader.finish(crc.finish()).is_ok());
+    // An address outside the segments is refused as with inline pages.
+    let mut bad = encoded.clone();
+    bad.extend_from_slice(&0x1000_0000u64.to_le_bytes());
+    let one = Manifest {
+        page_count: 1,
+        ..manifest
+    };
+    let mut reader = ImageReader::new(one);
+    assert_eq!(
+        reader.feed(&bad, |_, _, _| Ok(())),
+        Err(ImageError::PageOutsideSegments(0x1000_0000))
+    );
+    // An unknown transport is refused.
+    let mut raw = manifest.encode();
+    raw[6] = 7;
+    let check = crc32fast::hash(&raw[..44]);
+    raw[44..48].copy_from_slice(&check.to_le_bytes());
+    assert_eq!(Manifest::decode(&raw), Err(ImageError::UnknownTransport(7)));
 }

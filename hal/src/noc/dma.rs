@@ -67,9 +67,30 @@ impl RangeList {
         if unmapped {
             return Err(ListError::Unmapped);
         }
+        RangeList::store(&pieces[..count], len as u32)
+    }
+
+    /// Describes whole 4 KiB frames, in order (a process's pages: the migration image's
+    /// direct transport). At most one transfer's worth.
+    pub fn of_frames(frames: &[PhysFrame<Size4KiB>]) -> Result<RangeList, ListError> {
+        let len = frames.len() as u64 * PAGE;
+        if len > dma::MAX_DMA_TRANSFER {
+            return Err(ListError::BadLength);
+        }
+        let mut pieces = [Range::default(); MAX_RANGES];
+        let walk = frames
+            .iter()
+            .map(|f| (f.start_address().as_u64(), PAGE as u32));
+        let count = dma::coalesce(walk, &mut pieces).ok_or(ListError::TooFragmented)?;
+        RangeList::store(&pieces[..count], len as u32)
+    }
+
+    /// Writes `pieces` into a fresh frame the router reads.
+    fn store(pieces: &[Range], bytes: u32) -> Result<RangeList, ListError> {
+        let count = pieces.len();
         let frame = crate::frames::alloc().map_err(|_| ListError::OutOfMemory)?;
         let base = crate::paging::phys_to_virt(frame.start_address()).as_mut_ptr::<u8>();
-        for (i, range) in pieces[..count].iter().enumerate() {
+        for (i, range) in pieces.iter().enumerate() {
             let entry = range.encode();
             // SAFETY: `frame` is a fresh frame we own, mapped at `base` by the physical-memory
             // offset mapping; count ≤ MAX_RANGES entries of RANGE_LEN fill at most 4 KiB.
@@ -84,7 +105,7 @@ impl RangeList {
         Ok(RangeList {
             frame,
             count: count as u32,
-            bytes: len as u32,
+            bytes,
         })
     }
 

@@ -27,6 +27,7 @@ use hal::noc::dma::{self, RangeList};
 use hal::noc::{ClusterId, Delivery, Header, Kind, PortId};
 use noc_proto::dma::{Completion, Role, Status};
 use noc_proto::wire::{flags, MAX_PORTAL_TRANSFER};
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 use super::{check_cluster, pump, with_state, Counters, Event, NocError};
 
@@ -55,13 +56,28 @@ pub struct PortalTx {
     pub port: PortId,
 }
 
-/// A receive buffer granted to the router, and the frame holding its range list.
+/// Where a granted transfer lands.
+enum Landing {
+    /// A kernel receive buffer, handed to the reader.
+    Buffer(Vec<u8>),
+    /// Frames the caller owns (a migrating process's pages): it only hears they are filled.
+    Frames,
+}
+
+/// A grant given to the router, and the frame holding its range list.
 struct Granted {
-    buffer: Vec<u8>,
+    landing: Landing,
     _list: RangeList,
 }
 
-type Transfer = Result<(ClusterId, Vec<u8>), NocError>;
+/// A completed transfer, as the reader takes it.
+enum Arrival {
+    Data(ClusterId, Vec<u8>),
+    /// `bytes` landed in granted frames.
+    Frames(ClusterId, u32),
+}
+
+type Transfer = Result<Arrival, NocError>;
 
 #[derive(Default)]
 struct Receiver {
@@ -170,15 +186,20 @@ impl Portals {
                     .receivers
                     .get_mut(&port.0)
                     .and_then(|r| r.granted.remove(&key).map(|g| (r, g)));
-                if let Some((receiver, mut granted)) = granted {
+                if let Some((receiver, granted)) = granted {
                     if done.status == Status::Ok && done.bytes as usize <= MAX_PORTAL_TRANSFER {
-                        // SAFETY: the engine wrote `bytes` bytes at the start of the buffer
-                        // (its capacity is MAX_PORTAL_TRANSFER, the grant's limit); u8 has
-                        // no invalid values.
-                        unsafe { granted.buffer.set_len(done.bytes as usize) };
-                        receiver
-                            .ready
-                            .push_back(Ok((ClusterId(done.peer), granted.buffer)));
+                        let from = ClusterId(done.peer);
+                        let arrival = match granted.landing {
+                            Landing::Buffer(mut buffer) => {
+                                // SAFETY: the engine wrote `bytes` bytes at the start of the
+                                // buffer (its capacity is MAX_PORTAL_TRANSFER, the grant's
+                                // limit); u8 has no invalid values.
+                                unsafe { buffer.set_len(done.bytes as usize) };
+                                Arrival::Data(from, buffer)
+                            }
+                            Landing::Frames => Arrival::Frames(from, done.bytes),
+                        };
+                        receiver.ready.push_back(Ok(arrival));
                         counters.portal_transfers_rx += 1;
                     } else {
                         receiver.ready.push_back(Err(status_error(done.status)));
@@ -263,21 +284,47 @@ pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
     let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
         .map_err(|_| NocError::TooLarge)?;
+    grant(portal, remote, Landing::Buffer(buffer), list)
+}
+
+/// Lets `remote` write one transfer straight into `frames` (≤ 1 MiB of them, in order): the
+/// direct transport of a migration image. The caller keeps the frames alive until the
+/// transfer completed ([`try_read_frames`]) or [`grants_outstanding`] says the router gave
+/// the grant up.
+pub fn allow_frames(
+    portal: &Portal,
+    remote: ClusterId,
+    frames: &[PhysFrame<Size4KiB>],
+) -> Result<(), NocError> {
+    check_cluster(remote)?;
+    let list = RangeList::of_frames(frames).map_err(|_| NocError::TooLarge)?;
+    grant(portal, remote, Landing::Frames, list)
+}
+
+/// Grants `list` to `remote` under a fresh transfer id, then tells `remote` (the grant goes
+/// first through our TX ring, so the router holds it before the sender knows the id).
+fn grant(
+    portal: &Portal,
+    remote: ClusterId,
+    landing: Landing,
+    list: RangeList,
+) -> Result<(), NocError> {
+    let limit = list.bytes();
     let result = with_state(|s| {
         let id = s.portals.next_transfer;
         s.portals.next_transfer = id.wrapping_add(1).max(1);
-        let grant = dma::grant_message(remote, id, &list, MAX_PORTAL_TRANSFER as u32).encode();
+        let grant = dma::grant_message(remote, id, &list, limit).encode();
         s.send_or_queue(
             dma::request_header(Kind::DmaGrant, portal.port),
             &grant,
             true,
         )?;
         let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
-        header.arg = MAX_PORTAL_TRANSFER as u32;
+        header.arg = limit;
         s.send_or_queue(header, &id.to_le_bytes(), true)?;
         let receiver = s.portals.receivers.entry(portal.port.0).or_default();
         let granted = Granted {
-            buffer,
+            landing,
             _list: list,
         };
         receiver.granted.insert((remote.0, id), granted);
@@ -285,6 +332,55 @@ pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     });
     pump();
     result
+}
+
+/// Revokes every grant of `portal` to `remote` not yet used (a transfer abandoned). Their
+/// memory must stay untouched until [`grants_outstanding`] reaches 0.
+pub fn revoke(portal: &Portal, remote: ClusterId) {
+    with_state(|s| {
+        let Some(receiver) = s.portals.receivers.get_mut(&portal.port.0) else {
+            return;
+        };
+        let mine: Vec<(u16, u32)> = receiver
+            .granted
+            .keys()
+            .filter(|(sender, _)| *sender == remote.0)
+            .copied()
+            .collect();
+        let taken: Vec<(u32, Granted)> = mine
+            .into_iter()
+            .filter_map(|key| receiver.granted.remove(&key).map(|g| (key.1, g)))
+            .collect();
+        for (id, granted) in taken {
+            let revoke = dma::revoke_message(remote, id).encode();
+            let header = dma::request_header(Kind::DmaGrant, portal.port);
+            let _ = s.send_or_queue(header, &revoke, true);
+            s.portals
+                .retired
+                .insert((portal.port.0, remote.0, id), granted);
+        }
+    });
+    pump();
+}
+
+/// Grants of `portal` the router may still write into (given and not completed, or revoked
+/// and not yet confirmed).
+pub fn grants_outstanding(portal: &Portal) -> usize {
+    pump();
+    with_state(|s| {
+        let granted = s
+            .portals
+            .receivers
+            .get(&portal.port.0)
+            .map_or(0, |r| r.granted.len());
+        let retired = s
+            .portals
+            .retired
+            .keys()
+            .filter(|(port, _, _)| *port == portal.port.0)
+            .count();
+        granted + retired
+    })
 }
 
 /// Names portal `port` on cluster `remote`.
@@ -312,6 +408,19 @@ pub fn write(to: &PortalTx, data: &[u8]) -> Result<(), NocError> {
     if data.len() > MAX_PORTAL_TRANSFER {
         return Err(NocError::TooLarge);
     }
+    write_list(to, || RangeList::of_buffer(data.as_ptr(), data.len()))
+}
+
+/// As [`write`], from whole frames (≤ 1 MiB of them, in order): a frozen process's pages,
+/// read by the engine where they are.
+pub fn write_frames(to: &PortalTx, frames: &[PhysFrame<Size4KiB>]) -> Result<(), NocError> {
+    write_list(to, || RangeList::of_frames(frames))
+}
+
+fn write_list(
+    to: &PortalTx,
+    describe: impl FnOnce() -> Result<RangeList, hal::noc::dma::ListError>,
+) -> Result<(), NocError> {
     pump();
     let key = (to.remote.0, to.port.0);
     let id = with_state(|s| {
@@ -325,7 +434,7 @@ pub fn write(to: &PortalTx, data: &[u8]) -> Result<(), NocError> {
             .and_then(VecDeque::pop_front)
             .ok_or(NocError::WouldBlock)
     })?;
-    let list = match RangeList::of_buffer(data.as_ptr(), data.len()) {
+    let list = match describe() {
         Ok(list) => list,
         Err(_) => {
             // Not describable (unmapped or too fragmented): keep the allowance.
@@ -367,13 +476,14 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
             .ok_or(NocError::WouldBlock)?;
         let result = match receiver.ready.front().ok_or(NocError::WouldBlock)? {
             Err(error) => Err(*error),
-            Ok((source, data)) => {
+            Ok(Arrival::Data(source, data)) => {
                 let target = buffer
                     .get_mut(..data.len())
                     .ok_or(NocError::BufferTooSmall)?;
                 target.copy_from_slice(data);
                 Ok((*source, data.len()))
             }
+            Ok(Arrival::Frames(..)) => return Err(NocError::WouldBlock),
         };
         receiver.ready.pop_front();
         result
@@ -384,11 +494,42 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
 pub fn try_read_vec(portal: &Portal) -> Result<(ClusterId, Vec<u8>), NocError> {
     pump();
     with_state(|s| {
-        s.portals
+        let ready = &mut s
+            .portals
             .receivers
             .get_mut(&portal.port.0)
-            .and_then(|r| r.ready.pop_front())
-            .unwrap_or(Err(NocError::WouldBlock))
+            .ok_or(NocError::WouldBlock)?
+            .ready;
+        match ready.front() {
+            None | Some(Ok(Arrival::Frames(..))) => Err(NocError::WouldBlock),
+            Some(_) => match ready.pop_front() {
+                Some(Ok(Arrival::Data(from, data))) => Ok((from, data)),
+                Some(Err(error)) => Err(error),
+                _ => Err(NocError::WouldBlock),
+            },
+        }
+    })
+}
+
+/// The oldest transfer into granted frames ([`allow_frames`]): `(sender, bytes)`. A failed
+/// transfer is returned (once) as its error.
+pub fn try_read_frames(portal: &Portal) -> Result<(ClusterId, u32), NocError> {
+    pump();
+    with_state(|s| {
+        let ready = &mut s
+            .portals
+            .receivers
+            .get_mut(&portal.port.0)
+            .ok_or(NocError::WouldBlock)?
+            .ready;
+        match ready.front() {
+            None | Some(Ok(Arrival::Data(..))) => Err(NocError::WouldBlock),
+            Some(_) => match ready.pop_front() {
+                Some(Ok(Arrival::Frames(from, bytes))) => Ok((from, bytes)),
+                Some(Err(error)) => Err(error),
+                _ => Err(NocError::WouldBlock),
+            },
+        }
     })
 }
 

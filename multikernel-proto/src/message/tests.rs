@@ -51,9 +51,10 @@ fn offer() -> impl Strategy<Value = Message> {
         0u32..=4096,
         any::<u32>(),
         any::<u32>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(pid, source, destination, uarea_len, page_count, sequence)| Message::Offer {
+            |(pid, source, destination, uarea_len, page_count, sequence, direct)| Message::Offer {
                 sequence,
                 manifest: Manifest {
                     pid,
@@ -62,6 +63,11 @@ fn offer() -> impl Strategy<Value = Message> {
                     uarea_len,
                     page_count,
                     sequence,
+                    transport: if direct {
+                        uarea::image::PageTransport::Direct
+                    } else {
+                        uarea::image::PageTransport::Inline
+                    },
                 },
             },
         )
@@ -292,6 +298,7 @@ fn a_bad_manifest_is_rejected() {
         uarea_len: 10,
         page_count: 2,
         sequence: 9,
+        transport: uarea::image::PageTransport::Inline,
     };
     let mut bytes = Message::Offer {
         sequence: 9,

@@ -52,6 +52,7 @@ impl Pair {
                         uarea_len: 16,
                         page_count: 0,
                         sequence: *sequence,
+                        transport: uarea::image::PageTransport::Inline,
                     };
                     self.source.on_frozen(*sequence, Ok(manifest), now)
                 }

@@ -185,6 +185,7 @@ impl World {
                             uarea_len: 64,
                             page_count: 1,
                             sequence,
+                            transport: uarea::image::PageTransport::Inline,
                         })
                     }
                     Some(copy) if copy.state == State::Running => Err(MigrateError::OutOfMemory),

@@ -17,13 +17,18 @@ use uarea::image::Manifest;
 
 use super::Ctx;
 use crate::chip;
-use crate::ports::IMAGE_PORT;
+use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
+
+/// Page batches granted ahead of the source (so it never waits for a round trip).
+const GRANT_WINDOW: usize = 4;
 
 /// The image being received.
 struct Incoming {
     from: ClusterId,
     sequence: u32,
     restorer: Restorer,
+    /// Page batches granted so far (after the index arrived).
+    batches_granted: usize,
     /// The machine was told the whole image is here.
     complete: bool,
 }
@@ -31,7 +36,12 @@ struct Incoming {
 pub struct MigrationDestination {
     machine: Destination,
     image_portal: portal::Portal,
+    /// Pages arrive here, straight into the frames the restorer mapped for them.
+    pages_portal: portal::Portal,
     incoming: Option<Incoming>,
+    /// Abandoned images whose frames the engine may still write: kept until their grants are
+    /// used up or revoked, so no freed frame is ever written.
+    retiring: alloc::vec::Vec<Restorer>,
 }
 
 impl MigrationDestination {
@@ -39,7 +49,9 @@ impl MigrationDestination {
         Ok(MigrationDestination {
             machine: Destination::new(Config::default()),
             image_portal: portal::create(IMAGE_PORT)?,
+            pages_portal: portal::create(IMAGE_PAGES_PORT)?,
             incoming: None,
+            retiring: alloc::vec::Vec::new(),
         })
     }
 
@@ -83,6 +95,10 @@ impl MigrationDestination {
     /// One pass: take what arrived on the image portal, then let the machine's timers run.
     pub fn step(&mut self, ctx: &mut Ctx) {
         self.receive_image_data(ctx);
+        self.receive_pages(ctx);
+        if !self.retiring.is_empty() && portal::grants_outstanding(&self.pages_portal) == 0 {
+            self.retiring.clear();
+        }
         let actions = self.machine.on_tick(hal::clock::now_ns());
         self.run(actions, ctx);
     }
@@ -106,6 +122,14 @@ impl MigrationDestination {
                     Err(Reason::BadImage)
                 }
                 Ok(()) if incoming.restorer.is_complete() => Ok(()),
+                Ok(()) if incoming.restorer.index_complete() => {
+                    self.machine.on_image_progress(from, sequence, now);
+                    if grant_pages(&self.pages_portal, incoming).is_err() {
+                        Err(Reason::NoMemory)
+                    } else {
+                        continue;
+                    }
+                }
                 Ok(()) => {
                     self.machine.on_image_progress(from, sequence, now);
                     let _ = portal::allow(&self.image_portal, from);
@@ -114,10 +138,64 @@ impl MigrationDestination {
             };
             incoming.complete = true;
             if result.is_err() {
-                self.incoming = None;
+                self.abandon();
             }
             let actions = self.machine.on_image(from, sequence, result, now);
             self.run(actions, ctx);
+        }
+    }
+
+    /// Page batches that landed: grant the next, and tell the machine once all are here.
+    fn receive_pages(&mut self, ctx: &mut Ctx) {
+        loop {
+            let arrived = portal::try_read_frames(&self.pages_portal);
+            let Some(incoming) = self.incoming.as_mut().filter(|i| !i.complete) else {
+                if arrived.is_err() {
+                    return;
+                }
+                continue; // a batch of an image abandoned meanwhile
+            };
+            let (from, sequence) = (incoming.from, incoming.sequence);
+            let now = hal::clock::now_ns();
+            let result = match arrived {
+                Err(kernel::noc::NocError::WouldBlock) => return,
+                Err(error) => {
+                    log::warn!(
+                        "incoming migration from c{}: pages failed: {error:?}",
+                        from.0
+                    );
+                    Err(Reason::BadImage)
+                }
+                Ok((sender, _)) if sender != from => continue,
+                Ok(_) => {
+                    incoming.restorer.batch_arrived();
+                    if !incoming.restorer.is_complete() {
+                        self.machine.on_image_progress(from, sequence, now);
+                        if grant_pages(&self.pages_portal, incoming).is_err() {
+                            Err(Reason::NoMemory)
+                        } else {
+                            continue;
+                        }
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            incoming.complete = true;
+            if result.is_err() {
+                self.abandon();
+            }
+            let actions = self.machine.on_image(from, sequence, result, now);
+            self.run(actions, ctx);
+        }
+    }
+
+    /// Drops the image being received, safely: grants still open are revoked, and its frames
+    /// are freed only once the engine can no longer write them.
+    fn abandon(&mut self) {
+        if let Some(incoming) = self.incoming.take() {
+            portal::revoke(&self.pages_portal, incoming.from);
+            self.retiring.push(incoming.restorer);
         }
     }
 
@@ -190,6 +268,7 @@ impl MigrationDestination {
             from,
             sequence,
             restorer,
+            batches_granted: 0,
             complete: false,
         });
         Ok(())
@@ -211,11 +290,13 @@ impl MigrationDestination {
 
     /// Drops an image being received, or a process restored and never run.
     fn discard(&mut self, from: ClusterId, sequence: u32, pid: Pid) {
-        if self
+        let receiving = self
             .incoming
-            .take_if(|i| i.from == from && i.sequence == sequence)
-            .is_none()
-        {
+            .as_ref()
+            .is_some_and(|i| i.from == from && i.sequence == sequence);
+        if receiving {
+            self.abandon();
+        } else {
             with_table(|table| {
                 if table
                     .processes
@@ -236,4 +317,17 @@ impl MigrationDestination {
             ctx.registry.forget(pid);
         }
     }
+}
+
+/// Grants the next page batches of `incoming`, up to [`GRANT_WINDOW`] ahead of what arrived.
+fn grant_pages(pages: &portal::Portal, incoming: &mut Incoming) -> Result<(), NocError> {
+    let total = incoming.restorer.page_batches();
+    while incoming.batches_granted < total
+        && incoming.batches_granted < incoming.restorer.batches_arrived() + GRANT_WINDOW
+    {
+        let frames = incoming.restorer.batch_frames(incoming.batches_granted);
+        portal::allow_frames(pages, incoming.from, frames)?;
+        incoming.batches_granted += 1;
+    }
+    Ok(())
 }

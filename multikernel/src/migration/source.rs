@@ -17,11 +17,12 @@ use migration::snapshot::Snapshot;
 use migration::{freeze, MigrationError};
 use multikernel_proto::message::Message;
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
+use uarea::image::PageTransport;
 
 use super::stats::{self, Timeline};
 use super::Ctx;
 use crate::chip;
-use crate::ports::IMAGE_PORT;
+use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 
 /// Largest portal transfer.
 const CHUNK: usize = abi::PORTAL_MAX_TRANSFER;
@@ -40,12 +41,16 @@ struct Pending {
     freeze_error: Option<MigrationError>,
 }
 
-/// The image being streamed.
+/// The image being streamed: the UArea and page index over the image portal, then the
+/// pages frame to frame, one DMA transfer per batch the destination granted.
 struct Transfer {
     sequence: u32,
     pid: Pid,
     snapshot: Snapshot,
     image: portal::PortalTx,
+    pages: portal::PortalTx,
+    /// Page batches sent so far.
+    batches_sent: usize,
 }
 
 /// Where a migration leaving from here stands (for the monitor and the tests).
@@ -215,32 +220,26 @@ impl MigrationSource {
         self.run(actions, ctx);
     }
 
-    /// Sends chunks while the destination keeps allowing; the sequence and result once the
-    /// whole image left (or could not).
+    /// Sends what the destination allows — index chunks, then page batches; the sequence
+    /// and result once the whole image left (or could not).
     fn send_image(&mut self, now: u64) -> Option<(u32, Result<u32, MigrateError>)> {
         let transfer = self.transfer.as_mut()?;
         let sequence = transfer.sequence;
-        while portal::is_allowed(&transfer.image) && !transfer.snapshot.is_done() {
-            let chunk = with_table(|table| {
-                let process = table
-                    .processes
-                    .get(&transfer.pid)
-                    .ok_or(MigrationError::NoSuchProcess)?;
-                transfer.snapshot.next_chunk(process, CHUNK)
-            });
-            let sent = chunk
-                .ok()
-                .and_then(|chunk| portal::write(&transfer.image, &chunk).ok());
-            if sent.is_none() {
+        match send_allowed(transfer) {
+            Err(error) => {
+                log::warn!(
+                    "migration of {}: image transfer failed: {error:?}",
+                    transfer.pid
+                );
                 self.transfer = None;
                 return Some((sequence, Err(MigrateError::TransferFailed)));
             }
-            self.machine.on_transfer_progress(sequence, now);
+            Ok(true) => self.machine.on_transfer_progress(sequence, now),
+            Ok(false) => {}
         }
-        let crc = transfer
-            .snapshot
-            .crc()
-            .filter(|_| transfer.snapshot.is_done())?;
+        let done = transfer.snapshot.is_done()
+            && transfer.batches_sent == transfer.snapshot.page_batches();
+        let crc = transfer.snapshot.crc().filter(|_| done)?;
         self.transfer = None;
         if let Some(p) = self.pending_by_sequence(sequence) {
             p.at.sent_ns = now;
@@ -308,7 +307,8 @@ impl MigrationSource {
                 return Err(MigrationError::BadDestination);
             }
             freeze::freeze(table, pid)?;
-            Snapshot::take(table, pid, to, sequence).inspect_err(|_| freeze::thaw(table, pid))
+            Snapshot::take(table, pid, to, sequence, PageTransport::Direct)
+                .inspect_err(|_| freeze::thaw(table, pid))
         });
         let now = hal::clock::now_ns();
         let pending = self
@@ -347,8 +347,14 @@ impl MigrationSource {
         let Some(snapshot) = self.snapshots.remove(&sequence) else {
             return false;
         };
-        let Ok(image) = portal::open(to, IMAGE_PORT) else {
-            log::warn!("migration {pid}: cannot open the image portal of c{}", to.0);
+        let (Ok(image), Ok(pages)) = (
+            portal::open(to, IMAGE_PORT),
+            portal::open(to, IMAGE_PAGES_PORT),
+        ) else {
+            log::warn!(
+                "migration {pid}: cannot open the image portals of c{}",
+                to.0
+            );
             return false;
         };
         self.transfer = Some(Transfer {
@@ -356,6 +362,8 @@ impl MigrationSource {
             pid,
             snapshot,
             image,
+            pages,
+            batches_sent: 0,
         });
         true
     }
@@ -456,4 +464,33 @@ fn migration_error(error: MigrateError) -> MigrationError {
         MigrateError::NoSuchProcess => MigrationError::NoSuchProcess,
         MigrateError::BadDestination => MigrationError::BadDestination,
     }
+}
+
+/// Sends every chunk and page batch the destination has allowed so far; true if it sent any.
+fn send_allowed(transfer: &mut Transfer) -> Result<bool, kernel::noc::NocError> {
+    let mut sent = false;
+    while portal::is_allowed(&transfer.image) && !transfer.snapshot.is_done() {
+        let chunk = with_table(|table| {
+            let process = table.processes.get(&transfer.pid)?;
+            transfer.snapshot.next_chunk(process, CHUNK).ok()
+        })
+        .ok_or(kernel::noc::NocError::TransferFailed)?;
+        portal::write(&transfer.image, &chunk)?;
+        sent = true;
+    }
+    while transfer.snapshot.is_done()
+        && transfer.batches_sent < transfer.snapshot.page_batches()
+        && portal::is_allowed(&transfer.pages)
+    {
+        let batch = transfer.batches_sent;
+        let frames = with_table(|table| {
+            let process = table.processes.get(&transfer.pid)?;
+            transfer.snapshot.batch_frames(process, batch).ok()
+        })
+        .ok_or(kernel::noc::NocError::TransferFailed)?;
+        portal::write_frames(&transfer.pages, &frames)?;
+        transfer.batches_sent += 1;
+        sent = true;
+    }
+    Ok(sent)
 }

@@ -185,8 +185,14 @@ fn failed_restore_leaves_the_process_running() -> Result<(), String> {
     let before = visible(pid)?;
     let refused = with_table(|t| {
         migration::freeze::freeze(t, pid).map_err(|e| alloc::format!("{e:?}"))?;
-        let snapshot = migration::snapshot::Snapshot::take(t, pid, abi::ClusterId(99), 1)
-            .map_err(|e| alloc::format!("{e:?}"))?;
+        let snapshot = migration::snapshot::Snapshot::take(
+            t,
+            pid,
+            abi::ClusterId(99),
+            1,
+            uarea::image::PageTransport::Inline,
+        )
+        .map_err(|e| alloc::format!("{e:?}"))?;
         let result = migration::restore::Restorer::new(t, snapshot.manifest).map(|_| ());
         migration::freeze::thaw(t, pid);
         Ok::<_, String>(result)

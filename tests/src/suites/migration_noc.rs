@@ -305,14 +305,25 @@ fn dma_fault_mid_migration_leaves_the_process_at_home() -> Result<(), String> {
 fn destination_gone_mid_transfer() -> Result<(), String> {
     let pid = spawn_case("heap64", 1)?;
     let last = noc::cluster_count() - 1;
+    // By DMA the 64 MiB move takes well under a second: hold it mid-transfer by losing the
+    // destination's grants for the pages (its allowances on the pages port), then end the
+    // other clusters.
+    crate::suites::migration_atomic::arm_router(&alloc::format!(
+        "drop 1000000 {last} 0 {} *",
+        multikernel_proto::ports::IMAGE_PAGES
+    ))?;
     multikernel::request_migration(pid, ClusterId(last));
-    // Let the transfer start (64 MiB takes about a second here), then end the other clusters.
+    run_until("the pages to be on their way", || {
+        multikernel::migration_phase(pid)
+            == Some(multikernel::migration::source::Phase::Transferring)
+    })?;
     let until = hal::clock::now_ns() + 100_000_000;
     scheduler::run_until(|| hal::timer::expired(until), || {});
     release_the_other_clusters()?;
     run_until("the migration to end", || {
         multikernel::outcome(pid).is_some()
     })?;
+    crate::suites::migration_atomic::arm_router("drop 0 * * * *")?;
     let outcome = multikernel::outcome(pid);
     ensure!(
         matches!(outcome, Some(Err(_))),
