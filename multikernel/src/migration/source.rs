@@ -333,8 +333,9 @@ impl MigrationSource {
         if let Some(p) = pending {
             p.sequence = Some(sequence);
             p.at.frozen_ns = now;
+            // Everything that crosses the NoC: manifest, UArea, page index and the pages.
             p.size = (
-                manifest.body_len() + uarea::image::MANIFEST_LEN as u64,
+                uarea::image::MANIFEST_LEN as u64 + manifest.body_len() + manifest.page_bytes(),
                 manifest.page_count as u64,
             );
         }

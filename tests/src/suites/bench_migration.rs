@@ -33,8 +33,17 @@ fn measure(label: &str, program: &str, args: &[&str], runs: u32) -> Result<(), S
             .iter()
             .any(|l| l.starts_with("ready"))
     })?;
+    let moves_to_1 = || {
+        kernel::migstats::recent()
+            .into_iter()
+            .filter(|r| r.pid == pid && r.destination == ClusterId(1) && r.failure.is_none())
+            .count()
+    };
     for _ in 0..runs {
+        let before = moves_to_1();
         move_to(pid, 1)?;
+        // The record is complete once the destination confirmed it runs the process.
+        run_until("the migration record", || moves_to_1() > before)?;
         let record = kernel::migstats::recent()
             .into_iter()
             .rev()
