@@ -25,7 +25,7 @@
 /// Version of every format in this module (first u16 of each message).
 pub const DMA_VERSION: u16 = 1;
 /// Payload size of `DmaGrant`, `DmaDescriptor` and `DmaComplete`.
-pub const MSG_LEN: usize = 32;
+pub const MSG_LEN: usize = crate::wire::DMA_MSG_LEN;
 /// Bytes of one range-list entry.
 pub const RANGE_LEN: usize = 16;
 /// Most entries in one range list (one 4 KiB frame of entries).

@@ -55,6 +55,7 @@ use crate::wire::{ClusterId, MAX_MESSAGE};
 pub const MAX_CLUSTERS: usize = abi::ClusterId::MAX_CLUSTERS as usize;
 /// ivshmem peer id of the router (noc-sim). Clusters are peers `0..count`.
 pub const ROUTER_PEER_ID: u16 = MAX_CLUSTERS as u16;
+const _: () = assert!(ClusterId::ROUTER.0 == ROUTER_PEER_ID);
 /// `"TSLC"` as a little-endian u32: the slice's control block is initialised.
 pub const SLICE_MAGIC: u32 = u32::from_le_bytes(*b"TSLC");
 /// Bumped on any incompatible change of the slice layout or ring framing.

@@ -40,6 +40,8 @@ pub const MAX_PAYLOAD: usize = MAX_PORTAL_CHUNK;
 pub const MAX_MESSAGE: usize = HEADER_LEN + MAX_PAYLOAD;
 /// Largest payload of `SyncSignal`, `PortalAllow` and `Control` messages.
 pub const MAX_CONTROL_PAYLOAD: usize = 256;
+/// Payload bytes of every DMA grant, descriptor and completion (`crate::dma`).
+pub const DMA_MSG_LEN: usize = 32;
 
 /// Header flag bits.
 pub mod flags {
@@ -54,8 +56,6 @@ pub mod flags {
 /// A cluster number, `0..cluster_count`, or [`ClusterId::ROUTER`]: the one cluster type of
 /// the whole system, from the ABI.
 pub use abi::ClusterId;
-
-const _: () = assert!(ClusterId::ROUTER.0 == crate::layout::ROUTER_PEER_ID);
 
 /// A logical port on a cluster's NoC interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -121,7 +121,7 @@ impl Kind {
             Kind::PortalData => len <= MAX_PORTAL_CHUNK,
             Kind::ClusterDown => len == 0,
             Kind::PortalAllow | Kind::SyncSignal | Kind::Control => len <= MAX_CONTROL_PAYLOAD,
-            Kind::DmaGrant | Kind::DmaDescriptor | Kind::DmaComplete => len == crate::dma::MSG_LEN,
+            Kind::DmaGrant | Kind::DmaDescriptor | Kind::DmaComplete => len == DMA_MSG_LEN,
         }
     }
 }
@@ -464,7 +464,7 @@ mod tests {
                     Kind::ClusterDown => (0usize..=0).boxed(),
                     Kind::PortalData => (0usize..=600).boxed(),
                     Kind::DmaGrant | Kind::DmaDescriptor | Kind::DmaComplete => {
-                        (crate::dma::MSG_LEN..=crate::dma::MSG_LEN).boxed()
+                        (DMA_MSG_LEN..=DMA_MSG_LEN).boxed()
                     }
                     _ => (0usize..=MAX_CONTROL_PAYLOAD).boxed(),
                 };

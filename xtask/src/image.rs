@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// Crates that only build for the bare-metal target.
+pub const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "multikernel", "tessera-tests"];
 
 /// Options of `cargo xtask build`.
 #[derive(Args, Clone, Debug)]

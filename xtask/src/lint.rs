@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-use crate::image::{self, workspace_root, KERNEL_TARGET};
-use crate::test::KERNEL_CRATES;
+use crate::image::{self, workspace_root, KERNEL_CRATES, KERNEL_TARGET};
 
 /// One lint step: what it checks and the cargo arguments, run in `dir`.
 struct Step {

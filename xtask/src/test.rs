@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::image::{self, workspace_root, Kernel};
+use crate::image::{self, workspace_root, Kernel, KERNEL_CRATES};
 use crate::qemu::{self, Accel, QemuConfig, QemuGuard};
 use crate::report::{self, Outcome};
 
@@ -40,9 +40,6 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
 }
-
-/// Crates that only build for the bare-metal target.
-pub const KERNEL_CRATES: &[&str] = &["hal", "kernel", "migration", "multikernel", "tessera-tests"];
 
 use catalog::{Expect, Suite as KernelSuite, SUITES};
 
