@@ -9,9 +9,9 @@
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ChildStdin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::process::ChildStdin;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -227,7 +227,10 @@ pub fn start(spec: &Spec) -> Result<Machine> {
             .arg("-device")
             .arg("ivshmem-doorbell,chardev=noc,vectors=1");
         if let Some((_, port)) = spec.gdb.filter(|(cluster, _)| *cluster == k) {
-            command.arg("-S").arg("-gdb").arg(format!("tcp:127.0.0.1:{port}"));
+            command
+                .arg("-S")
+                .arg("-gdb")
+                .arg(format!("tcp:127.0.0.1:{port}"));
         }
         command
             .stdin(if spec.sink.is_some() {

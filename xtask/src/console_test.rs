@@ -33,7 +33,10 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
     std::env::set_current_dir(workspace_root())?;
     let ended = run(&session)?;
     if ended.status != 0 {
-        return Ok(Err(format!("the session ended with status {}", ended.status)));
+        return Ok(Err(format!(
+            "the session ended with status {}",
+            ended.status
+        )));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
     let left: Vec<u32> = ended.pids.iter().copied().filter(|p| alive(*p)).collect();
@@ -50,11 +53,17 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
         Ok(n) => n,
         Err(error) => return Ok(Err(format!("the trace is not a Chrome trace: {error}"))),
     };
-    let migrations = trace["traceEvents"]
-        .as_array()
-        .map_or(0, |e| e.iter().filter(|e| e["tid"] == "migrations" && e["ph"] == "X").count());
+    let migrations = trace["traceEvents"].as_array().map_or(0, |e| {
+        e.iter()
+            .filter(|e| e["tid"] == "migrations" && e["ph"] == "X")
+            .count()
+    });
     if migrations != 1 {
-        return Ok(Err(format!("the trace holds {migrations} migration spans, not 1")));
+        return Ok(Err(format!(
+            "the trace holds {migrations} migration spans, not 1"
+        )));
     }
-    Ok(Ok(format!("exit 0, nothing left running, trace of {events} events")))
+    Ok(Ok(format!(
+        "exit 0, nothing left running, trace of {events} events"
+    )))
 }

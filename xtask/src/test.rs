@@ -228,7 +228,10 @@ fn console_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     let started = Instant::now();
     match crate::console_test::console_session(args.accel)? {
         Ok(what) => {
-            eprintln!("xtask: console session: ok ({what}; {:.1} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "xtask: console session: ok ({what}; {:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
             tally.passed += 1;
         }
         Err(reason) => {
@@ -237,7 +240,11 @@ fn console_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
         }
     }
     for k in 0..4 {
-        tally.logs.push(image::output_dir()?.join("logs").join(format!("console-c{k}.log")));
+        tally.logs.push(
+            image::output_dir()?
+                .join("logs")
+                .join(format!("console-c{k}.log")),
+        );
     }
     Ok(())
 }

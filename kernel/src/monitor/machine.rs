@@ -150,7 +150,10 @@ fn answer(id: u64, verb: &str, args: &[&str]) -> Result<String, String> {
             Ok(String::new())
         }
         "log" => {
-            let level = args.first().and_then(|l| l.parse().ok()).ok_or("bad level")?;
+            let level = args
+                .first()
+                .and_then(|l| l.parse().ok())
+                .ok_or("bad level")?;
             hal::logger::set_level(level);
             Ok(String::new())
         }
@@ -166,7 +169,10 @@ fn locate(pid: Pid) -> Result<ClusterId, String> {
         return Ok(here());
     }
     if pid.birth_cluster() != here() {
-        return Err(alloc::format!("{pid} is not here; ask c{}", pid.birth_cluster().0));
+        return Err(alloc::format!(
+            "{pid} is not here; ask c{}",
+            pid.birth_cluster().0
+        ));
     }
     query::queries()
         .and_then(|q| (q.location)(pid))

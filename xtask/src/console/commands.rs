@@ -50,7 +50,12 @@ impl Console {
             "PID", "NAME", "CLUSTER", "STATE", "THREADS", "MEM KiB", "CPU ms"
         );
         let mut silent = Vec::new();
-        for (k, answer) in self.hub.ask_all("ps", ANSWER_TIMEOUT).into_iter().enumerate() {
+        for (k, answer) in self
+            .hub
+            .ask_all("ps", ANSWER_TIMEOUT)
+            .into_iter()
+            .enumerate()
+        {
             match answer {
                 Ok(reply) => {
                     for row in reply.rows {
@@ -79,7 +84,10 @@ impl Console {
             return Err("usage: spawn APP [ARGS] [@CLUSTER]".into());
         };
         if !self.programs.iter().any(|p| p == app) {
-            return Err(format!("no program `{app}`; the programs are: {}", self.programs.join(", ")));
+            return Err(format!(
+                "no program `{app}`; the programs are: {}",
+                self.programs.join(", ")
+            ));
         }
         let reply = self.ask(cluster, &format!("spawn {}", args.join(" ")))?;
         *self.last_pid.lock().map_err(|_| "poisoned")? = Some(reply.text.clone());
@@ -108,7 +116,11 @@ impl Console {
             return Err("usage: kill PID".into());
         };
         let at = self.locate(pid)?;
-        let home: usize = pid.split('.').next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let home: usize = pid
+            .split('.')
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         self.ask(home, &format!("kill {pid}"))?;
         Ok(format!("killed {pid} (it lived on c{at})"))
     }
@@ -158,7 +170,12 @@ impl Console {
     /// Every cluster's records (each keeps those that left it); the silent clusters.
     pub fn all_migrations(&self) -> (Vec<MigrationRow>, Vec<String>) {
         let (mut all, mut silent) = (Vec::new(), Vec::new());
-        for (k, answer) in self.hub.ask_all("migrations", ANSWER_TIMEOUT).into_iter().enumerate() {
+        for (k, answer) in self
+            .hub
+            .ask_all("migrations", ANSWER_TIMEOUT)
+            .into_iter()
+            .enumerate()
+        {
             match answer {
                 Ok(reply) => all.extend(rows(&reply)),
                 Err(error) => silent.push(format!("c{k}: {}", describe(k, error))),
@@ -201,7 +218,14 @@ impl Console {
             .filter(|(_, s)| **s)
             .map(|(k, _)| format!("c{k}"))
             .collect();
-        Ok(format!("showing the output of: {}", if shown.is_empty() { "none".into() } else { shown.join(" ") }))
+        Ok(format!(
+            "showing the output of: {}",
+            if shown.is_empty() {
+                "none".into()
+            } else {
+                shown.join(" ")
+            }
+        ))
     }
 
     pub(super) fn trace(&self, args: &[&str]) -> Answer {
@@ -211,8 +235,14 @@ impl Console {
                 if slot.is_some() {
                     return Err("a trace is already recording; `trace stop` first".into());
                 }
-                *slot = Some(trace::Recorder::start(file.into(), self.view.mark(), &self.control)?);
-                Ok(format!("recording the machine's events; `trace stop` writes {file}"))
+                *slot = Some(trace::Recorder::start(
+                    file.into(),
+                    self.view.mark(),
+                    &self.control,
+                )?);
+                Ok(format!(
+                    "recording the machine's events; `trace stop` writes {file}"
+                ))
             }
             ["stop"] | ["stop", _] => {
                 let recorder = slot.take().ok_or("no trace is recording")?;
@@ -235,11 +265,18 @@ impl Console {
         if silent.is_empty() {
             Ok(format!("powering off all {} clusters", answers.len()))
         } else {
-            Err(format!("powering off; no answer from {} (they will be stopped)", silent.join(" ")))
+            Err(format!(
+                "powering off; no answer from {} (they will be stopped)",
+                silent.join(" ")
+            ))
         }
     }
 }
 
 fn rows(reply: &Reply) -> Vec<MigrationRow> {
-    reply.rows.iter().filter_map(|r| MigrationRow::parse(r)).collect()
+    reply
+        .rows
+        .iter()
+        .filter_map(|r| MigrationRow::parse(r))
+        .collect()
 }

@@ -116,7 +116,9 @@ impl Hub {
         }
         let written = input.lock().ok().and_then(|mut input| {
             let stdin = input.as_mut()?;
-            stdin.write_all(format!("@@{id} {command}\n").as_bytes()).ok()?;
+            stdin
+                .write_all(format!("@@{id} {command}\n").as_bytes())
+                .ok()?;
             stdin.flush().ok()
         });
         if written.is_none() {
@@ -138,7 +140,9 @@ impl Hub {
     /// Asks every cluster at once; one answer per cluster, in order.
     pub fn ask_all(&self, command: &str, timeout: Duration) -> Vec<Result<Reply, AskError>> {
         let deadline = Instant::now() + timeout;
-        let answers: Vec<_> = (0..self.clusters()).map(|k| self.send(k, command)).collect();
+        let answers: Vec<_> = (0..self.clusters())
+            .map(|k| self.send(k, command))
+            .collect();
         answers
             .into_iter()
             .map(|a| {
@@ -164,12 +168,18 @@ mod tests {
                 done,
             },
         );
-        assert_eq!(hub.take_line("tessera> [c0] hello"), Some("[c0] hello".into()));
+        assert_eq!(
+            hub.take_line("tessera> [c0] hello"),
+            Some("[c0] hello".into())
+        );
         assert_eq!(hub.take_line("@@7 row 0.1 - counter 1"), None);
         assert_eq!(hub.take_line("tessera> @@7 ok done"), None);
         let reply = answer.try_recv().unwrap().unwrap();
         assert_eq!(reply.rows, vec![vec!["0.1", "-", "counter", "1"]]);
         assert_eq!(reply.text, "done");
-        assert_eq!(hub.ask(0, "ps", Duration::from_millis(10)), Err(AskError::NoAnswer));
+        assert_eq!(
+            hub.ask(0, "ps", Duration::from_millis(10)),
+            Err(AskError::NoAnswer)
+        );
     }
 }

@@ -28,17 +28,38 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The console's commands, for `help` and completion: (usage, what it does).
 pub const COMMANDS: &[(&str, &str)] = &[
     ("help", "this list"),
-    ("ps", "every process on every cluster (clusters that do not answer are marked)"),
-    ("spawn APP [ARGS] [@CLUSTER]", "start a program (on cluster 0 unless @CLUSTER)"),
-    ("migrate PID CLUSTER", "move a process; answers with the outcome and its record"),
+    (
+        "ps",
+        "every process on every cluster (clusters that do not answer are marked)",
+    ),
+    (
+        "spawn APP [ARGS] [@CLUSTER]",
+        "start a program (on cluster 0 unless @CLUSTER)",
+    ),
+    (
+        "migrate PID CLUSTER",
+        "move a process; answers with the outcome and its record",
+    ),
     ("kill PID", "stop a process, wherever it lives"),
-    ("migrations", "every migration in the machine, with its metrics"),
-    ("noc", "per-link load of the mesh: a heat map, messages and bytes"),
+    (
+        "migrations",
+        "every migration in the machine, with its metrics",
+    ),
+    (
+        "noc",
+        "per-link load of the mesh: a heat map, messages and bytes",
+    ),
     ("log CLUSTER|all|none", "whose console output is shown"),
-    ("trace start FILE | trace stop", "record a migration timeline (Chrome trace JSON)"),
+    (
+        "trace start FILE | trace stop",
+        "record a migration timeline (Chrome trace JSON)",
+    ),
     ("programs", "the programs in the boot image"),
     ("topology", "the mesh and where each cluster sits"),
-    ("shutdown", "power off every cluster and leave (also Ctrl-D)"),
+    (
+        "shutdown",
+        "power off every cluster and leave (also Ctrl-D)",
+    ),
 ];
 
 /// Everything the commands need.
@@ -90,7 +111,12 @@ impl Console {
         text.parse::<usize>()
             .ok()
             .filter(|k| *k < n)
-            .ok_or_else(|| format!("bad cluster `{text}`: the machine has clusters 0..{}", n - 1))
+            .ok_or_else(|| {
+                format!(
+                    "bad cluster `{text}`: the machine has clusters 0..{}",
+                    n - 1
+                )
+            })
     }
 
     /// Asks one cluster, mapping the failures to the text shown.
@@ -117,6 +143,8 @@ fn help() -> String {
     for (usage, what) in COMMANDS {
         text.push_str(&format!("  {usage:<32} {what}\n"));
     }
-    text.push_str("PIDs are CLUSTER.N as `ps` shows them (0.2 = born on cluster 0, second process)");
+    text.push_str(
+        "PIDs are CLUSTER.N as `ps` shows them (0.2 = born on cluster 0, second process)",
+    );
     text
 }

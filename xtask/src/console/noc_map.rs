@@ -104,13 +104,25 @@ pub fn render(stats: &Value) -> String {
             if k >= n {
                 break;
             }
-            let io = format!("{}{}", heat(&format!("inject{}", coord(w, k))), heat(&format!("eject{}", coord(w, k))));
+            let io = format!(
+                "{}{}",
+                heat(&format!("inject{}", coord(w, k))),
+                heat(&format!("eject{}", coord(w, k)))
+            );
             row.push_str(&format!("c{k:<2}[{io}]"));
             if x + 1 < w && k + 1 < n {
-                row.push_str(&format!(" >{}{}< ", heat(&hop(k, k + 1)), heat(&hop(k + 1, k))));
+                row.push_str(&format!(
+                    " >{}{}< ",
+                    heat(&hop(k, k + 1)),
+                    heat(&hop(k + 1, k))
+                ));
             }
             if y + 1 < h && k + w < n {
-                below.push_str(&format!(" v{}{}^      ", heat(&hop(k, k + w)), heat(&hop(k + w, k))));
+                below.push_str(&format!(
+                    " v{}{}^      ",
+                    heat(&hop(k, k + w)),
+                    heat(&hop(k + w, k))
+                ));
             } else {
                 below.push_str("           ");
             }
@@ -125,7 +137,10 @@ pub fn render(stats: &Value) -> String {
     }
     let mut busy: Vec<_> = links.iter().filter(|(_, (m, _))| *m > 0).collect();
     busy.sort_by_key(|(name, (m, _))| (std::cmp::Reverse(*m), (*name).clone()));
-    text.push_str(&format!("{:<16} {:>10} {:>12}\n", "LINK", "MESSAGES", "BYTES"));
+    text.push_str(&format!(
+        "{:<16} {:>10} {:>12}\n",
+        "LINK", "MESSAGES", "BYTES"
+    ));
     for (name, (m, b)) in busy {
         text.push_str(&format!("{name:<16} {m:>10} {b:>12}\n"));
     }
@@ -156,8 +171,14 @@ mod tests {
         assert_eq!(mesh(4), (2, 2));
         assert_eq!(mesh(16), (4, 4));
         assert_eq!(mesh(20), (5, 4));
-        assert_eq!(xy_path(4, 0, 2), ["inject(0,0)", "(0,0)->(0,1)", "eject(0,1)"]);
-        assert_eq!(xy_path(4, 3, 0), ["inject(1,1)", "(1,1)->(0,1)", "(0,1)->(0,0)", "eject(0,0)"]);
+        assert_eq!(
+            xy_path(4, 0, 2),
+            ["inject(0,0)", "(0,0)->(0,1)", "eject(0,1)"]
+        );
+        assert_eq!(
+            xy_path(4, 3, 0),
+            ["inject(1,1)", "(1,1)->(0,1)", "(0,1)->(0,0)", "eject(0,0)"]
+        );
     }
 
     #[test]
@@ -167,7 +188,10 @@ mod tests {
         )
         .unwrap();
         let text = render(&stats);
-        assert!(text.contains("(0,0)->(0,1)            9          900"), "{text}");
+        assert!(
+            text.contains("(0,0)->(0,1)            9          900"),
+            "{text}"
+        );
         assert!(text.contains(" v@·^"), "{text}");
     }
 }

@@ -17,13 +17,21 @@ struct Complete {
 impl Completer for Complete {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before.rfind(' ').map_or(0, |i| i + 1);
         let word = &before[start..];
         let first = start == 0;
         let words: Vec<String> = if first {
-            COMMANDS.iter().map(|(usage, _)| usage.split(' ').next().unwrap_or("").to_string()).collect()
+            COMMANDS
+                .iter()
+                .map(|(usage, _)| usage.split(' ').next().unwrap_or("").to_string())
+                .collect()
         } else if before.starts_with("spawn ") && before[6..].trim_start().find(' ').is_none() {
             self.programs.clone()
         } else if before.starts_with("trace ") {
@@ -36,7 +44,10 @@ impl Completer for Complete {
         let mut matches: Vec<Pair> = words
             .into_iter()
             .filter(|w| w.starts_with(word))
-            .map(|w| Pair { display: w.clone(), replacement: format!("{w} ") })
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: format!("{w} "),
+            })
             .collect();
         matches.dedup_by(|a, b| a.display == b.display);
         Ok((start, matches))
@@ -48,12 +59,18 @@ pub fn run(console: &Console) -> bool {
     let mut editor: Editor<Complete, rustyline::history::DefaultHistory> = match Editor::new() {
         Ok(editor) => editor,
         Err(error) => {
-            console.view.say(&format!("console: no line editor ({error}); use --script"));
+            console
+                .view
+                .say(&format!("console: no line editor ({error}); use --script"));
             return false;
         }
     };
-    editor.set_helper(Some(Complete { programs: console.programs.clone() }));
-    let history = crate::image::output_dir().ok().map(|d| d.join("console-history"));
+    editor.set_helper(Some(Complete {
+        programs: console.programs.clone(),
+    }));
+    let history = crate::image::output_dir()
+        .ok()
+        .map(|d| d.join("console-history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }

@@ -29,7 +29,12 @@ pub fn run(console: &Console, text: &str) -> (usize, usize) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let pid = console.last_pid.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+        let pid = console
+            .last_pid
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
+            .unwrap_or_default();
         let line = line.replace("$pid", &pid);
         console.view.say(&format!("console> {line}"));
         let answer = step(console, &line, &mut mark);
@@ -42,7 +47,9 @@ pub fn run(console: &Console, text: &str) -> (usize, usize) {
             }
             Err(error) => {
                 failed += 1;
-                console.view.say(&format!("error: {error}\nconsole: FAILED: {line}"));
+                console
+                    .view
+                    .say(&format!("error: {error}\nconsole: FAILED: {line}"));
             }
         }
         shut_down |= line == "shutdown";
@@ -102,7 +109,9 @@ fn step(console: &Console, line: &str, mark: &mut u64) -> Answer {
             if found {
                 Ok(table)
             } else {
-                Err(format!("ps does not show {pid} on cluster {cluster}:\n{table}"))
+                Err(format!(
+                    "ps does not show {pid} on cluster {cluster}:\n{table}"
+                ))
             }
         }
         ["expect-migrations", n] => {
@@ -119,10 +128,16 @@ fn step(console: &Console, line: &str, mark: &mut u64) -> Answer {
             let stats = noc_map::stats(&console.control)?;
             let links = noc_map::link_counters(&stats);
             let path = noc_map::xy_path(console.clusters(), src, dst);
-            let idle: Vec<&String> = path.iter().filter(|l| links.get(*l).is_none_or(|(m, _)| *m == 0)).collect();
+            let idle: Vec<&String> = path
+                .iter()
+                .filter(|l| links.get(*l).is_none_or(|(m, _)| *m == 0))
+                .collect();
             let map = noc_map::render(&stats);
             if idle.is_empty() {
-                Ok(format!("{map}every link of c{src} -> c{dst} ({}) carried traffic", path.join(", ")))
+                Ok(format!(
+                    "{map}every link of c{src} -> c{dst} ({}) carried traffic",
+                    path.join(", ")
+                ))
             } else {
                 Err(format!("{map}idle links on c{src} -> c{dst}: {idle:?}"))
             }

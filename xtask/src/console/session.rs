@@ -62,8 +62,10 @@ pub fn run(session: &Session) -> Result<Ended> {
     };
     let bar = indicatif::ProgressBar::new(n as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} clusters booted {pos}/{len} {elapsed} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} clusters booted {pos}/{len} {elapsed} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut machine = cluster::start(&spec)?;
     drop(spec);
@@ -123,11 +125,15 @@ pub fn run(session: &Session) -> Result<Ended> {
         let good = match script {
             Some(text) => {
                 let (ok, failed) = super::script::run(&console, &text);
-                console.view.say(&format!("console: script: {ok} commands ok, {failed} failed"));
+                console.view.say(&format!(
+                    "console: script: {ok} commands ok, {failed} failed"
+                ));
                 failed == 0
             }
             None => {
-                console.view.say("type `help` for the commands; `shutdown` or Ctrl-D powers the machine off");
+                console.view.say(
+                    "type `help` for the commands; `shutdown` or Ctrl-D powers the machine off",
+                );
                 super::repl::run(&console)
             }
         };
@@ -135,7 +141,9 @@ pub fn run(session: &Session) -> Result<Ended> {
             *verdict = Some(good);
         }
     });
-    let deadline = session.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = session
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s));
     let outcome = machine.wait(deadline)?;
     let good = verdict.lock().ok().and_then(|v| *v);
     let status = if outcome.interrupted {

@@ -50,11 +50,22 @@ impl Recorder {
             }
             std::thread::sleep(Duration::from_millis(200));
         });
-        Ok(Recorder { file, since, stop, samples, sampler })
+        Ok(Recorder {
+            file,
+            since,
+            stop,
+            samples,
+            sampler,
+        })
     }
 
     /// Stops, writes the JSON and the SVG, and says what they hold.
-    pub fn finish(self, view: &View, migrations: &[MigrationRow], _control: &std::path::Path) -> Result<String, String> {
+    pub fn finish(
+        self,
+        view: &View,
+        migrations: &[MigrationRow],
+        _control: &std::path::Path,
+    ) -> Result<String, String> {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.sampler.join();
         let lines = view.lines_since(self.since);
@@ -63,7 +74,8 @@ impl Recorder {
         let spans = events.iter().filter(|e| e["ph"] == "X").count();
         let trace = json!({ "traceEvents": events, "displayTimeUnit": "ms" });
         let text = serde_json::to_string(&trace).map_err(|e| e.to_string())?;
-        std::fs::write(&self.file, text).map_err(|e| format!("writing {}: {e}", self.file.display()))?;
+        std::fs::write(&self.file, text)
+            .map_err(|e| format!("writing {}: {e}", self.file.display()))?;
         let svg = self.file.with_extension("svg");
         std::fs::write(&svg, super::trace_svg::render(&events))
             .map_err(|e| format!("writing {}: {e}", svg.display()))?;
@@ -102,7 +114,9 @@ pub fn events(lines: &[(Instant, usize, String)], samples: &[Sample]) -> Vec<Val
     let origin = lines.first().map(|l| l.0).or(samples.first().map(|s| s.0));
     let mut offset: Option<f64> = None;
     for (at, k, line) in lines {
-        let Some((ts, text)) = stamped(line) else { continue };
+        let Some((ts, text)) = stamped(line) else {
+            continue;
+        };
         clusters.insert(*k);
         if let Some(origin) = origin {
             let host = at.saturating_duration_since(origin).as_secs_f64() * 1e6;
@@ -110,26 +124,83 @@ pub fn events(lines: &[(Instant, usize, String)], samples: &[Sample]) -> Vec<Val
         }
         if let Some(rest) = text.strip_prefix("migration ") {
             let mut words = rest.split_whitespace();
-            let (Some(pid), Some(route)) = (words.next(), words.next()) else { continue };
+            let (Some(pid), Some(route)) = (words.next(), words.next()) else {
+                continue;
+            };
             let status = words.next().unwrap_or("").trim_end_matches(':');
-            let Some((src, dst)) = route.trim_end_matches(':').split_once("->") else { continue };
-            let (Some(src), Some(dst)) = (src[1..].parse::<usize>().ok(), dst.get(1..).and_then(|d| d.parse::<usize>().ok())) else { continue };
+            let Some((src, dst)) = route.trim_end_matches(':').split_once("->") else {
+                continue;
+            };
+            let (Some(src), Some(dst)) = (
+                src[1..].parse::<usize>().ok(),
+                dst.get(1..).and_then(|d| d.parse::<usize>().ok()),
+            ) else {
+                continue;
+            };
             let field = |n: &str| us_field(text, n).unwrap_or(0.0);
-            let (total, down, prep, resume) = (field("total"), field("downtime"), field("preparation"), field("resume"));
-            let pages = text.split(" pages").next().and_then(|t| t.rsplit(' ').next()).unwrap_or("0");
-            let bytes = text.split(" bytes").next().and_then(|t| t.rsplit(' ').next()).unwrap_or("0");
+            let (total, down, prep, resume) = (
+                field("total"),
+                field("downtime"),
+                field("preparation"),
+                field("resume"),
+            );
+            let pages = text
+                .split(" pages")
+                .next()
+                .and_then(|t| t.rsplit(' ').next())
+                .unwrap_or("0");
+            let bytes = text
+                .split(" bytes")
+                .next()
+                .and_then(|t| t.rsplit(' ').next())
+                .unwrap_or("0");
             let start = ts - total;
             let tid = format!("pid {pid}");
             let args = json!({"status": status, "total_us": total, "downtime_us": down, "preparation_us": prep, "resume_us": resume, "pages": pages, "bytes": bytes});
             clusters.insert(dst);
-            events.push(span(&format!("migrate {pid} c{src}->c{dst} ({status})"), src, "migrations", start, total, args));
+            events.push(span(
+                &format!("migrate {pid} c{src}->c{dst} ({status})"),
+                src,
+                "migrations",
+                start,
+                total,
+                args,
+            ));
             events.push(span("preparation", src, &tid, start, prep, json!({})));
-            events.push(span("downtime (frozen)", src, &tid, start + prep, down, json!({})));
+            events.push(span(
+                "downtime (frozen)",
+                src,
+                &tid,
+                start + prep,
+                down,
+                json!({}),
+            ));
             let transfer = (down - resume).max(1.0);
             let image = json!({"pages": pages, "bytes": bytes});
-            events.push(span(&format!("image out ({pages} pages)"), src, "transfer", start + prep, transfer, image.clone()));
-            events.push(span(&format!("image in ({pages} pages)"), dst, "transfer", start + prep, transfer, image));
-            events.push(span("resume", dst, &tid, start + prep + down - resume, resume, json!({})));
+            events.push(span(
+                &format!("image out ({pages} pages)"),
+                src,
+                "transfer",
+                start + prep,
+                transfer,
+                image.clone(),
+            ));
+            events.push(span(
+                &format!("image in ({pages} pages)"),
+                dst,
+                "transfer",
+                start + prep,
+                transfer,
+                image,
+            ));
+            events.push(span(
+                "resume",
+                dst,
+                &tid,
+                start + prep + down - resume,
+                resume,
+                json!({}),
+            ));
         } else if text.contains(" arrived from ") {
             events.push(json!({"name": text, "cat": "migration", "ph": "i", "s": "p", "ts": ts, "pid": k, "tid": "migrations"}));
         }
@@ -160,7 +231,11 @@ pub fn events(lines: &[(Instant, usize, String)], samples: &[Sample]) -> Vec<Val
 
 /// The node a link leaves from (`inject(x,y)`, `(x,y)->...`, `eject(x,y)`), as a cluster.
 fn link_node(link: &str, clusters: usize) -> usize {
-    let inner = link.split('(').nth(1).and_then(|t| t.split(')').next()).unwrap_or("0,0");
+    let inner = link
+        .split('(')
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .unwrap_or("0,0");
     let (x, y) = inner.split_once(',').unwrap_or(("0", "0"));
     let (w, _) = noc_map::mesh(clusters);
     y.parse::<usize>().unwrap_or(0) * w + x.parse::<usize>().unwrap_or(0)
@@ -169,7 +244,9 @@ fn link_node(link: &str, clusters: usize) -> usize {
 /// Checks the shape Chrome and Perfetto need: a `traceEvents` array whose events have a
 /// name, a phase, a numeric timestamp and pid, and a duration for complete (`X`) events.
 pub fn check(trace: &Value) -> Result<usize, String> {
-    let events = trace["traceEvents"].as_array().ok_or("no traceEvents array")?;
+    let events = trace["traceEvents"]
+        .as_array()
+        .ok_or("no traceEvents array")?;
     for (i, e) in events.iter().enumerate() {
         let ph = e["ph"].as_str().ok_or(format!("event {i}: no ph"))?;
         if e["name"].as_str().is_none() || !e["ts"].is_number() || !e["pid"].is_number() {

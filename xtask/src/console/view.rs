@@ -71,7 +71,10 @@ impl View {
     }
 
     pub fn shown(&self) -> Vec<bool> {
-        self.state.lock().map(|s| s.shown.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.shown.clone())
+            .unwrap_or_default()
     }
 
     /// A console line of cluster `k` (or noc-sim).
@@ -89,9 +92,17 @@ impl View {
         state.arrivals.push_back(Instant::now());
         let shown = !self.quiet && (k == NOC_LINE || state.shown.get(k).copied().unwrap_or(false));
         if shown && !line.starts_with("summary:") {
-            let tag = if k == NOC_LINE { "noc".to_string() } else { format!("c{k}") };
+            let tag = if k == NOC_LINE {
+                "noc".to_string()
+            } else {
+                format!("c{k}")
+            };
             let text = if self.colour {
-                let colour = if k == NOC_LINE { "90" } else { COLOURS[k % COLOURS.len()] };
+                let colour = if k == NOC_LINE {
+                    "90"
+                } else {
+                    COLOURS[k % COLOURS.len()]
+                };
                 format!("\x1b[{colour}m[{tag}]\x1b[0m {line}")
             } else {
                 format!("[{tag}] {line}")
