@@ -127,7 +127,7 @@ pub fn render(stats: &Value) -> String {
                 below.push_str("           ");
             }
             if x + 1 < w {
-                below.push_str(" ");
+                below.push(' ');
             }
         }
         text.push_str(&format!("  {row}\n"));
