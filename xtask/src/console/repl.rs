@@ -2,6 +2,8 @@
 //! and completion of command and program names; cluster output is printed above the prompt
 //! through rustyline's external printer, so it never lands in the middle of the line typed.
 
+use std::sync::atomic::Ordering;
+
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
@@ -78,7 +80,10 @@ pub fn run(console: &Console) -> bool {
         console.view.set_sink(Sink::Printer(Box::new(printer)));
     }
     let clean = loop {
-        match editor.readline("tessera$ ") {
+        console.view.editing.store(true, Ordering::SeqCst);
+        let read = editor.readline("tessera$ ");
+        console.view.editing.store(false, Ordering::SeqCst);
+        match read {
             Ok(line) => {
                 let line = line.trim();
                 if line.is_empty() {

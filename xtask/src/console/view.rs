@@ -34,6 +34,9 @@ struct State {
 
 pub struct View {
     state: Mutex<State>,
+    /// The line editor is reading (the external printer prints above its prompt); between
+    /// two prompts lines are printed plainly, or rustyline would run them together.
+    pub editing: std::sync::atomic::AtomicBool,
     arrived: Condvar,
     quiet: bool,
     colour: bool,
@@ -50,6 +53,7 @@ impl View {
                 seq: 0,
             }),
             arrived: Condvar::new(),
+            editing: std::sync::atomic::AtomicBool::new(false),
             quiet,
             colour: std::io::stdout().is_terminal(),
         }
@@ -107,7 +111,7 @@ impl View {
             } else {
                 format!("[{tag}] {line}")
             };
-            emit(&mut state.sink, text);
+            emit(&mut state.sink, text, self.editing());
         }
         drop(state);
         self.arrived.notify_all();
@@ -116,7 +120,7 @@ impl View {
     /// Console output (answers, tables, errors): always shown.
     pub fn say(&self, text: &str) {
         if let Ok(mut state) = self.state.lock() {
-            emit(&mut state.sink, text.trim_end().to_string());
+            emit(&mut state.sink, text.trim_end().to_string(), self.editing());
         }
     }
 
@@ -164,8 +168,15 @@ impl View {
     }
 }
 
-fn emit(sink: &mut Sink, text: String) {
+impl View {
+    fn editing(&self) -> bool {
+        self.editing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn emit(sink: &mut Sink, text: String, editing: bool) {
     match sink {
+        Sink::Printer(_) if !editing => println!("{text}"),
         Sink::Plain => println!("{text}"),
         Sink::Bar(bar) => bar.println(text),
         Sink::Printer(printer) => {
