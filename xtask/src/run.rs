@@ -17,7 +17,7 @@ pub struct RunArgs {
     /// Kernel command line, e.g. "quantum_ms=5 log=debug" or "poweroff" (boot, then power off).
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello@1`, `mgs:500@0`
+    /// Start a user program at boot: `NAME[:ARG...][@CLUSTER]`, e.g. `hello@1`, `mgs:500@0`
     /// (repeatable; cluster 0 when omitted). The programs are the directories of
     /// `userland/apps/`.
     #[arg(long = "app", value_name = "NAME[:ARG...][@CLUSTER]")]
