@@ -55,6 +55,11 @@ pub fn init(cmdline: &kernel::Cmdline) {
     if !hal::noc::present() {
         return;
     }
+    kernel::monitor::query::set_queries(kernel::monitor::query::Queries {
+        location,
+        phase: |pid| migration_phase(pid).map(|phase| alloc::format!("{phase:?}")),
+        outcome: |pid| outcome(pid).map(|o| o.map_err(|error| alloc::format!("{error:?}"))),
+    });
     match daemons::Daemons::new() {
         Ok(mut daemons) => {
             daemons

@@ -9,8 +9,10 @@
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ChildStdin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,7 +53,16 @@ pub struct Spec<'a> {
     pub interactive: bool,
     /// Echo every console line (`run`), or only lines this filter accepts (`test`).
     pub show: fn(&str) -> bool,
+    /// The machine console: every console line goes here as (cluster, line) instead of
+    /// stdout (noc-sim's as [`NOC_LINE`]), and every cluster's serial input is kept for it
+    /// ([`Machine::take_inputs`]).
+    pub sink: Option<Sender<(usize, String)>>,
+    /// Start this cluster's QEMU with a gdb stub on this TCP port, halted (`-S -gdb`).
+    pub gdb: Option<(usize, u16)>,
 }
+
+/// The cluster index of noc-sim's lines in a [`Spec::sink`].
+pub const NOC_LINE: usize = usize::MAX;
 
 /// A running machine: the router and the clusters.
 pub struct Machine {
@@ -61,6 +72,8 @@ pub struct Machine {
     noc_relay: Option<JoinHandle<()>>,
     pub logs: Vec<PathBuf>,
     pub started: Instant,
+    /// noc-sim's control socket (`stats`, fault injection).
+    pub control: PathBuf,
     joined: Arc<Mutex<Option<(usize, f64)>>>,
     banners: Arc<Mutex<Vec<f64>>>,
     clusters: usize,
@@ -142,13 +155,17 @@ pub fn start(spec: &Spec) -> Result<Machine> {
         let clusters = spec.clusters;
         let log2 = log.clone();
         let show_all = spec.interactive;
+        let sink = spec.sink.clone();
+        let sink2 = spec.sink.clone();
         std::thread::spawn(move || {
             let err_thread = std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if let Ok(mut log) = log2.lock() {
                         let _ = writeln!(log, "{line}");
                     }
-                    if show_all || line.contains("asked") {
+                    if let Some(sink) = &sink2 {
+                        let _ = sink.send((NOC_LINE, line));
+                    } else if show_all || line.contains("asked") {
                         eprintln!("[noc] {line}");
                     }
                 }
@@ -162,7 +179,11 @@ pub fn start(spec: &Spec) -> Result<Machine> {
                     if let Ok(mut joined) = joined.lock() {
                         *joined = Some((clusters, secs));
                     }
-                    eprintln!("xtask: all {clusters} clusters joined the NoC {secs:.2} s after start ({line})");
+                    if sink.is_none() {
+                        eprintln!("xtask: all {clusters} clusters joined the NoC {secs:.2} s after start ({line})");
+                    }
+                } else if let Some(sink) = &sink {
+                    let _ = sink.send((NOC_LINE, line));
                 } else if show_all && !line.starts_with("summary:") {
                     eprintln!("[noc] {line}");
                 }
@@ -205,8 +226,16 @@ pub fn start(spec: &Spec) -> Result<Machine> {
             ))
             .arg("-device")
             .arg("ivshmem-doorbell,chardev=noc,vectors=1");
+        if let Some((_, port)) = spec.gdb.filter(|(cluster, _)| *cluster == k) {
+            command
+                .arg("-S")
+                .arg("-gdb")
+                .arg(format!("tcp:127.0.0.1:{port}"));
+        }
         command
-            .stdin(if k == 0 && spec.interactive {
+            .stdin(if spec.sink.is_some() {
+                Stdio::piped()
+            } else if k == 0 && spec.interactive {
                 Stdio::inherit()
             } else {
                 Stdio::null()
@@ -228,6 +257,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
             format!("[c{k}] ")
         };
         let show = spec.show;
+        let sink = spec.sink.clone();
         let banners = banners.clone();
         let clusters = spec.clusters;
         relays.push(std::thread::spawn(move || {
@@ -238,19 +268,32 @@ pub fn start(spec: &Spec) -> Result<Machine> {
             });
             let mut text = String::new();
             let mut banner = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+            // Bytes, not `lines()`: a line that is not UTF-8 must not end the relay (QEMU
+            // would then block on a full pipe and the rest of the console be lost).
+            let mut reader = BufReader::new(stdout);
+            let mut bytes = Vec::new();
+            loop {
+                bytes.clear();
+                match reader.read_until(b'\n', &mut bytes) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&bytes)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
                 if !banner && line.starts_with("Tessera ") {
                     banner = true;
                     let secs = started.elapsed().as_secs_f64();
                     if let Ok(mut banners) = banners.lock() {
                         banners.push(secs);
-                        if banners.len() == clusters {
+                        if banners.len() == clusters && sink.is_none() {
                             eprintln!("xtask: all {clusters} clusters booted (last banner {secs:.2} s after start)");
                         }
                     }
                 }
-                if show(&line) {
+                if let Some(sink) = &sink {
+                    let _ = sink.send((k, line.clone()));
+                } else if show(&line) {
                     println!("{prefix}{line}");
                 }
                 let _ = writeln!(log, "{line}");
@@ -275,6 +318,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
         noc_relay: Some(noc_relay),
         logs,
         started,
+        control,
         joined,
         banners,
         clusters: spec.clusters,
@@ -302,6 +346,14 @@ impl Machine {
     pub fn pids(&mut self) -> (Vec<u32>, u32) {
         let qemus = self.qemus.iter_mut().map(|g| g.child().id()).collect();
         (qemus, self.noc.child().id())
+    }
+
+    /// Every cluster's serial input (when started with a [`Spec::sink`]), index = cluster.
+    pub fn take_inputs(&mut self) -> Vec<Option<ChildStdin>> {
+        self.qemus
+            .iter_mut()
+            .map(|g| g.child().stdin.take())
+            .collect()
     }
 
     /// Clusters that have printed their boot banner so far.

@@ -6,6 +6,8 @@
 
 mod bench;
 mod cluster;
+mod console;
+mod console_test;
 mod guest_ram;
 mod image;
 mod lint;

@@ -17,7 +17,7 @@ pub struct RunArgs {
     /// Kernel command line, e.g. "quantum_ms=5 log=debug" or "poweroff" (boot, then power off).
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// Start a user program at boot: NAME[:ARG...][@CLUSTER], e.g. `hello@1`, `mgs:500@0`
+    /// Start a user program at boot: `NAME[:ARG...][@CLUSTER]`, e.g. `hello@1`, `mgs:500@0`
     /// (repeatable; cluster 0 when omitted). The programs are the directories of
     /// `userland/apps/`.
     #[arg(long = "app", value_name = "NAME[:ARG...][@CLUSTER]")]
@@ -35,11 +35,28 @@ pub struct RunArgs {
     /// without a NoC.
     #[arg(long, default_value_t = 4)]
     pub clusters: usize,
+    /// Run the machine console's commands in FILE instead of the prompt (one a line; see
+    /// README, "The machine console"); the exit status says whether every one succeeded.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<std::path::PathBuf>,
+    /// Show only the console: no cluster output (`log` in the console changes what is shown).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Start cluster CLUSTER halted, with a gdb stub on TCP port 1234 + CLUSTER; prints the
+    /// gdb command line.
+    #[arg(long, value_name = "CLUSTER")]
+    pub gdb: Option<usize>,
+    /// Kernel log level of every cluster: error, warn, info, debug, trace or off.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 /// The kernel command line of cluster `k`: the common options plus its `--app` programs.
 pub fn cluster_cmdline(args: &RunArgs, k: usize) -> String {
     let mut cmdline = args.cmdline.clone();
+    if let Some(level) = &args.log_level {
+        cmdline.push_str(&format!(" log={level}"));
+    }
     for app in args.apps.iter().filter_map(|a| AppSpec::parse(a).ok()) {
         if app.cluster as usize == k {
             cmdline.push_str(&format!(" app={}", app.kernel_word()));
@@ -173,52 +190,37 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
 }
 
-/// `run --clusters N` (N > 1): noc-sim and N QEMUs, consoles merged.
+/// `run --clusters N` (N > 1): noc-sim and N QEMUs under the machine console.
 fn run_clusters(args: &RunArgs, image: &std::path::Path) -> Result<i32> {
     let cmdline = |k: usize| cluster_cmdline(args, k);
-    let spec = crate::cluster::Spec {
+    if let Some(k) = args.gdb.filter(|k| *k >= args.clusters) {
+        anyhow::bail!("--gdb {k}: there are only {} clusters", args.clusters);
+    }
+    let script = match &args.script {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the script {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let session = crate::console::session::Session {
         name: "run",
         clusters: args.clusters,
         image,
         accel: args.accel,
         cmdline: &cmdline,
-        guest_faults: false,
-        model: crate::cluster::NocModel::default(),
-        interactive: true,
-        show: |_| true,
+        script,
+        quiet: args.quiet,
+        gdb: args.gdb.map(|k| (k, 1234 + k as u16)),
+        timeout: args.timeout,
+        debug: args.debug,
     };
-    eprintln!(
-        "xtask: booting {} clusters; stdin goes to cluster 0's console",
-        args.clusters
-    );
-    let machine = crate::cluster::start(&spec)?;
-    let logs = machine.logs.clone();
-    let deadline = args
-        .timeout
-        .map(|secs| machine.started + Duration::from_secs(secs));
-    let outcome = machine.wait(deadline)?;
-    match (outcome.all_joined_s, outcome.all_booted_s) {
-        (Some(joined), Some(booted)) => eprintln!(
-            "xtask: {n} of {n} clusters joined the NoC in {joined:.2} s; all booted in {booted:.2} s",
-            n = args.clusters
-        ),
-        _ => eprintln!("xtask: not every cluster joined and booted"),
-    }
+    let ended = crate::console::session::run(&session)?;
     eprintln!("xtask: console logs:");
-    for log in &logs {
+    for log in &ended.logs {
         eprintln!("  {}", log.display());
     }
-    if outcome.interrupted {
-        return Ok(130);
-    }
-    if outcome.timed_out {
-        return Ok(124);
-    }
-    Ok(if outcome.exits.iter().all(|e| *e == Some(0)) {
-        0
-    } else {
-        1
-    })
+    Ok(ended.status)
 }
 
 /// A program to start at boot, from `--app NAME[:ARG...][@CLUSTER]`.

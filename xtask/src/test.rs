@@ -30,7 +30,8 @@ pub struct TestArgs {
     /// Run only the in-kernel suites.
     #[arg(long)]
     pub kernel_only: bool,
-    /// Run only this in-kernel suite (repeatable).
+    /// Run only this in-kernel suite (repeatable); `console` is the scripted session of the
+    /// machine console.
     #[arg(long = "suite")]
     pub suites: Vec<String>,
     /// Seconds each QEMU boot may take before it counts as hung.
@@ -59,8 +60,12 @@ pub fn test(args: &TestArgs) -> Result<i32> {
         tally.failed += failed;
         host_tests(&mut tally)?;
     }
-    if !args.host_only {
+    let only_console = !args.suites.is_empty() && args.suites.iter().all(|s| s == "console");
+    if !args.host_only && !only_console {
         kernel_suites(args, &mut tally)?;
+    }
+    if !args.host_only && (args.suites.is_empty() || args.suites.iter().any(|s| s == "console")) {
+        console_verdict(args, &mut tally)?;
     }
     eprintln!();
     eprintln!("xtask: logs:");
@@ -127,7 +132,7 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     qemu::ensure_installed()?;
     let interrupted = crate::run::interrupted_flag();
     let image = image::build_image(Kernel::Tests, false)?;
-    for name in &args.suites {
+    for name in args.suites.iter().filter(|n| *n != "console") {
         if catalog::find(name).is_none() {
             anyhow::bail!(
                 "unknown suite `{name}`; known: {}",
@@ -210,6 +215,33 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The scripted machine-console session, counted as one verdict.
+fn console_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
+    eprintln!("xtask: machine console, scripted session on 4 clusters");
+    let started = Instant::now();
+    match crate::console_test::console_session(args.accel)? {
+        Ok(what) => {
+            eprintln!(
+                "xtask: console session: ok ({what}; {:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            tally.passed += 1;
+        }
+        Err(reason) => {
+            eprintln!("xtask: console session: FAILED: {reason}");
+            tally.failed += 1;
+        }
+    }
+    for k in 0..4 {
+        tally.logs.push(
+            image::output_dir()?
+                .join("logs")
+                .join(format!("console-c{k}.log")),
+        );
     }
     Ok(())
 }
@@ -329,6 +361,8 @@ fn multi_cluster_suite(
         show: |line| {
             line.starts_with("test ") && !line.contains(" ... ok") || line.starts_with("!!!")
         },
+        sink: None,
+        gdb: None,
     };
     let machine = crate::cluster::start(&spec)?;
     tally.logs.extend(machine.logs.iter().cloned());

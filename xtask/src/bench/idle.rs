@@ -65,6 +65,8 @@ pub fn bench_idle(args: &BenchArgs) -> Result<i32> {
         model: args.model(),
         interactive: false,
         show: |line| line.starts_with("Tessera "),
+        sink: None,
+        gdb: None,
     };
     let mut machine = cluster::start(&spec)?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);

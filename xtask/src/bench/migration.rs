@@ -28,6 +28,8 @@ pub fn bench_migration(args: &BenchArgs) -> Result<i32> {
         model: model.clone(),
         interactive: false,
         show: |line| line.starts_with("MIGBENCH") || line.starts_with("test "),
+        sink: None,
+        gdb: None,
     };
     eprintln!("xtask: migrating the reference process and mgs 500..1250 (a few minutes under TCG)");
     let machine = cluster::start(&spec)?;

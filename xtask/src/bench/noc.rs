@@ -28,6 +28,8 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
         model: model.clone(),
         interactive: false,
         show: |line| line.starts_with("bench ") || line.starts_with("test "),
+        sink: None,
+        gdb: None,
     };
     let machine = cluster::start(&spec)?;
     let logs = machine.logs.clone();

@@ -3,6 +3,11 @@
 //!
 //! It is polled on every pass of the scheduler loop (at least once per quantum), so it stays
 //! responsive while user threads compute, and costs one port read when nobody types.
+//! Lines starting with `@@` are requests of the host console in the machine-readable mode
+//! of [`machine`]; [`query`] is the hook through which the daemons answer about migrations.
+
+pub mod machine;
+pub mod query;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -32,6 +37,9 @@ const PROMPT: &str = "tessera> ";
 pub struct Monitor {
     line: String,
     prompted: bool,
+    /// A host console sent a machine request: stop prompting (the prompt would start the
+    /// next line of other output).
+    attached: bool,
 }
 
 impl Default for Monitor {
@@ -46,21 +54,27 @@ impl Monitor {
         Monitor {
             line: String::new(),
             prompted: false,
+            attached: false,
         }
     }
 
     /// Consumes whatever input is waiting; never blocks.
     pub fn poll(&mut self) {
-        if !self.prompted {
+        if !self.prompted && !self.attached {
             hal::print!("{PROMPT}");
-            self.prompted = true;
         }
+        self.prompted = true;
         while let Some(byte) = hal::serial::try_read_byte() {
             match byte {
                 b'\r' | b'\n' => {
-                    hal::println!();
                     let line = core::mem::take(&mut self.line);
-                    execute(line.trim());
+                    if let Some(request) = line.trim().strip_prefix("@@") {
+                        self.attached = true;
+                        machine::execute(request);
+                    } else {
+                        hal::println!();
+                        execute(line.trim());
+                    }
                     self.prompted = false;
                     return;
                 }
@@ -71,7 +85,10 @@ impl Monitor {
                 }
                 0x20..=0x7E if self.line.len() < 256 => {
                     self.line.push(byte as char);
-                    hal::serial::write_bytes(&[byte]);
+                    // Machine requests are not echoed.
+                    if !self.line.starts_with('@') {
+                        hal::serial::write_bytes(&[byte]);
+                    }
                 }
                 _ => {}
             }
@@ -231,13 +248,7 @@ pub fn parse_pid(text: &str) -> Option<abi::Pid> {
 /// One `ps` line; `from` names the reporting cluster for `ps all` (empty: here).
 pub fn print_record(r: &abi::ProcessInfo, from: &str) {
     let name = core::str::from_utf8(r.name_bytes()).unwrap_or("?");
-    let state = match r.state() {
-        Some(abi::ProcessState::Running) => "running",
-        Some(abi::ProcessState::Blocked) => "blocked",
-        Some(abi::ProcessState::Frozen) => "frozen",
-        Some(abi::ProcessState::Zombie) => "zombie",
-        None => "?",
-    };
+    let state = state_name(r);
     let pid = r.pid().map(|p| alloc::format!("{p}")).unwrap_or_default();
     let parent = abi::Pid::from_raw(r.parent)
         .map(|p| alloc::format!("{p}"))
@@ -248,4 +259,15 @@ pub fn print_record(r: &abi::ProcessInfo, from: &str) {
         r.cpu_time_ns / 1_000_000,
         r.mapped_bytes / 1024
     );
+}
+
+/// A process state as `ps` shows it.
+pub fn state_name(r: &abi::ProcessInfo) -> &'static str {
+    match r.state() {
+        Some(abi::ProcessState::Running) => "running",
+        Some(abi::ProcessState::Blocked) => "blocked",
+        Some(abi::ProcessState::Frozen) => "frozen",
+        Some(abi::ProcessState::Zombie) => "zombie",
+        None => "?",
+    }
 }
