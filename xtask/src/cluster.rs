@@ -112,7 +112,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let control = dir.join("control.sock");
     // Ctrl-C only raises a flag, so the run unwinds and the RAM files below are removed.
-    let _ = crate::run::interrupted_flag();
+    let _ = crate::interrupt::interrupted_flag();
     let ram_size = crate::guest_ram::ram_size(&crate::qemu::machine_args()?);
     let ram = RamFiles::create(spec.name, spec.clusters, ram_size)?;
 
@@ -363,7 +363,7 @@ impl Machine {
 
     /// Waits until every cluster has exited (or `deadline` / Ctrl-C), then stops everything.
     pub fn wait(mut self, deadline: Option<Instant>) -> Result<Outcome> {
-        let interrupted_flag = crate::run::interrupted_flag();
+        let interrupted_flag = crate::interrupt::interrupted_flag();
         let mut exits: Vec<Option<i32>> = vec![None; self.qemus.len()];
         let mut done = vec![false; self.qemus.len()];
         let (mut timed_out, mut interrupted) = (false, false);

@@ -10,6 +10,7 @@ mod console;
 mod console_test;
 mod guest_ram;
 mod image;
+mod interrupt;
 mod lint;
 mod qemu;
 mod report;

@@ -4,8 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::io::{Read, Write};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::image::{self, Kernel};
@@ -83,24 +82,10 @@ fn check_apps(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Installs the Ctrl-C / SIGTERM handler once and returns the flag it raises.
-pub fn interrupted_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let setter = flag.clone();
-        if let Err(error) = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst)) {
-            eprintln!("xtask: warning: cannot handle Ctrl-C: {error}");
-        }
-        flag
-    })
-    .clone()
-}
-
 pub fn run(args: &RunArgs) -> Result<i32> {
     qemu::ensure_installed()?;
     check_apps(args)?;
-    let interrupted = interrupted_flag();
+    let interrupted = crate::interrupt::interrupted_flag();
     let image = image::build_image(Kernel::Production, args.debug)?;
     if args.clusters != 1 {
         return run_clusters(args, &image);

@@ -130,7 +130,7 @@ fn host_tests(tally: &mut Tally) -> Result<()> {
 
 fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     qemu::ensure_installed()?;
-    let interrupted = crate::run::interrupted_flag();
+    let interrupted = crate::interrupt::interrupted_flag();
     let image = image::build_image(Kernel::Tests, false)?;
     for name in args.suites.iter().filter(|n| *n != "console") {
         if catalog::find(name).is_none() {
@@ -304,7 +304,7 @@ pub fn boot_suite(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let interrupted = crate::run::interrupted_flag();
+    let interrupted = crate::interrupt::interrupted_flag();
     let deadline = started + Duration::from_secs(timeout);
     let (exit, timed_out) = loop {
         if let Some(status) = guard.try_wait()? {

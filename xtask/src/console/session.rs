@@ -93,7 +93,7 @@ pub fn run(session: &Session) -> Result<Ended> {
     }
     // The cluster under gdb stays halted until the debugger continues it.
     let expected = n - usize::from(session.gdb.is_some());
-    let interrupted = crate::run::interrupted_flag();
+    let interrupted = crate::interrupt::interrupted_flag();
     while machine.booted() < expected && machine.started.elapsed() < BOOT_TIMEOUT {
         bar.set_position(machine.booted() as u64);
         bar.tick();
