@@ -31,8 +31,6 @@ pub const MAX_ENDPOINTS: usize = abi::limits::ENDPOINTS_PER_PROCESS;
 /// at most [`MAX_ENDPOINTS`], so a larger descriptor is forged (and its successor could
 /// overflow).
 pub const DESCRIPTOR_LIMIT: u32 = MAX_ENDPOINTS as u32;
-/// Tids are below this, so `next_tid` (one above every tid) never overflows.
-pub const TID_LIMIT: u32 = u32::MAX;
 /// Executable code must end this far below the end of the user half: a `syscall` in the last
 /// bytes would return (`sysret`) to a non-canonical address, which faults in ring 0.
 pub const EXEC_TOP_GAP: u64 = PAGE;
