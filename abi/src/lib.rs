@@ -21,6 +21,7 @@
 pub mod conv;
 pub mod errno;
 pub mod ids;
+pub mod limits;
 pub mod records;
 pub mod syscall;
 pub mod types;

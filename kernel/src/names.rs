@@ -33,22 +33,37 @@ pub fn lookup(name: &str) -> Option<Pid> {
     with(|n| n.get(name).copied())
 }
 
-/// Links `name` to `pid` here and announces it. False if the name is taken.
-pub fn link(name: &str, pid: Pid) -> bool {
-    let linked = with(|n| {
+/// Why a name could not be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkError {
+    /// The name is taken.
+    Taken,
+    /// `pid` already has `NAMES_PER_PROCESS` names, or the replica holds
+    /// `NAMES_PER_CLUSTER`.
+    Full,
+}
+
+/// Links `name` to `pid` here and announces it.
+///
+/// Every name is copied to every cluster, so both the names of one process and the names
+/// linked on one cluster are limited (`abi::limits`): no sequence of links fills a heap.
+pub fn link(name: &str, pid: Pid) -> Result<(), LinkError> {
+    with(|n| {
         if n.contains_key(name) {
-            return false;
+            return Err(LinkError::Taken);
+        }
+        let of_pid = n.values().filter(|p| **p == pid).count();
+        if of_pid >= abi::limits::NAMES_PER_PROCESS || n.len() >= abi::limits::NAMES_PER_CLUSTER {
+            return Err(LinkError::Full);
         }
         n.insert(name.into(), pid);
-        true
+        Ok(())
+    })?;
+    announce(Change::Link {
+        name: name.into(),
+        pid,
     });
-    if linked {
-        announce(Change::Link {
-            name: name.into(),
-            pid,
-        });
-    }
-    linked
+    Ok(())
 }
 
 /// Unlinks `name` here and announces it.

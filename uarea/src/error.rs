@@ -296,6 +296,15 @@ pub enum Invariant {
         /// The descriptor.
         descriptor: u32,
     },
+    /// A descriptor at or above `DESCRIPTOR_LIMIT` (the kernel never hands one out, and the
+    /// next one after it could overflow).
+    DescriptorOutOfRange(u32),
+    /// An executable segment reaches into the last page of the user half: a `syscall` there
+    /// would return to a non-canonical address and fault in ring 0.
+    ExecutableAtUserTop {
+        /// The segment's start.
+        start: u64,
+    },
 }
 
 impl fmt::Display for Invariant {

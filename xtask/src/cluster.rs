@@ -77,6 +77,8 @@ pub struct Machine {
     joined: Arc<Mutex<Option<(usize, f64)>>>,
     banners: Arc<Mutex<Vec<f64>>>,
     clusters: usize,
+    /// Cluster 0's serial input when it is not the terminal (monitor commands).
+    console_input: Option<std::process::ChildStdin>,
     /// Last: removed after every QEMU and noc-sim is gone.
     _ram: RamFiles,
 }
@@ -209,6 +211,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
     let mut qemus = Vec::new();
     let mut relays = Vec::new();
     let mut logs = Vec::new();
+    let mut console_input = None;
     for k in 0..spec.clusters {
         let cmdline = (spec.cmdline)(k);
         let config = QemuConfig {
@@ -237,12 +240,18 @@ pub fn start(spec: &Spec) -> Result<Machine> {
                 Stdio::piped()
             } else if k == 0 && spec.interactive {
                 Stdio::inherit()
+            } else if k == 0 {
+                // A pipe the caller may write monitor commands to (`console_input`).
+                Stdio::piped()
             } else {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut guard = QemuGuard::spawn(command)?;
+        if k == 0 && spec.sink.is_none() {
+            console_input = guard.child().stdin.take();
+        }
         let stdout = guard.child().stdout.take().context("QEMU stdout")?;
         let stderr = guard.child().stderr.take().context("QEMU stderr")?;
         let log_path = image::output_dir()?
@@ -322,6 +331,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
         joined,
         banners,
         clusters: spec.clusters,
+        console_input,
         _ram: ram,
     })
 }
@@ -354,6 +364,18 @@ impl Machine {
             .iter_mut()
             .map(|g| g.child().stdin.take())
             .collect()
+    }
+
+    /// Types `line` (and a newline) on cluster 0's serial console, where its kernel monitor
+    /// reads; `false` if there is no such input (interactive runs) or it is closed.
+    pub fn type_on_console(&mut self, line: &str) -> bool {
+        use std::io::Write;
+        self.console_input.as_mut().is_some_and(|input| {
+            input
+                .write_all(format!("{line}\n").as_bytes())
+                .and_then(|_| input.flush())
+                .is_ok()
+        })
     }
 
     /// Clusters that have printed their boot banner so far.

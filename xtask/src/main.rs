@@ -8,6 +8,7 @@ mod bench;
 mod cluster;
 mod console;
 mod console_test;
+mod fuzz;
 mod guest_ram;
 mod image;
 mod interrupt;
@@ -38,6 +39,8 @@ enum Command {
     Test(test::TestArgs),
     /// rustfmt and clippy (warnings as errors) over every crate, userland included.
     Lint,
+    /// Fuzz the system calls on every cluster next to a neighbour and the monitor.
+    Fuzz(fuzz::FuzzArgs),
     /// Measure: `bench idle / noc / migration / kernel --json FILE` (see `bench --help`).
     Bench(bench::BenchArgs),
 }
@@ -49,6 +52,7 @@ fn main() {
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::test(&args),
         Command::Lint => lint::lint_command(),
+        Command::Fuzz(args) => fuzz::fuzz(&args),
         Command::Bench(args) => bench::bench(&args),
     };
     match result {

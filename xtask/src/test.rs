@@ -63,6 +63,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     let only_console = !args.suites.is_empty() && args.suites.iter().all(|s| s == "console");
     if !args.host_only && !only_console {
         kernel_suites(args, &mut tally)?;
+        if args.suites.is_empty() {
+            fuzz_verdict(args, &mut tally)?;
+        }
     }
     if !args.host_only && (args.suites.is_empty() || args.suites.iter().any(|s| s == "console")) {
         console_verdict(args, &mut tally)?;
@@ -78,6 +81,33 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     );
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(if tally.failed == 0 { 0 } else { 1 })
+}
+
+/// A short fuzz run (`cargo xtask fuzz`, fixed seed) as one verdict, after the kernel suites.
+fn fuzz_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
+    const SECONDS: u64 = 15;
+    const SEED: u64 = 11;
+    eprintln!("xtask: fuzz: {SECONDS} s, seed {SEED}, 2 clusters");
+    let fuzz = crate::fuzz::FuzzArgs {
+        seconds: SECONDS,
+        seed: SEED,
+        clusters: 2,
+        accel: args.accel,
+    };
+    let code = crate::fuzz::fuzz(&fuzz)?;
+    tally.logs.extend(
+        (0..fuzz.clusters)
+            .map(|k| image::output_dir().map(|d| d.join("logs").join(format!("fuzz-c{k}.log"))))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    if code == 0 {
+        tally.passed += 1;
+        eprintln!("xtask: fuzz: ok");
+    } else {
+        tally.failed += 1;
+        eprintln!("xtask: fuzz: FAILED (see the fuzz logs below)");
+    }
+    Ok(())
 }
 
 fn host_tests(tally: &mut Tally) -> Result<()> {

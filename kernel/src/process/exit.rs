@@ -54,15 +54,41 @@ impl Table {
         if pid.birth_cluster() != self.cluster {
             crate::requests::post(crate::requests::Request::ExitReport { pid, code });
         }
-        match parent.filter(|p| self.processes.contains_key(p)) {
+        self.orphan_children(pid);
+        // Only a live parent will ever wait; a zombie parent's children are orphans.
+        match parent.filter(|p| self.is_alive(*p)) {
             Some(parent) => self.wake_child_waiters(parent),
             None => self.reap_now(pid, code),
         }
     }
 
+    /// `parent` ended: nobody will wait for its children. Zombies among them are reaped now,
+    /// the others become orphans (reaped as soon as they exit), and the exits of its children
+    /// on other clusters are no longer kept for it.
+    fn orphan_children(&mut self, parent: Pid) {
+        let children: Vec<(Pid, Option<i32>)> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.uarea.header.parent == Some(parent))
+            .map(|(pid, p)| (*pid, p.uarea.exit.exit_code))
+            .collect();
+        for (child, code) in children {
+            match code {
+                Some(code) => self.reap_now(child, code),
+                None => {
+                    if let Some(process) = self.processes.get_mut(&child) {
+                        process.uarea.header.parent = None;
+                    }
+                }
+            }
+        }
+        self.remote_children.retain(|(p, _, _)| *p != parent);
+    }
+
     /// Records the exit of a process that died on another cluster (reported by its host):
     /// its parent here can now reap it, else it is kept as an orphan exit.
     pub fn record_remote_exit(&mut self, pid: Pid, code: i32) {
+        self.arrived(pid); // its number is no longer used elsewhere
         if let Some(entry) = self
             .remote_children
             .iter_mut()

@@ -26,6 +26,10 @@ pub const MMAP_BASE: u64 = 0x0000_1000_0000_0000;
 pub const STACK_TOP: u64 = 0x0000_7FFF_FFF0_0000;
 /// Size of the main thread's stack (demand-paged: only touched pages cost a frame).
 pub const MAIN_STACK_SIZE: u64 = 1 << 20;
+/// End of the room for anonymous mappings without `FIXED`: 64 GiB below the stacks.
+pub const MMAP_END: u64 = STACK_TOP - (64 << 30);
+/// Largest single mapping (`mmap` `len`): the whole room for mappings.
+pub const MMAP_MAX_LEN: u64 = MMAP_END - MMAP_BASE;
 /// Unmapped guard below every stack.
 pub const STACK_GUARD: u64 = PAGE;
 
@@ -182,6 +186,29 @@ fn for_each_chunk(
     Ok(())
 }
 
+/// Checks that the whole user range `[address, address + len)` lies inside segments that
+/// allow `access`, without wrapping and below the user half (`EFAULT` otherwise). Work is
+/// bounded by the number of segments. Output buffers are checked whole with this before the
+/// first byte is written.
+pub fn check_range(map: &MemoryMap, address: u64, len: u64, access: Perms) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    let end = address.checked_add(len).ok_or(Errno::EFAULT)?;
+    if address < USER_START || end > hal::paging::USER_END {
+        return Err(Errno::EFAULT);
+    }
+    let mut cursor = address;
+    while cursor < end {
+        let segment = map.segment_at(cursor).ok_or(Errno::EFAULT)?;
+        if !segment.perms.contains(access) {
+            return Err(Errno::EFAULT);
+        }
+        cursor = segment.end();
+    }
+    Ok(())
+}
+
 /// Copies user memory into `out`, checking the segments (read access).
 pub fn copy_from_user(
     space: &mut AddressSpace,
@@ -264,12 +291,15 @@ pub fn place_stack(map: &MemoryMap, len: u64) -> Option<u64> {
 }
 
 /// Finds room for an anonymous mapping of `len` bytes at or above `hint`.
+///
+/// Every step is checked: a hint or length near `u64::MAX` finds no room (`None`), it never
+/// wraps around to low addresses.
 pub fn place_mapping(map: &MemoryMap, hint: u64, len: u64) -> Option<u64> {
-    let mut start = hint.max(MMAP_BASE).next_multiple_of(PAGE);
+    let mut start = hint.max(MMAP_BASE).checked_next_multiple_of(PAGE)?;
     loop {
         let end = start.checked_add(len)?;
-        if end > STACK_TOP - (64 << 30) {
-            return None; // keep 64 GiB between mappings and stacks
+        if end > MMAP_END {
+            return None;
         }
         match map
             .segments
@@ -277,7 +307,7 @@ pub fn place_mapping(map: &MemoryMap, hint: u64, len: u64) -> Option<u64> {
             .find(|s| s.start < end && start < s.end())
         {
             None => return Some(start),
-            Some(clash) => start = clash.end().next_multiple_of(PAGE),
+            Some(clash) => start = clash.end().checked_next_multiple_of(PAGE)?,
         }
     }
 }
@@ -290,11 +320,10 @@ pub fn is_free(map: &MemoryMap, start: u64, len: u64) -> bool {
         .any(|s| s.start < end && start < s.end())
 }
 
-/// Unmaps and frees every page with a frame in `[start, start + len)`.
+/// Unmaps and frees every page with a frame in `[start, start + len)`, and the page tables
+/// left empty. Work is bounded by what is mapped (a page-table walk), not by `len`.
 pub fn release_pages(space: &mut AddressSpace, start: u64, len: u64) {
-    for address in (start..start + len).step_by(PAGE as usize) {
-        let _ = space.unmap_and_free(page_of(address));
-    }
+    space.release_range(start, start.saturating_add(len));
 }
 
 /// Removes `[start, start + len)` from the map (splitting segments that straddle it) and
@@ -315,7 +344,17 @@ pub fn unmap_range(
         }
         cursor = segment.end();
     }
+    // Splitting one segment in two adds one: stay within the UArea's table.
+    let splits = map
+        .segments
+        .iter()
+        .any(|s| s.start < start && s.end() > end);
+    if splits && map.segments.len() >= uarea::MAX_SEGMENTS {
+        return Err(Errno::ENOMEM);
+    }
     let mut kept = Vec::new();
+    kept.try_reserve(map.segments.len() + 1)
+        .map_err(|_| Errno::ENOMEM)?;
     for segment in map.segments.drain(..) {
         if segment.end() <= start || segment.start >= end {
             kept.push(segment);

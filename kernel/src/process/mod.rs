@@ -11,13 +11,14 @@ pub mod context;
 pub mod exit;
 pub mod fault;
 pub mod memory;
+mod pids;
 pub mod scheduler;
 
 pub use console::console_history;
 pub use exit::set_exit_hook;
 
 use abi::{ClusterId, Errno, Pid, ProcessInfo, ProcessState, Tid};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use hal::paging::AddressSpace;
@@ -73,6 +74,8 @@ pub struct Table {
     /// Children of local processes that live on other clusters: (parent, child, exit code once
     /// reported).
     pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
+    /// Processes born here that live on other clusters (their numbers are not reused).
+    departed: BTreeSet<Pid>,
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -83,6 +86,7 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     cluster: ClusterId(0),
     orphan_exits: VecDeque::new(),
     remote_children: Vec::new(),
+    departed: BTreeSet::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.
@@ -98,6 +102,10 @@ pub enum SpawnError {
     OutOfMemory,
     ArgumentsTooLong,
     OutOfPids,
+    /// The parent has `CHILDREN_PER_PROCESS` children not yet reaped.
+    TooManyChildren,
+    /// The cluster holds `PROCESSES_PER_CLUSTER` processes.
+    TooManyProcesses,
 }
 
 impl From<SpawnError> for Errno {
@@ -108,6 +116,8 @@ impl From<SpawnError> for Errno {
             SpawnError::OutOfMemory => Errno::ENOMEM,
             SpawnError::ArgumentsTooLong => Errno::EINVAL,
             SpawnError::OutOfPids => Errno::EAGAIN,
+            SpawnError::TooManyChildren => Errno::EAGAIN,
+            SpawnError::TooManyProcesses => Errno::EAGAIN,
         }
     }
 }
@@ -127,14 +137,11 @@ impl Table {
         parent: Option<Pid>,
     ) -> Result<Pid, SpawnError> {
         let pid = self.reserve_pid().ok_or(SpawnError::OutOfPids)?;
-        self.spawn_as(pid, program, args, parent)
-    }
-
-    /// A fresh pid born on this cluster (for a process created here or, on request, elsewhere).
-    pub fn reserve_pid(&mut self) -> Option<Pid> {
-        let pid = Pid::new(self.cluster, self.next_local)?;
-        self.next_local += 1;
-        Some(pid)
+        let spawned = self.spawn_as(pid, program, args, parent);
+        if spawned.is_err() {
+            self.arrived(pid); // nothing has the number: free it again
+        }
+        spawned
     }
 
     /// Creates a process with a pid reserved earlier (here, or by the cluster that asked for a
@@ -148,6 +155,14 @@ impl Table {
     ) -> Result<Pid, SpawnError> {
         if self.processes.contains_key(&pid) {
             return Err(SpawnError::OutOfPids);
+        }
+        if self.processes.len() >= abi::limits::PROCESSES_PER_CLUSTER {
+            return Err(SpawnError::TooManyProcesses);
+        }
+        if let Some(parent) = parent {
+            if self.children_of(parent) >= abi::limits::CHILDREN_PER_PROCESS {
+                return Err(SpawnError::TooManyChildren);
+            }
         }
         let file = crate::ramdisk::find(program).ok_or(SpawnError::NoSuchProgram)?;
         let mut arg_bytes = Vec::new();
@@ -209,6 +224,7 @@ impl Table {
             },
         );
         self.ready.push_back(pid);
+        self.arrived(pid);
         log::info!("spawned process {pid} `{program}`");
         Ok(pid)
     }
@@ -229,6 +245,7 @@ impl Table {
         }
         // A child that comes back is a local child again.
         self.remote_children.retain(|(_, child, _)| *child != pid);
+        self.arrived(pid);
         let runnable = !uarea.sched.run_queue.is_empty();
         self.processes.insert(
             pid,
@@ -248,7 +265,26 @@ impl Table {
     /// code is recorded (it did not exit).
     pub fn remove_migrated(&mut self, pid: Pid) -> Option<Process> {
         self.ready.retain(|p| *p != pid);
-        self.processes.remove(&pid)
+        let process = self.processes.remove(&pid);
+        if process.is_some() {
+            self.departed(pid);
+        }
+        process
+    }
+
+    /// Children of `parent` not yet reaped, here (zombies included) or on other clusters.
+    pub fn children_of(&self, parent: Pid) -> usize {
+        let here = self
+            .processes
+            .values()
+            .filter(|p| p.uarea.header.parent == Some(parent))
+            .count();
+        let elsewhere = self
+            .remote_children
+            .iter()
+            .filter(|(p, _, _)| *p == parent)
+            .count();
+        here + elsewhere
     }
 
     /// Puts a thread at the back of its process's run queue.

@@ -28,11 +28,12 @@ pub fn add(
     if endpoints.len() >= uarea::MAX_ENDPOINTS {
         return Err(Errno::ENOSPC);
     }
-    let descriptor = endpoints
-        .iter()
-        .map(|e| e.descriptor + 1)
-        .max()
-        .unwrap_or(0);
+    // The lowest free descriptor: always below `ENDPOINTS_PER_PROCESS`, so it can never
+    // overflow however often endpoints are opened and closed.
+    let descriptor = (0..uarea::validate::DESCRIPTOR_LIMIT)
+        .find(|d| endpoints.iter().all(|e| e.descriptor != *d))
+        .ok_or(Errno::ENOSPC)?;
+    endpoints.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
     endpoints.push(Endpoint {
         descriptor,
         kind,

@@ -4,7 +4,6 @@ use abi::{ClusterId, Errno, Pid};
 
 use super::{Call, Outcome};
 use crate::migstats::{self, RECORD_LEN};
-use crate::process::memory;
 use crate::process::Table;
 use crate::requests::{post, MigrationRequest, Request};
 
@@ -51,11 +50,14 @@ pub fn stats(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let [buffer, len, ..] = call.args;
     let records = migstats::recent();
     let fit = (len as usize / RECORD_LEN).min(records.len());
-    let mut bytes = alloc::vec::Vec::with_capacity(fit * RECORD_LEN);
+    let mut bytes = alloc::vec::Vec::new();
+    bytes
+        .try_reserve_exact(fit * RECORD_LEN)
+        .map_err(|_| Errno::ENOMEM)?;
     for record in &records[records.len() - fit..] {
         bytes.extend_from_slice(&record.encode());
     }
-    let process = call.process(table)?;
-    memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
+    // The whole `[buf, buf + len)` must be mapped and writable, checked before the first byte.
+    call.write_user(table, buffer, len, &bytes)?;
     Ok(records.len())
 }

@@ -49,8 +49,17 @@ impl Call {
         address: u64,
         len: usize,
     ) -> Result<alloc::vec::Vec<u8>, Errno> {
-        let mut bytes = alloc::vec![0u8; len];
         let process = self.process(table)?;
+        // Checked before allocating: the length is the caller's.
+        crate::process::memory::check_range(
+            &process.uarea.memory,
+            address,
+            len as u64,
+            uarea::Perms::R,
+        )?;
+        let mut bytes = alloc::vec::Vec::new();
+        bytes.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+        bytes.resize(len, 0);
         crate::process::memory::copy_from_user(
             &mut process.space,
             &process.uarea.memory,
@@ -58,6 +67,23 @@ impl Call {
             &mut bytes,
         )?;
         Ok(bytes)
+    }
+
+    /// Writes `data` to the caller's output buffer `[address, address + len)` (`len` is the
+    /// size the caller claims, `data.len() <= len`): the whole buffer is checked writable
+    /// first (`EFAULT`), so a short buffer is refused before a byte is written.
+    pub fn write_user(
+        &self,
+        table: &mut Table,
+        address: u64,
+        len: u64,
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        debug_assert!(data.len() as u64 <= len);
+        let process = self.process(table)?;
+        let map = &process.uarea.memory;
+        crate::process::memory::check_range(map, address, len, uarea::Perms::W)?;
+        crate::process::memory::copy_to_user(&mut process.space, map, address, data)
     }
 
     /// The calling process.

@@ -34,10 +34,10 @@ pub fn link(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     if !may_name(table, call, pid) {
         return Err(Errno::EPERM);
     }
-    if names::link(&name, pid) {
-        Ok(0)
-    } else {
-        Err(Errno::EEXIST)
+    match names::link(&name, pid) {
+        Ok(()) => Ok(0),
+        Err(names::LinkError::Taken) => Err(Errno::EEXIST),
+        Err(names::LinkError::Full) => Err(Errno::ENOSPC),
     }
 }
 

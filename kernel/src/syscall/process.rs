@@ -93,6 +93,9 @@ pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         if crate::ramdisk::find(&name).is_none() {
             return Err(Errno::ENOENT);
         }
+        if table.children_of(call.pid) >= abi::limits::CHILDREN_PER_PROCESS {
+            return Err(Errno::EAGAIN);
+        }
         let pid = table.reserve_pid().ok_or(Errno::EAGAIN)?;
         table.adopt_remote_child(call.pid, pid);
         crate::requests::post(crate::requests::Request::Spawn(
@@ -191,14 +194,20 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
 /// Writes up to `capacity` records; returns how many processes there are in all.
 pub fn proc_list(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     let [buffer, capacity, ..] = call.args;
+    // The whole buffer the caller claims must be mapped (docs/abi.md), checked before use.
+    let len = capacity
+        .checked_mul(ProcessInfo::SIZE as u64)
+        .ok_or(Errno::EFAULT)?;
     let records = table.list();
     let count = records.len().min(capacity as usize);
-    let mut bytes = Vec::with_capacity(count * ProcessInfo::SIZE);
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(count * ProcessInfo::SIZE)
+        .map_err(|_| Errno::ENOMEM)?;
     for record in &records[..count] {
         bytes.extend_from_slice(&record.to_bytes());
     }
-    let process = call.process(table)?;
-    memory::copy_to_user(&mut process.space, &process.uarea.memory, buffer, &bytes)?;
+    call.write_user(table, buffer, len, &bytes)?;
     Ok(records.len())
 }
 
@@ -210,14 +219,19 @@ pub fn mmap(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         return Err(Errno::EINVAL);
     }
     let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
+    if len > memory::MMAP_MAX_LEN {
+        return Err(Errno::ENOMEM);
+    }
     let process = call.process(table)?;
     let map = &mut process.uarea.memory;
-    if map.segments.len() >= uarea::MAX_SEGMENTS {
+    if map.segments.len() >= uarea::MAX_SEGMENTS
+        || map.mapped_bytes().saturating_add(len) > abi::limits::MAPPED_BYTES_PER_PROCESS
+    {
         return Err(Errno::ENOMEM);
     }
     let start = if flags.contains(MapFlags::FIXED) {
         let end = address.checked_add(len).ok_or(Errno::EINVAL)?;
-        if address % PAGE != 0 || address < USER_START || end > memory::STACK_TOP {
+        if !address.is_multiple_of(PAGE) || address < USER_START || end > memory::STACK_TOP {
             return Err(Errno::EINVAL);
         }
         if !memory::is_free(map, address, len) {
@@ -240,6 +254,7 @@ pub fn mmap(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         backing: Backing::Anonymous,
     });
     if !flags.contains(MapFlags::FIXED) {
+        // `place_mapping` checked `start + len <= MMAP_END`.
         map.mmap_cursor = map.mmap_cursor.max(start + len);
     }
     Ok(start as usize)

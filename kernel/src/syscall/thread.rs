@@ -28,8 +28,10 @@ pub fn create(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     if !executable {
         return Err(Errno::EFAULT);
     }
+    // `next_tid` below the limit: the tid after this one still fits (tids are never reused).
     if uarea.threads.len() >= uarea::MAX_THREADS
         || uarea.memory.segments.len() >= uarea::MAX_SEGMENTS
+        || uarea.next_tid.0.checked_add(1).is_none()
     {
         return Err(Errno::EAGAIN);
     }

@@ -1,7 +1,7 @@
 //! The router's per-cluster state: its connection, eventfds, slice, delivery queue, counters.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 
@@ -59,5 +59,15 @@ pub(super) struct Cluster {
     pub(super) queue: BinaryHeap<Pending>,
     /// RX ring was full; wait for a doorbell (or the tick) before retrying.
     pub(super) rx_stalled: bool,
+    /// Messages taken from this cluster's TX ring for destination `d` (index) whose queue
+    /// was full: one stuck destination holds back only the traffic for it, in FIFO order.
+    pub(super) held: Vec<VecDeque<Held>>,
     pub(super) stats: ClusterStats,
+}
+
+/// A validated message waiting, at its source, for room in its destination's queue.
+pub(super) struct Held {
+    pub(super) port: u16,
+    pub(super) first_byte: Option<u8>,
+    pub(super) bytes: Vec<u8>,
 }

@@ -4,7 +4,12 @@ use noc_proto::layout::RouterCounter;
 use noc_proto::ring::RingError;
 use noc_proto::wire::{self, ClusterId, Kind};
 
+use super::cluster::Held;
 use super::{Pending, Router};
+
+/// Most TX records one `drain_tx` call takes from one cluster: bounded work per pass, and
+/// the other clusters' rings are read in between.
+pub const TX_BUDGET: usize = 256;
 use crate::ivshmem;
 
 impl Router {
@@ -77,10 +82,10 @@ impl Router {
         if self.clusters[s].conn.is_none() {
             return false;
         }
+        let mut progress = self.flush_held(s, now);
         let tx = self.clusters[s].slice.tx();
         let count = self.cfg.clusters;
-        let mut progress = false;
-        loop {
+        for _ in 0..TX_BUDGET {
             let rec = match tx.peek() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
@@ -155,16 +160,69 @@ impl Router {
                 progress = true;
                 continue;
             }
-            if self.clusters[d].queue.len() >= self.cfg.queue_limit {
-                // Backpressure: leave it in the sender's TX ring.
-                self.clusters[s].stats.queue_full_stalls += 1;
-                break;
+            let message = Held {
+                port,
+                first_byte,
+                bytes,
+            };
+            if !self.clusters[s].held[d].is_empty()
+                || self.clusters[d].queue.len() >= self.cfg.queue_limit
+            {
+                if self.clusters[s].held[d].len() >= self.cfg.queue_limit {
+                    // Backpressure: leave it in the sender's TX ring.
+                    self.clusters[s].stats.queue_full_stalls += 1;
+                    break;
+                }
+                // Hold it at the source (after the ones already held: FIFO per pair), and
+                // read on: traffic to other destinations keeps flowing.
+                tx.pop(rec);
+                self.clusters[s].held[d].push_back(message);
+                progress = true;
+                continue;
             }
             tx.pop(rec);
             progress = true;
+            self.enqueue(s, d, message, now);
+        }
+        progress
+    }
+
+    /// Moves held messages of source `s` into their destinations' queues, as room allows.
+    fn flush_held(&mut self, s: usize, now: u64) -> bool {
+        let mut progress = false;
+        for d in 0..self.clusters.len() {
+            while !self.clusters[s].held[d].is_empty() {
+                if self.clusters[d].conn.is_none() {
+                    let dropped = self.clusters[s].held[d].len() as u64;
+                    self.clusters[s].held[d].clear();
+                    self.clusters[s].stats.dropped_unreachable += dropped;
+                    progress = true;
+                    break;
+                }
+                if self.clusters[d].queue.len() >= self.cfg.queue_limit {
+                    break;
+                }
+                let Some(message) = self.clusters[s].held[d].pop_front() else {
+                    break;
+                };
+                self.enqueue(s, d, message, now);
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    /// Schedules a message from `s` on the link model and queues it for `d`.
+    fn enqueue(&mut self, s: usize, d: usize, message: Held, now: u64) {
+        let Held {
+            port,
+            first_byte,
+            mut bytes,
+        } = message;
+        {
             if self.faults.drop.take(s as u16, d as u16, port, first_byte) {
                 self.faults.dropped += 1;
-                continue;
+                return;
             }
             let len = bytes.len() as u64;
             let deliver_at = self.model.schedule(s as u16, d as u16, len, now);
@@ -184,7 +242,6 @@ impl Router {
             });
             cd.stats.max_queued = cd.stats.max_queued.max(cd.queue.len() as u64);
         }
-        progress
     }
 
     fn drop_corrupt(&mut self, s: usize, why: &str) {

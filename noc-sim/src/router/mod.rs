@@ -18,8 +18,12 @@
 //! never forwarded), scheduling it on the link model and queueing it for its
 //! destination — and repeats until nothing moves. Backpressure: a full RX ring
 //! leaves the message queued (the destination rings the router after
-//! consuming); a full destination queue (`queue_limit` messages) leaves the
-//! message in the sender's TX ring. Nothing is ever dropped for lack of space.
+//! consuming); a message for a full destination queue (`queue_limit` messages)
+//! waits at its source in a queue of its own per destination, so one stuck
+//! destination holds back only the traffic for it; when that queue is full too
+//! (`queue_limit`), the message stays in the sender's TX ring. Each pass reads
+//! at most `TX_BUDGET` records of one TX ring, so no sender starves the others.
+//! Nothing is ever dropped for lack of space.
 //! A 50 ms tick re-polls everything, so a guest that polls without ringing
 //! still makes progress.
 //!
@@ -192,6 +196,7 @@ impl Router {
                 joined_ever: false,
                 queue: BinaryHeap::new(),
                 rx_stalled: false,
+                held: (0..cfg.clusters).map(|_| Default::default()).collect(),
                 stats: ClusterStats::default(),
             });
         }
@@ -446,8 +451,10 @@ impl Router {
             return;
         };
         let _ = conn.shutdown(std::net::Shutdown::Both);
-        let dropped = self.clusters[k].queue.len() as u64;
+        let held: usize = self.clusters[k].held.iter().map(|h| h.len()).sum();
+        let dropped = self.clusters[k].queue.len() as u64 + held as u64;
         self.clusters[k].queue.clear();
+        self.clusters[k].held.iter_mut().for_each(|h| h.clear());
         self.clusters[k].stats.dropped_unreachable += dropped;
         self.dma.forget_cluster(k as u16);
         self.rams[k] = None;

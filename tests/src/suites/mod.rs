@@ -13,6 +13,7 @@ pub mod clock;
 pub mod exceptions;
 pub mod fatal;
 pub mod frames;
+pub mod harden;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
@@ -41,7 +42,7 @@ pub static SUITES: &[Suite] = &[
     },
     Suite {
         name: "process",
-        tests: &[process::TESTS],
+        tests: &[process::TESTS, harden::TESTS],
         serving: None,
     },
     Suite {

@@ -12,6 +12,7 @@
 extern crate alloc;
 
 mod checks;
+mod harden;
 
 use ulib::println;
 
@@ -20,6 +21,7 @@ ulib::main!(main);
 fn main(args: ulib::rt::Args) -> i32 {
     match args.get(1) {
         Some("syscalls") => checks::syscalls(),
+        Some("harden") => harden::run(args.get(2).unwrap_or("")),
         Some("fault") => fault(args.get(2).unwrap_or("null")),
         Some("secret") => secret(args.get(2).unwrap_or("read")),
         Some("fpu") => checks::fpu(args.number(2, 2000)),

@@ -395,3 +395,5 @@ unsafe fn free_tables(table: &mut PageTable, level: u8, entries: core::ops::Rang
         entry.set_unused();
     }
 }
+
+mod walk;

@@ -8,22 +8,32 @@
 use alloc::vec::Vec;
 
 use abi::types::{PAGE_SIZE, USER_END};
-use abi::{Pid, Tid, PROC_NAME_MAX, SYNC_MAX_MEMBERS};
+use abi::{Pid, Tid, PROC_NAME_MAX};
 
-use crate::endpoint::{Endpoint, EndpointFlags, EndpointKind, Peer, Role, ENDPOINT_NAME_MAX};
+use crate::endpoint::{EndpointKind, Role};
 use crate::error::{AddressFault, Invariant};
 use crate::header::UAreaFlags;
-use crate::memory::{Backing, Perms, Segment, SegmentKind};
+use crate::memory::{Perms, SegmentKind};
 use crate::thread::{BlockReason, FxSave, ThreadState, RFLAGS_IF, RFLAGS_RESERVED_ONE};
 use crate::thread::{Thread, RFLAGS_USER_MASK};
 use crate::UArea;
 
+mod items;
+use items::{validate_endpoint, validate_segment};
+
 /// Most threads in one process.
-pub const MAX_THREADS: usize = 256;
+pub const MAX_THREADS: usize = abi::limits::THREADS_PER_PROCESS;
 /// Most segments in one process.
-pub const MAX_SEGMENTS: usize = 1024;
+pub const MAX_SEGMENTS: usize = abi::limits::MAPPINGS_PER_PROCESS;
 /// Most endpoints in one process.
-pub const MAX_ENDPOINTS: usize = 256;
+pub const MAX_ENDPOINTS: usize = abi::limits::ENDPOINTS_PER_PROCESS;
+/// Descriptors are below this: the kernel hands out the lowest free one, and a process holds
+/// at most [`MAX_ENDPOINTS`], so a larger descriptor is forged (and its successor could
+/// overflow).
+pub const DESCRIPTOR_LIMIT: u32 = MAX_ENDPOINTS as u32;
+/// Executable code must end this far below the end of the user half: a `syscall` in the last
+/// bytes would return (`sysret`) to a non-canonical address, which faults in ring 0.
+pub const EXEC_TOP_GAP: u64 = PAGE;
 
 const PAGE: u64 = PAGE_SIZE as u64;
 /// First address of the kernel (upper canonical) half.
@@ -398,91 +408,4 @@ impl UArea {
 /// A thread whose stack and code must still be mapped.
 fn is_live(thread: &Thread) -> bool {
     !matches!(thread.state, ThreadState::Exited { .. })
-}
-
-fn validate_segment(segment: &Segment) -> Result<(), Invariant> {
-    addr(
-        "segment",
-        segment.start,
-        check_user_range(segment.start, segment.len),
-    )?;
-    if segment.len == 0 {
-        return Err(Invariant::EmptySegment {
-            start: segment.start,
-        });
-    }
-    if !segment.perms.is_known() {
-        return Err(Invariant::UnknownFlags {
-            what: "segment.perms",
-            bits: segment.perms.bits() as u32,
-        });
-    }
-    if segment.perms.contains(Perms::W.union(Perms::X)) {
-        return Err(Invariant::WriteAndExecute {
-            start: segment.start,
-        });
-    }
-    let backing_ok = match segment.backing {
-        Backing::Anonymous => true,
-        Backing::Image { offset, len } => {
-            matches!(segment.kind, SegmentKind::Text | SegmentKind::Data)
-                && len <= segment.len
-                && offset.checked_add(len).is_some()
-        }
-    };
-    if !backing_ok {
-        return Err(Invariant::BadBacking {
-            start: segment.start,
-        });
-    }
-    Ok(())
-}
-
-fn validate_endpoint(endpoint: &Endpoint) -> Result<(), Invariant> {
-    let descriptor = endpoint.descriptor;
-    if !endpoint.flags.is_known() {
-        return Err(Invariant::UnknownFlags {
-            what: "endpoint.flags",
-            bits: endpoint.flags.bits(),
-        });
-    }
-    let bad = Err(Invariant::BadPeer { descriptor });
-    let allowed = endpoint.flags.contains(EndpointFlags::ALLOWED);
-    match &endpoint.peer {
-        Peer::Process { pid, .. } => valid_pid("endpoint.peer", *pid)?,
-        Peer::Name(name) => {
-            if name.is_empty() || name.len() > ENDPOINT_NAME_MAX {
-                return bad;
-            }
-        }
-        Peer::Group { members, .. } => {
-            if members.is_empty() || members.len() > SYNC_MAX_MEMBERS {
-                return bad;
-            }
-            for (i, member) in members.iter().enumerate() {
-                valid_pid("endpoint.peer.members", *member)?;
-                if members[..i].contains(member) {
-                    return bad;
-                }
-            }
-        }
-        Peer::None | Peer::Cluster { .. } => {}
-    }
-    let consistent = match (endpoint.kind, endpoint.role, &endpoint.peer) {
-        (EndpointKind::Sync, _, Peer::Group { .. }) => !allowed,
-        (EndpointKind::Sync, _, _) => false,
-        (_, _, Peer::Group { .. }) => false,
-        (EndpointKind::Mailbox, Role::Receiver, Peer::None) => !allowed,
-        (EndpointKind::Mailbox, Role::Receiver, _) => false,
-        (EndpointKind::Portal, Role::Receiver, Peer::None) => !allowed,
-        (EndpointKind::Portal, Role::Receiver, Peer::Process { .. }) => allowed,
-        (EndpointKind::Portal, Role::Receiver, _) => false,
-        (_, Role::Sender, Peer::None) => false,
-        (_, Role::Sender, _) => !allowed,
-    };
-    if consistent {
-        Ok(())
-    } else {
-        bad
-    }
 }

@@ -1,0 +1,30 @@
+//! Per-process and per-cluster quotas: every kernel object a user program can make the kernel
+//! create or keep is counted against one of these, so no sequence of user requests can fill
+//! a kernel heap (`docs/abi.md`, "Limits"). Reaching one is an error code, never a panic.
+
+/// Threads of one process, live or exited but not joined (`thread_create`: `EAGAIN`).
+pub const THREADS_PER_PROCESS: usize = 256;
+/// Endpoints of one process: mailbox, portal and sync descriptors together (`ENOSPC`).
+pub const ENDPOINTS_PER_PROCESS: usize = 256;
+/// Names standing for one process (`name_link`: `ENOSPC`).
+pub const NAMES_PER_PROCESS: usize = 16;
+/// Names in one cluster's replica of the name service (`name_link`: `ENOSPC`).
+pub const NAMES_PER_CLUSTER: usize = 4096;
+/// Messages queued on one inbox; further ones are dropped and counted.
+pub const INBOX_MESSAGES: usize = 1024;
+/// Messages queued on all the inboxes of one process; further ones are dropped and counted.
+pub const QUEUED_MESSAGES_PER_PROCESS: usize = 4096;
+/// Payload bytes queued on all the inboxes of one process.
+pub const QUEUED_BYTES_PER_PROCESS: usize = QUEUED_MESSAGES_PER_PROCESS * 112;
+/// Messages queued on all the inboxes of one cluster.
+pub const QUEUED_MESSAGES_PER_CLUSTER: usize = 32 * 1024;
+/// Mappings (segments: program, stacks, `mmap` regions) of one process (`mmap`, `munmap`
+/// splitting one, `thread_create`: `ENOMEM`).
+pub const MAPPINGS_PER_PROCESS: usize = 1024;
+/// Bytes of address space one process may map in all (`mmap`: `ENOMEM`). Pages cost a frame
+/// only when touched.
+pub const MAPPED_BYTES_PER_PROCESS: u64 = 1 << 44;
+/// Children of one process not yet reaped, here or on other clusters (`spawn`: `EAGAIN`).
+pub const CHILDREN_PER_PROCESS: usize = 64;
+/// Processes on one cluster, zombies included (`spawn`: `EAGAIN`).
+pub const PROCESSES_PER_CLUSTER: usize = 512;
