@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::PhysAddr;
 
-use crate::trap::TrapFrame;
+use crate::frame::TrapFrame;
 
 /// Physical address of the I/O APIC registers.
 const IOAPIC_BASE: u64 = 0xFEC0_0000;
@@ -57,7 +57,7 @@ pub fn init() -> bool {
     if read_register(REG_VERSION) == u32::MAX || COM1_GSI >= entries {
         return false;
     }
-    crate::trap::set_handler(SERIAL_VECTOR, serial_interrupt);
+    crate::vectors::set_handler(SERIAL_VECTOR, serial_interrupt);
     let entry = IOREDTBL + 2 * COM1_GSI;
     write_register(entry + 1, crate::apic::id() << 24);
     write_register(entry, SERIAL_VECTOR as u32); // unmasked, fixed, physical, edge, high

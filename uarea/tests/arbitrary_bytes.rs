@@ -5,7 +5,7 @@
 
 use abi::{ClusterId, Pid};
 use proptest::prelude::*;
-use uarea::image::{ImageReader, Manifest, MANIFEST_LEN};
+use uarea::image::{ImageReader, Manifest, PageTransport, MANIFEST_LEN};
 use uarea::{UArea, HEADER_LEN, MAGIC};
 
 fn seal(payload: &[u8]) -> Vec<u8> {
@@ -51,6 +51,7 @@ proptest! {
         page_count in 0u32..4,
         chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 0..4),
         crc: u32,
+        direct: bool,
     ) {
         let manifest = Manifest {
             pid: Pid::new(ClusterId(0), 1).unwrap(),
@@ -59,6 +60,7 @@ proptest! {
             uarea_len,
             page_count,
             sequence: 0,
+            transport: if direct { PageTransport::Direct } else { PageTransport::Inline },
         };
         let mut reader = ImageReader::new(manifest);
         for chunk in &chunks {

@@ -27,7 +27,7 @@ use noc_proto::{wire, Layout, RingError, Slice};
 pub use noc_proto::{ClusterId, Header, Kind, PortId, WireError};
 use x86_64::PhysAddr;
 
-use crate::trap::TrapFrame;
+use crate::frame::TrapFrame;
 use ivshmem::Ivshmem;
 
 /// Local APIC vector of the NoC doorbell (MSI-X entry 0).
@@ -133,7 +133,7 @@ fn open(address: pci::PciAddress) -> Result<NocInfo, &'static str> {
         .validate(&layout, me)
         .map_err(|_| "control block invalid (magic, version, sizes or cluster id)")?;
     *RX.lock() = Some(vec![0u8; wire::MAX_MESSAGE].into_boxed_slice());
-    crate::trap::set_handler(NOC_VECTOR, interrupt);
+    crate::vectors::set_handler(NOC_VECTOR, interrupt);
     if let Err(error) = msix::enable(address, 0, NOC_VECTOR, crate::apic::id()) {
         // Still usable: `poll` finds messages, the router re-polls every 50 ms.
         log::warn!("noc: MSI-X unavailable ({error:?}); polling only");
