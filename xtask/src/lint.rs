@@ -1,6 +1,7 @@
 //! `cargo xtask lint`: formatting and clippy over every crate — the host crates, the kernel
 //! crates (for the bare-metal target) and the userland workspace (for the user target) —
-//! with warnings as errors. `cargo xtask test` runs it first, so CI does.
+//! with warnings as errors — and the module graph of every crate (no import cycles).
+//! `cargo xtask test` runs it first, so CI does.
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -60,6 +61,16 @@ fn steps() -> Vec<Step> {
 /// Runs every step; returns (passed, failed), printing what failed and how to see it.
 pub fn lint() -> Result<(usize, usize)> {
     let (mut passed, mut failed) = (0, 0);
+    let cycles = crate::modgraph::cycles()?;
+    if cycles.is_empty() {
+        eprintln!("xtask: lint: no import cycles between the modules of a crate: ok");
+        passed += 1;
+    } else {
+        for cycle in &cycles {
+            eprintln!("xtask: lint: import cycle: {cycle}");
+        }
+        failed += 1;
+    }
     for step in steps() {
         let dir = workspace_root().join(step.dir);
         if run(&dir, &step)? {

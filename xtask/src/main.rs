@@ -13,6 +13,7 @@ mod guest_ram;
 mod image;
 mod interrupt;
 mod lint;
+mod modgraph;
 mod qemu;
 mod report;
 mod run;
