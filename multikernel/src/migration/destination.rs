@@ -136,12 +136,7 @@ impl MigrationDestination {
                     continue;
                 }
             };
-            incoming.complete = true;
-            if result.is_err() {
-                self.abandon();
-            }
-            let actions = self.machine.on_image(from, sequence, result, now);
-            self.run(actions, ctx);
+            self.image_ended(from, sequence, result, ctx);
         }
     }
 
@@ -181,13 +176,27 @@ impl MigrationDestination {
                     }
                 }
             };
-            incoming.complete = true;
-            if result.is_err() {
-                self.abandon();
-            }
-            let actions = self.machine.on_image(from, sequence, result, now);
-            self.run(actions, ctx);
+            self.image_ended(from, sequence, result, ctx);
         }
+    }
+
+    /// The image being received is whole (`Ok`) or failed: the machine hears of it once.
+    fn image_ended(
+        &mut self,
+        from: ClusterId,
+        sequence: u32,
+        result: Result<(), Reason>,
+        ctx: &mut Ctx,
+    ) {
+        if let Some(incoming) = self.incoming.as_mut() {
+            incoming.complete = true;
+        }
+        if result.is_err() {
+            self.abandon();
+        }
+        let now = hal::clock::now_ns();
+        let actions = self.machine.on_image(from, sequence, result, now);
+        self.run(actions, ctx);
     }
 
     /// Drops the image being received, safely: grants still open are revoked, and its frames

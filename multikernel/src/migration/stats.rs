@@ -16,24 +16,21 @@ pub struct Timeline {
 
 /// Records a migration that committed.
 pub fn succeeded(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, bytes: u64, pages: u64) {
-    let now = hal::clock::now_ns();
-    migstats::record(Record {
-        pid,
-        source: route.0,
-        destination: route.1,
-        strategy: Strategy::StopAndCopy,
-        preparation_ns: at.frozen_ns - at.started_ns,
-        downtime_ns: now - at.frozen_ns,
-        resume_ns: now - at.sent_ns,
-        total_ns: now - at.started_ns,
-        bytes,
-        pages,
-        failure: None,
-    });
+    record(pid, route, at, (bytes, pages), None);
 }
 
 /// Records a migration that failed (the process stayed at the source).
 pub fn failed(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, error: &MigrationError) {
+    record(pid, route, at, (0, 0), Some(failure_name(error)));
+}
+
+fn record(
+    pid: Pid,
+    route: (ClusterId, ClusterId),
+    at: Timeline,
+    (bytes, pages): (u64, u64),
+    failure: Option<&'static str>,
+) {
     let now = hal::clock::now_ns();
     migstats::record(Record {
         pid,
@@ -42,11 +39,15 @@ pub fn failed(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, error: &Mig
         strategy: Strategy::StopAndCopy,
         preparation_ns: at.frozen_ns - at.started_ns,
         downtime_ns: now - at.frozen_ns,
-        resume_ns: 0,
+        resume_ns: if failure.is_none() {
+            now - at.sent_ns
+        } else {
+            0
+        },
         total_ns: now - at.started_ns,
-        bytes: 0,
-        pages: 0,
-        failure: Some(failure_name(error)),
+        bytes,
+        pages,
+        failure,
     });
 }
 

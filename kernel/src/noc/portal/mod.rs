@@ -307,28 +307,27 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
 
 /// As [`try_read`], handing over the kernel's buffer.
 pub fn try_read_vec(portal: &Portal) -> Result<(ClusterId, Vec<u8>), NocError> {
-    pump();
-    with_state(|s| {
-        let ready = &mut s
-            .portals
-            .receivers
-            .get_mut(&portal.port.0)
-            .ok_or(NocError::WouldBlock)?
-            .ready;
-        match ready.front() {
-            None | Some(Ok(Arrival::Frames(..))) => Err(NocError::WouldBlock),
-            Some(_) => match ready.pop_front() {
-                Some(Ok(Arrival::Data(from, data))) => Ok((from, data)),
-                Some(Err(error)) => Err(error),
-                _ => Err(NocError::WouldBlock),
-            },
-        }
+    take_arrival(portal, |arrival| match arrival {
+        Arrival::Data(from, data) => Ok((from, data)),
+        other => Err(other),
     })
 }
 
 /// The oldest transfer into granted frames ([`allow_frames`]): `(sender, bytes)`. A failed
 /// transfer is returned (once) as its error.
 pub fn try_read_frames(portal: &Portal) -> Result<(ClusterId, u32), NocError> {
+    take_arrival(portal, |arrival| match arrival {
+        Arrival::Frames(from, bytes) => Ok((from, bytes)),
+        other => Err(other),
+    })
+}
+
+/// Takes the oldest arrival of `portal` if `wanted` accepts its kind (or it is an error);
+/// `WouldBlock`, leaving it queued, otherwise.
+fn take_arrival<T>(
+    portal: &Portal,
+    wanted: impl FnOnce(Arrival) -> Result<T, Arrival>,
+) -> Result<T, NocError> {
     pump();
     with_state(|s| {
         let ready = &mut s
@@ -337,13 +336,13 @@ pub fn try_read_frames(portal: &Portal) -> Result<(ClusterId, u32), NocError> {
             .get_mut(&portal.port.0)
             .ok_or(NocError::WouldBlock)?
             .ready;
-        match ready.front() {
-            None | Some(Ok(Arrival::Data(..))) => Err(NocError::WouldBlock),
-            Some(_) => match ready.pop_front() {
-                Some(Ok(Arrival::Frames(from, bytes))) => Ok((from, bytes)),
-                Some(Err(error)) => Err(error),
-                _ => Err(NocError::WouldBlock),
-            },
+        match ready.pop_front() {
+            None => Err(NocError::WouldBlock),
+            Some(Err(error)) => Err(error),
+            Some(Ok(arrival)) => wanted(arrival).map_err(|other| {
+                ready.push_front(Ok(other));
+                NocError::WouldBlock
+            }),
         }
     })
 }
