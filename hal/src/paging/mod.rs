@@ -117,14 +117,19 @@ pub fn unmap(page: Page) -> Result<PhysFrame, MapError> {
 
 /// Physical address and flags behind a virtual address, if it is mapped.
 pub fn translate(address: VirtAddr) -> Option<(PhysAddr, PageTableFlags)> {
-    with_mapper(|mapper| match mapper.translate(address) {
+    with_mapper(|mapper| mapped(mapper.translate(address)))
+}
+
+/// The physical address and flags of a translation that found a mapping.
+fn mapped(result: TranslateResult) -> Option<(PhysAddr, PageTableFlags)> {
+    match result {
         TranslateResult::Mapped {
             frame,
             offset,
             flags,
         } => Some((frame.start_address() + offset, flags)),
         _ => None,
-    })
+    }
 }
 
 /// Maps `pages` fresh zeroed frames at `start`. On failure, undoes what it mapped.
@@ -322,14 +327,7 @@ impl AddressSpace {
         if address.as_u64() >= USER_END {
             return None;
         }
-        match self.mapper().translate(address) {
-            TranslateResult::Mapped {
-                frame,
-                offset,
-                flags,
-            } => Some((frame.start_address() + offset, flags)),
-            _ => None,
-        }
+        mapped(self.mapper().translate(address))
     }
 
     /// Makes this the active address space.
