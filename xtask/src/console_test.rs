@@ -53,11 +53,7 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
         Ok(n) => n,
         Err(error) => return Ok(Err(format!("the trace is not a Chrome trace: {error}"))),
     };
-    let migrations = trace["traceEvents"].as_array().map_or(0, |e| {
-        e.iter()
-            .filter(|e| e["tid"] == "migrations" && e["ph"] == "X")
-            .count()
-    });
+    let migrations = crate::console::trace::migration_spans(&trace);
     if migrations != 1 {
         return Ok(Err(format!(
             "the trace holds {migrations} migration spans, not 1"

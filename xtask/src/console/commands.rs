@@ -239,6 +239,7 @@ impl Console {
                     file.into(),
                     self.view.mark(),
                     &self.control,
+                    std::time::Duration::from_millis(200),
                 )?);
                 Ok(format!(
                     "recording the machine's events; `trace stop` writes {file}"
@@ -248,7 +249,7 @@ impl Console {
                 let recorder = slot.take().ok_or("no trace is recording")?;
                 drop(slot);
                 let (migrations, _) = self.all_migrations();
-                recorder.finish(&self.view, &migrations, &self.control)
+                recorder.finish(&self.view, migrations.len())
             }
             _ => Err("usage: trace start FILE | trace stop".into()),
         }
