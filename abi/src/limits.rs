@@ -28,3 +28,6 @@ pub const MAPPED_BYTES_PER_PROCESS: u64 = 1 << 44;
 pub const CHILDREN_PER_PROCESS: usize = 64;
 /// Processes on one cluster, zombies included (`spawn`: `EAGAIN`).
 pub const PROCESSES_PER_CLUSTER: usize = 512;
+/// Longest console line (`write`) printed as one `[pPID NAME] line`; a longer one goes on
+/// in the next tagged line, none of its bytes lost.
+pub const CONSOLE_LINE_BYTES: usize = 4096;
