@@ -17,6 +17,7 @@ pub mod harden;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
+pub mod migration_live;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
@@ -54,6 +55,11 @@ pub static SUITES: &[Suite] = &[
         name: "migration",
         tests: &[migration_noc::DRIVER],
         serving: Some(&[migration_noc::SERVING]),
+    },
+    Suite {
+        name: "migration_live",
+        tests: &[migration_live::DRIVER],
+        serving: Some(&[migration_live::SERVING]),
     },
     Suite {
         name: "bench_kernel",
