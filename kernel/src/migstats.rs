@@ -67,12 +67,12 @@ static RECORDS: Mutex<VecDeque<Record>> = Mutex::new(VecDeque::new());
 /// Keeps and logs a record.
 pub fn record(record: Record) {
     log::info!(
-        "migration {} c{}->c{} {}: {}: total {} us, downtime {} us, preparation {} us, resume {} us, {} pages ({} while running, {} rounds, {} dirty pages/s), {} bytes",
+        "migration {} c{}->c{}: {}: {}, total {} us, downtime {} us, preparation {} us, resume {} us, {} pages ({} while running, {} rounds, {} dirty pages/s), {} bytes",
         record.pid,
         record.source.0,
         record.destination.0,
-        record.strategy.name(),
         record.failure.unwrap_or("ok"),
+        record.strategy.name(),
         record.total_ns / 1000,
         record.downtime_ns / 1000,
         record.preparation_ns / 1000,

@@ -54,9 +54,10 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
         Err(error) => return Ok(Err(format!("the trace is not a Chrome trace: {error}"))),
     };
     let migrations = crate::console::trace::migration_spans(&trace);
-    if migrations != 1 {
+    // The stop-and-copy move and the pre-copy one.
+    if migrations != 2 {
         return Ok(Err(format!(
-            "the trace holds {migrations} migration spans, not 1"
+            "the trace holds {migrations} migration spans, not 2"
         )));
     }
     let console_c1 = image::output_dir()?.join("logs").join("console-c1.log");
