@@ -75,6 +75,20 @@ impl InFlight {
     fn is_holding(&self) -> bool {
         !self.request.is_live() || self.frozen
     }
+
+    /// Offers the process with `manifest`: the Offer to send (and re-send until answered).
+    fn offer(&mut self, mut manifest: Manifest, now_ns: u64) -> Action {
+        let sequence = self.sequence;
+        manifest.sequence = sequence;
+        self.phase = Phase::Offered(manifest);
+        self.progress_ns = now_ns;
+        self.sent_ns = now_ns;
+        self.offered = true;
+        Action::Send {
+            to: self.request.to,
+            message: Message::Offer { sequence, manifest },
+        }
+    }
 }
 
 /// A commit decided and not yet acknowledged.
@@ -178,17 +192,9 @@ impl Source {
                     sequence,
                 });
             }
-            Ok(mut manifest) => {
+            Ok(manifest) => {
                 flight.frozen = true;
-                manifest.sequence = sequence;
-                flight.phase = Phase::Offered(manifest);
-                flight.progress_ns = now_ns;
-                flight.sent_ns = now_ns;
-                flight.offered = true;
-                actions.push(Action::Send {
-                    to: flight.request.to,
-                    message: Message::Offer { sequence, manifest },
-                });
+                actions.push(flight.offer(manifest, now_ns));
             }
             Err(error) => self.abort(error, now_ns, &mut actions),
         }
@@ -211,17 +217,7 @@ impl Source {
             return actions;
         }
         match surveyed {
-            Ok(mut manifest) => {
-                manifest.sequence = sequence;
-                flight.phase = Phase::Offered(manifest);
-                flight.progress_ns = now_ns;
-                flight.sent_ns = now_ns;
-                flight.offered = true;
-                actions.push(Action::Send {
-                    to: flight.request.to,
-                    message: Message::Offer { sequence, manifest },
-                });
-            }
+            Ok(manifest) => actions.push(flight.offer(manifest, now_ns)),
             Err(error) => self.abort(error, now_ns, &mut actions),
         }
         actions

@@ -8,8 +8,8 @@ use kernel::process::with_table;
 use migration::MigrationError;
 
 use super::migration_noc::{
-    all_clusters_joined, exit_code, nothing_left_frozen, release_the_other_clusters, run_until,
-    serve_until_the_driver_is_done, spawn_case,
+    all_clusters_joined, case_moved_by, exit_code, nothing_left_frozen, release_the_other_clusters,
+    run_until, serve_until_the_driver_is_done, spawn_case,
 };
 use crate::{ensure, ensure_eq, tests};
 
@@ -55,12 +55,7 @@ fn precopy_to(pid: Pid, to: u16) -> Result<(), String> {
 }
 
 fn case(name: &str, path: &[u16]) -> Result<(), String> {
-    let pid = spawn_case(name, path.len() as u32)?;
-    for &to in path {
-        precopy_to(pid, to)?;
-    }
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    case_moved_by(name, path, precopy_to)
 }
 
 /// The zdtm cases of the stop-and-copy suite, each moved away and back by pre-copy (the
