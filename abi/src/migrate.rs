@@ -14,15 +14,23 @@ pub enum Strategy {
     /// Copy the pages while the process runs, re-send what it dirtied, then stop and copy
     /// the rest.
     PreCopy = 1,
+    /// Move the execution context and resume at once at the destination; the pages follow
+    /// (pulled on a fault, pushed in the background).
+    PostCopy = 2,
 }
 
 impl Strategy {
     /// Every strategy, in number order.
-    pub const ALL: [Strategy; 2] = [Strategy::StopAndCopy, Strategy::PreCopy];
+    pub const ALL: [Strategy; 3] = [Strategy::StopAndCopy, Strategy::PreCopy, Strategy::PostCopy];
 
     /// The strategy numbered `n`.
     pub fn from_number(n: u64) -> Option<Strategy> {
         Strategy::ALL.into_iter().find(|s| *s as u64 == n)
+    }
+
+    /// Offered while the process still runs (it is frozen only for the final copy).
+    pub fn is_live(self) -> bool {
+        self == Strategy::PreCopy
     }
 
     /// The name the monitor, the console and the benchmark use.
@@ -30,6 +38,7 @@ impl Strategy {
         match self {
             Strategy::StopAndCopy => "stop-and-copy",
             Strategy::PreCopy => "pre-copy",
+            Strategy::PostCopy => "post-copy",
         }
     }
 
@@ -38,6 +47,7 @@ impl Strategy {
         match name {
             "stop" | "stop-and-copy" => Some(Strategy::StopAndCopy),
             "pre" | "pre-copy" | "precopy" => Some(Strategy::PreCopy),
+            "post" | "post-copy" | "postcopy" => Some(Strategy::PostCopy),
             _ => None,
         }
     }

@@ -34,6 +34,8 @@ pub enum Request {
     PortalOut(PortalTransfer),
     /// Another cluster claims the right to deliver a portal transfer to a process here.
     PortalClaim(PortalClaim),
+    /// Post-copy: a thread of `pid` waits for `page`, still at the cluster it left.
+    PageFault { pid: Pid, page: u64 },
 }
 
 /// A `migrate` request.

@@ -26,6 +26,8 @@ pub struct Restorer {
     batches_arrived: usize,
     /// Delta transport: the frames pre-copy filled, until the image maps them.
     precopied: PreCopied,
+    /// Post-copy transport: the pages still at the source.
+    remote: Vec<u64>,
 }
 
 impl Restorer {
@@ -58,6 +60,7 @@ impl Restorer {
             frames: Vec::new(),
             batches_arrived: 0,
             precopied,
+            remote: Vec::new(),
         })
     }
 
@@ -71,12 +74,18 @@ impl Restorer {
         let space = &mut self.space;
         let frames = &mut self.frames;
         let precopied = &mut self.precopied;
+        let remote = &mut self.remote;
         self.reader
             .feed(bytes, |uarea, vaddr, data| {
                 let segment = uarea
                     .memory
                     .segment_at(vaddr)
                     .ok_or(ImageError::PageOutsideSegments(vaddr))?;
+                if data == PageBytes::Remote {
+                    // Post-copy: it comes after the process resumed.
+                    remote.push(vaddr);
+                    return Ok(());
+                }
                 let page = Page::containing_address(VirtAddr::new(vaddr));
                 // No need to zero the frame: the page's bytes overwrite all of it (here, or
                 // by DMA before the process can run), or pre-copy filled it.
@@ -98,7 +107,7 @@ impl Restorer {
                         unsafe { target.write(*data) };
                     }
                     PageBytes::Dma => frames.push(frame),
-                    PageBytes::Carried => {}
+                    PageBytes::Carried | PageBytes::Remote => {}
                 }
                 space
                     .map(page, frame, page_flags(segment.perms))
@@ -122,7 +131,7 @@ impl Restorer {
     pub fn page_batches(&self) -> usize {
         match self.manifest().transport {
             PageTransport::Inline => 0,
-            PageTransport::Direct | PageTransport::Delta => {
+            PageTransport::Direct | PageTransport::Delta | PageTransport::PostCopy => {
                 self.frames.len().div_ceil(crate::BATCH_PAGES)
             }
         }
@@ -179,8 +188,10 @@ impl Restorer {
         for thread in &mut uarea.threads {
             thread.restart_syscall = false;
         }
+        let mut space = self.space;
+        space.set_remote(self.remote);
         table
-            .insert_restored(uarea, self.space)
+            .insert_restored(uarea, space)
             .map_err(|_| MigrationError::Refused)?;
         Ok(pid)
     }

@@ -81,7 +81,7 @@ impl Snapshot {
             transport,
         };
         let carried: BTreeSet<u64> = match transport {
-            PageTransport::Delta => pages
+            PageTransport::Delta | PageTransport::PostCopy => pages
                 .iter()
                 .copied()
                 .filter(|p| carried.contains(p))
@@ -208,4 +208,12 @@ pub fn frames_of(
                 .ok_or(MigrationError::Image(uarea::image::ImageError::Truncated))
         })
         .collect()
+}
+
+impl Snapshot {
+    /// The pages named [`CARRIED`]: with the delta transport those the destination holds,
+    /// with the post-copy transport those that stay here until after the commit.
+    pub fn carried_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.carried.iter().copied()
+    }
 }

@@ -18,3 +18,4 @@ extern crate std;
 pub mod message;
 pub mod migrate;
 pub mod ports;
+pub mod postcopy;

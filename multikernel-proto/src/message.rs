@@ -114,6 +114,12 @@ pub enum Message {
     NameLink { pid: Pid, name: heapless_str::Name },
     /// Name service: `name` no longer stands for `pid`.
     NameUnlink { pid: Pid, name: heapless_str::Name },
+    /// Post-copy, the process's new cluster → the one it left: a thread waits for `page`
+    /// (sent first, then its neighbours).
+    PageRequest { pid: Pid, page: u64 },
+    /// Post-copy, new cluster → old: every page of `pid` is here, or it ended; the old
+    /// cluster drops what it kept.
+    PostCopyDone { pid: Pid },
     /// Parent's cluster → target: create `program` as `pid` (born at the parent's cluster).
     Spawn {
         pid: Pid,
@@ -169,6 +175,8 @@ pub mod kind {
     pub const PREPARED: u8 = 17;
     pub const COMMIT: u8 = 18;
     pub const ABORT: u8 = 19;
+    pub const PAGE_REQUEST: u8 = 20;
+    pub const POSTCOPY_DONE: u8 = 21;
 }
 
 // Field offsets (after the 8-byte header).
@@ -272,6 +280,15 @@ impl Message {
             Kill { pid } => {
                 out.u32(8, pid.raw());
                 kind::KILL
+            }
+            PageRequest { pid, page } => {
+                out.u32(8, pid.raw());
+                out.bytes(16, &page.to_le_bytes());
+                kind::PAGE_REQUEST
+            }
+            PostCopyDone { pid } => {
+                out.u32(8, pid.raw());
+                kind::POSTCOPY_DONE
             }
             ListRequest => kind::LIST_REQUEST,
             ListEntry { record } => {

@@ -113,7 +113,11 @@ impl Daemons {
         for deadline in timers.into_iter().flatten() {
             hal::timer::wake_by(deadline);
         }
-        if self.source.is_transferring() || self.relay.is_busy() || !self.out.is_empty() {
+        if self.source.is_transferring()
+            || self.destination.is_receiving()
+            || self.relay.is_busy()
+            || !self.out.is_empty()
+        {
             hal::timer::wake_after(IN_FLIGHT_POLL_NS);
         }
     }
@@ -144,6 +148,10 @@ impl Daemons {
             Request::Name(change) => self.names.publish(change, &mut self.out),
             Request::PortalOut(transfer) => self.relay.send(transfer),
             Request::PortalClaim(claim) => self.relay.claimed(claim),
+            Request::PageFault { pid, page } => {
+                let (mut ctx, _, destination) = self.ctx();
+                destination.on_page_fault(pid, page, &mut ctx);
+            }
         }
     }
 
@@ -168,6 +176,8 @@ impl Daemons {
                 options,
             }),
             Message::SetRefusing { on } => self.destination.set_refusing(on),
+            Message::PageRequest { pid, page } => self.source.on_page_request(from, pid, page),
+            Message::PostCopyDone { pid } => self.source.on_postcopy_done(from, pid),
             Message::Located { pid, cluster } => self.registry.set(pid, cluster),
             Message::Exited { pid, code } => self.spawner.on_exited(pid, code, &mut self.registry),
             Message::Spawn {

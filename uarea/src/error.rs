@@ -152,6 +152,11 @@ pub enum Invariant {
     },
     /// The process is its own parent.
     ParentIsSelf,
+    /// A thread waits for a post-copy page: such a process cannot travel.
+    WaitsForRemotePage {
+        /// The thread.
+        tid: Tid,
+    },
     /// The name is empty, too long or not printable ASCII.
     BadName {
         /// Its length in bytes.

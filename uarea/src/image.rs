@@ -49,6 +49,9 @@ pub enum PageTransport {
     Direct = 1,
     /// As `Direct`, after a pre-copy: records flagged [`CARRIED`] are already there.
     Delta = 2,
+    /// Post-copy: records flagged [`CARRIED`] are *remote* — they stay at the source and come
+    /// after the process resumed (pushed, or pulled on a fault); the others go by DMA now.
+    PostCopy = 3,
 }
 
 /// Bit 0 of a delta record: the page came in a pre-copy round and was not written since.
@@ -63,6 +66,8 @@ pub enum PageBytes<'a> {
     Dma,
     /// Already at the receiver, from a pre-copy round (delta, [`CARRIED`]).
     Carried,
+    /// Still at the source, to come after the process resumed (post-copy, [`CARRIED`]).
+    Remote,
 }
 
 /// What the source announces before sending the image.
@@ -118,7 +123,7 @@ impl Manifest {
     pub fn record_len(&self) -> usize {
         match self.transport {
             PageTransport::Inline => PAGE_RECORD_LEN,
-            PageTransport::Direct | PageTransport::Delta => 8,
+            PageTransport::Direct | PageTransport::Delta | PageTransport::PostCopy => 8,
         }
     }
 
@@ -172,6 +177,7 @@ impl Manifest {
             0 => PageTransport::Inline,
             1 => PageTransport::Direct,
             2 => PageTransport::Delta,
+            3 => PageTransport::PostCopy,
             other => return Err(ImageError::UnknownTransport(other)),
         };
         let uarea_len = u32_at(16);
@@ -314,6 +320,11 @@ impl ImageReader {
                     PageBytes::Carried
                 }
                 PageTransport::Delta => PageBytes::Dma,
+                PageTransport::PostCopy if vaddr & CARRIED != 0 => {
+                    vaddr &= !CARRIED;
+                    PageBytes::Remote
+                }
+                PageTransport::PostCopy => PageBytes::Dma,
             };
             let inside = vaddr % PAGE_LEN as u64 == 0 && uarea.memory.segment_at(vaddr).is_some();
             if !inside {

@@ -93,6 +93,15 @@ pub enum BlockReason {
         /// The child waited for.
         pid: Option<Pid>,
     },
+    /// Post-copy: waiting for a page still at the cluster the process left. Never in an
+    /// image (a process with remote pages does not migrate; validation refuses it).
+    RemotePage {
+        /// The page.
+        page: u64,
+        /// The thread was in a system call that touched the page (it re-issues the call),
+        /// rather than faulting on it (it re-executes the faulting instruction).
+        syscall: bool,
+    },
 }
 
 /// The user stack of a thread: `[base, base + size)` is mapped,

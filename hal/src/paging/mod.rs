@@ -220,6 +220,9 @@ pub const USER_END: u64 = 0x0000_8000_0000_0000;
 /// active CR3, so the kernel can fill or read any process's memory from anywhere.
 pub struct AddressSpace {
     level4: PhysFrame,
+    /// Pages whose contents are still elsewhere (post-copy: at the cluster the process left);
+    /// see `remote.rs`.
+    remote: alloc::collections::BTreeSet<u64>,
 }
 
 impl AddressSpace {
@@ -237,7 +240,10 @@ impl AddressSpace {
                 target[i] = source[i].clone();
             }
         }
-        Ok(AddressSpace { level4: frame })
+        Ok(AddressSpace {
+            level4: frame,
+            remote: alloc::collections::BTreeSet::new(),
+        })
     }
 
     /// The level-4 table's frame (what CR3 holds while this space is active).
@@ -394,4 +400,5 @@ unsafe fn free_tables(table: &mut PageTable, level: u8, entries: core::ops::Rang
     }
 }
 
+mod remote;
 mod walk;

@@ -163,6 +163,7 @@ impl AddressSpace {
         if start >= end {
             return;
         }
+        self.forget_remote(start, end);
         let level4 = phys_to_virt(self.level4.start_address()).as_mut_ptr::<PageTable>();
         // SAFETY: we own the user half of this tree; `end <= USER_END` keeps the walk there,
         // so the shared kernel half is never touched. Each frame is freed once.

@@ -28,6 +28,17 @@ fn user_fault(frame: &mut TrapFrame, info: &ExceptionInfo) {
         } else {
             Perms::R
         };
+        // Post-copy: a page still at the cluster the process left. Wait for it here, then
+        // re-execute the faulting instruction.
+        let remote = with_table(|table| {
+            let (pid, _) = table.current?;
+            let process = table.processes.get(&pid)?;
+            process.space.is_remote(address).then_some(pid)
+        });
+        if let Some(pid) = remote {
+            let reason = super::remote::wait_for(pid, address & !0xFFF, false);
+            leave(frame, Leave::Blocked(reason));
+        }
         let resolved = with_table(|table| {
             let Some((pid, _)) = table.current else {
                 return false;

@@ -141,6 +141,11 @@ pub fn ensure_page(
     if space.translate(VirtAddr::new(address)).is_some() {
         return Ok(());
     }
+    if space.is_remote(address) {
+        // Post-copy: the page is on its way; never zero-fill it (`remote`).
+        super::remote::note_refused(address & !0xFFF);
+        return Err(Errno::EFAULT);
+    }
     match segment.backing {
         // Image-backed segments are loaded whole; a hole there is a kernel bug or a munmap.
         Backing::Image { .. } => Err(Errno::EFAULT),

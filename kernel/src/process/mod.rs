@@ -12,6 +12,7 @@ pub mod exit;
 pub mod fault;
 pub mod memory;
 mod pids;
+pub mod remote;
 pub mod scheduler;
 
 pub use console::console_history;

@@ -110,9 +110,18 @@ fn dispatch(frame: &mut TrapFrame) {
             process.uarea.counters.syscalls += 1;
         }
         let call = Call { pid, tid, args };
-        match Syscall::from_number(number) {
+        let _ = crate::process::remote::take_refused();
+        let outcome = match Syscall::from_number(number) {
             Some(syscall) => handle(table, &call, syscall),
             None => Outcome::Return(Err(Errno::ENOSYS)),
+        };
+        // A copy met a page still at the cluster the process left: wait for it, then
+        // re-issue the call (it failed before it had any effect).
+        match (outcome, crate::process::remote::take_refused()) {
+            (Outcome::Return(Err(Errno::EFAULT)), Some(page)) => {
+                Outcome::Block(crate::process::remote::wait_for(pid, page, true))
+            }
+            (outcome, _) => outcome,
         }
     });
     match outcome {

@@ -97,6 +97,21 @@ pub(super) fn fields(bytes: &[u8; PAYLOAD]) -> Result<Message, DecodeError> {
         kind::KILL => Kill {
             pid: pid_at(bytes, 8)?,
         },
+        kind::PAGE_REQUEST => {
+            let mut page = [0u8; 8];
+            page.copy_from_slice(&bytes[16..24]);
+            let page = u64::from_le_bytes(page);
+            if page % 4096 != 0 || page >= abi::types::USER_END {
+                return Err(DecodeError::BadField("page"));
+            }
+            PageRequest {
+                pid: pid_at(bytes, 8)?,
+                page,
+            }
+        }
+        kind::POSTCOPY_DONE => PostCopyDone {
+            pid: pid_at(bytes, 8)?,
+        },
         kind::LIST_REQUEST => ListRequest,
         kind::LIST_ENTRY => {
             let mut record = [0u8; 64];

@@ -101,6 +101,11 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
         ),
         any::<bool>().prop_map(|on| Message::SetRefusing { on }),
         pid().prop_map(|pid| Message::Kill { pid }),
+        (pid(), 0u64..(abi::types::USER_END / 4096)).prop_map(|(pid, page)| Message::PageRequest {
+            pid,
+            page: page * 4096
+        }),
+        pid().prop_map(|pid| Message::PostCopyDone { pid }),
         Just(Message::ListRequest),
         proptest::array::uniform32(any::<u8>()).prop_flat_map(|a| {
             proptest::array::uniform32(any::<u8>()).prop_map(move |b| {
@@ -138,6 +143,8 @@ fn used_bytes(message: &Message) -> Vec<usize> {
         Message::Located { .. } => &[(8, 14)],
         Message::MigrateRequest { .. } => &[(8, 14), (16, 32)],
         Message::Exited { .. } | Message::Kill { .. } => &[(8, 16)],
+        Message::PageRequest { .. } => &[(8, 12), (16, 24)],
+        Message::PostCopyDone { .. } => &[(8, 12)],
         Message::SetRefusing { .. } => &[(8, 9)],
         Message::ListEntry { .. } => &[(8, 72)],
         Message::NameLink { .. } | Message::NameUnlink { .. } => &[(8, 13), (16, 48)],
@@ -201,7 +208,7 @@ proptest! {
     }
 
     #[test]
-    fn an_unknown_kind_is_rejected(message in message(), kind in prop_oneof![Just(0u8), 20u8..]) {
+    fn an_unknown_kind_is_rejected(message in message(), kind in prop_oneof![Just(0u8), 22u8..]) {
         let mut bytes = message.encode();
         bytes[0] = kind;
         prop_assert_eq!(Message::decode(&bytes), Err(DecodeError::UnknownKind(kind)));
@@ -232,6 +239,7 @@ proptest! {
         let pid_at = match message {
             Message::Located { .. } | Message::Exited { .. } | Message::MigrateRequest { .. }
             | Message::Kill { .. } | Message::NameLink { .. } | Message::NameUnlink { .. }
+            | Message::PageRequest { .. } | Message::PostCopyDone { .. }
             | Message::Spawn { .. } => 8,
             _ => return Ok(()),
         };

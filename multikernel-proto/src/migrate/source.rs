@@ -32,7 +32,7 @@ struct Request {
 impl Request {
     /// Offered while it runs, frozen only for the final copy.
     fn is_live(&self) -> bool {
-        self.strategy != Strategy::StopAndCopy
+        self.strategy.is_live()
     }
 }
 

@@ -15,6 +15,7 @@ use multikernel_proto::migrate::{Action, Config, Destination};
 use uarea::image::Manifest;
 
 use super::incoming::{allow_next, Handled, Stage};
+use super::page_client::PageClients;
 use super::Ctx;
 use crate::chip;
 use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
@@ -43,6 +44,10 @@ pub struct MigrationDestination {
     /// Abandoned images whose frames the engine may still write: kept until their grants are
     /// used up or revoked, so no freed frame is ever written.
     retiring: alloc::vec::Vec<Stage>,
+    /// Post-copy: restored processes whose pages will come from a source, until they run.
+    postcopy_from: alloc::collections::BTreeMap<Pid, ClusterId>,
+    /// Post-copy: the processes running here whose pages are still coming.
+    page_clients: PageClients,
 }
 
 impl MigrationDestination {
@@ -53,6 +58,8 @@ impl MigrationDestination {
             pages_portal: portal::create(IMAGE_PAGES_PORT)?,
             incoming: None,
             retiring: alloc::vec::Vec::new(),
+            postcopy_from: alloc::collections::BTreeMap::new(),
+            page_clients: PageClients::new()?,
         })
     }
 
@@ -76,9 +83,24 @@ impl MigrationDestination {
         self.machine.is_idle()
     }
 
-    /// The earliest time the machine must be stepped again.
+    /// Pages are arriving (an image, or post-copy's remaining pages): poll for completions.
+    pub fn is_receiving(&self) -> bool {
+        self.incoming.is_some() || self.page_clients.is_busy()
+    }
+
+    /// The earliest time the machine (or a post-copy's requests) must be stepped again.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.machine.next_deadline()
+        let clients = self.page_clients.next_deadline();
+        self.machine
+            .next_deadline()
+            .into_iter()
+            .chain(clients)
+            .min()
+    }
+
+    /// Post-copy: a thread of `pid` waits for `page`.
+    pub fn on_page_fault(&mut self, pid: Pid, page: u64, ctx: &mut Ctx) {
+        self.page_clients.on_fault(pid, page, ctx.out);
     }
 
     /// A protocol message for the destination side.
@@ -89,6 +111,7 @@ impl MigrationDestination {
 
     /// `cluster` left the machine for good.
     pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
+        self.page_clients.on_peer_gone(cluster);
         let actions = self.machine.on_peer_gone(cluster);
         self.run(actions, ctx);
     }
@@ -102,6 +125,7 @@ impl MigrationDestination {
         }
         let actions = self.machine.on_tick(hal::clock::now_ns());
         self.run(actions, ctx);
+        self.page_clients.step(ctx.out);
     }
 
     fn receive_image_data(&mut self, ctx: &mut Ctx) {
@@ -239,6 +263,8 @@ impl MigrationDestination {
     fn abandon(&mut self) {
         if let Some(incoming) = self.incoming.take() {
             portal::revoke(&self.pages_portal, incoming.from);
+            // Its unused image allowances must not carry a later image's first chunk.
+            portal::revoke(&self.image_portal, incoming.from);
             self.retiring.push(incoming.stage);
         }
     }
@@ -277,6 +303,9 @@ impl MigrationDestination {
                 Action::Resume { pid } => {
                     log::info!("process {pid} arrived");
                     with_table(|table| freeze::thaw(table, pid));
+                    if let Some(from) = self.postcopy_from.remove(&pid) {
+                        self.page_clients.start(pid, from);
+                    }
                     self.arrived(pid, ctx);
                 }
                 Action::ApplyKill { pid, code } => {
@@ -305,6 +334,12 @@ impl MigrationDestination {
 
     /// Reserves what the image needs and lets the source send it.
     fn admit(&mut self, from: ClusterId, sequence: u32, manifest: Manifest) -> Result<(), Reason> {
+        // One post-copy at a time: its page transfers are told apart by their source only.
+        if manifest.transport == uarea::image::PageTransport::PostCopy
+            && (self.page_clients.is_busy() || !self.postcopy_from.is_empty())
+        {
+            return Err(Reason::Busy);
+        }
         let stage = Stage::admit(manifest).map_err(|e| match e {
             MigrationError::OutOfMemory => Reason::NoMemory,
             _ => Reason::Exists,
@@ -327,6 +362,9 @@ impl MigrationDestination {
             .take_if(|i| i.from == from && i.sequence == sequence)
             .ok_or(Reason::BadImage)?;
         let restorer = incoming.stage.into_restorer().ok_or(Reason::BadImage)?;
+        if restorer.manifest().transport == uarea::image::PageTransport::PostCopy {
+            self.postcopy_from.insert(restorer.manifest().pid, from);
+        }
         with_table(|table| restorer.finish_frozen(table, crc))
             .map(|_| ())
             .map_err(|error| {
@@ -337,6 +375,7 @@ impl MigrationDestination {
 
     /// Drops an image being received, or a process restored and never run.
     fn discard(&mut self, from: ClusterId, sequence: u32, pid: Pid) {
+        self.postcopy_from.remove(&pid);
         let receiving = self
             .incoming
             .as_ref()

@@ -8,6 +8,8 @@
 pub mod destination;
 mod incoming;
 mod outgoing;
+mod page_client;
+mod page_server;
 mod precopy;
 pub mod source;
 pub mod stats;

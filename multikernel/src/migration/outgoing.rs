@@ -92,12 +92,28 @@ impl MigrationSource {
             .as_mut()
             .filter(|p| p.sequence == sequence)
             .map(|p| core::mem::take(&mut p.sent));
+        let postcopy = self
+            .pending
+            .values()
+            .any(|p| p.request.pid == pid && p.request.options.strategy == Strategy::PostCopy);
+        if postcopy && self.servers.serving_to(to) {
+            return Err(MigrateError::Busy); // one post-copy at a time to each cluster
+        }
         let taken = with_table(|table| {
             if to.0 >= kernel::noc::cluster_count() {
                 return Err(MigrationError::BadDestination);
             }
+            // Its own pages still coming from a post-copy: it cannot leave before they are here.
+            if table
+                .processes
+                .get(&pid)
+                .is_some_and(|p| p.space.remote_count() > 0)
+            {
+                return Err(MigrationError::AlreadyFrozen);
+            }
             freeze::freeze(table, pid)?;
             let taken = match sent {
+                None if postcopy => postcopy_snapshot(table, pid, to, sequence),
                 None => Snapshot::take(table, pid, to, sequence, PageTransport::Direct),
                 Some(mut carried) => dirty::take_dirty(table, pid).and_then(|dirty| {
                     for page in dirty {
@@ -139,6 +155,11 @@ impl MigrationSource {
                 pages,
             );
         }
+        if postcopy {
+            // Kept until the commit; then they are served from here.
+            let remote = snapshot.carried_pages().collect();
+            self.postcopy_remote.insert(pid, remote);
+        }
         self.snapshots.insert(sequence, snapshot);
         Ok(manifest)
     }
@@ -159,6 +180,7 @@ impl MigrationSource {
                 pages: precopy.pages,
                 preamble: Some(preamble),
                 batches_sent: 0,
+                held: None,
             });
             return true;
         }
@@ -180,6 +202,7 @@ impl MigrationSource {
             pages,
             preamble: None,
             batches_sent: 0,
+            held: None,
         });
         true
     }
@@ -233,4 +256,34 @@ impl MigrationSource {
                 p.request.options
             })
     }
+}
+
+/// Post-copy's image: the UArea and every page's address; only the pages under each thread's
+/// instruction and stack pointers go now, the rest are remote (sent after the commit).
+fn postcopy_snapshot(
+    table: &mut kernel::process::Table,
+    pid: Pid,
+    to: ClusterId,
+    sequence: u32,
+) -> Result<Snapshot, MigrationError> {
+    let process = table
+        .processes
+        .get(&pid)
+        .ok_or(MigrationError::NoSuchProcess)?;
+    let mut hot = alloc::collections::BTreeSet::new();
+    for thread in &process.uarea.threads {
+        let (rip, rsp) = (thread.context.rip & !0xFFF, thread.context.rsp & !0xFFF);
+        hot.extend([rip, rsp.saturating_sub(4096), rsp, rsp.saturating_add(4096)]);
+    }
+    let mut remote = alloc::collections::BTreeSet::new();
+    for segment in &process.uarea.memory.segments {
+        process
+            .space
+            .for_each_mapped(segment.start, segment.end(), |page| {
+                if !hot.contains(&page) {
+                    remote.insert(page);
+                }
+            });
+    }
+    Snapshot::take_delta(table, pid, to, sequence, PageTransport::PostCopy, remote)
 }

@@ -138,7 +138,15 @@ impl PreCopy {
                 let take = self.todo.len().min(MAX_PIECE_PAGES);
                 let piece: Vec<u64> = self.todo.split_off(self.todo.len() - take);
                 let piece: Vec<u64> = piece.into_iter().rev().collect();
-                portal::write(&self.image, &encode_round(self.stats.rounds, &piece))?;
+                let named = encode_round(self.stats.rounds, &piece);
+                if let Err(error) = portal::write(&self.image, &named) {
+                    // Back in the round; a refusal (stale allowance) is tried again.
+                    self.todo.extend(piece.into_iter().rev());
+                    if error == NocError::Refused {
+                        break;
+                    }
+                    return Err(error);
+                }
                 self.unwritten.push_back(piece);
                 moved = true;
             }
@@ -147,7 +155,14 @@ impl PreCopy {
                     break;
                 };
                 let frames = self.frames_of(&piece)?;
-                portal::write_frames(&self.pages, &frames)?;
+                if let Err(error) = portal::write_frames(&self.pages, &frames) {
+                    // A refusal (a stale allowance) sent nothing: the piece goes again.
+                    self.unwritten.push_front(piece);
+                    if error == NocError::Refused {
+                        break;
+                    }
+                    return Err(error);
+                }
                 self.stats.pages += piece.len() as u64;
                 self.sent.extend(piece);
                 moved = true;

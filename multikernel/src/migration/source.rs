@@ -17,6 +17,7 @@ use migration::{freeze, MigrationError};
 use multikernel_proto::message::Message;
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 
+use super::page_server::PageServers;
 use super::precopy::{PreCopy, PreCopyStats};
 use super::stats::{self, Timeline};
 use super::transfer::Transfer;
@@ -65,6 +66,12 @@ pub struct MigrationSource {
     /// The pre-copy rounds in progress (at most one: one migration leaves at a time), then
     /// kept until its final image starts.
     pub(super) precopy: Option<PreCopy>,
+    /// Post-copy: the pages that stay here until the commit, by pid.
+    pub(super) postcopy_remote: BTreeMap<Pid, Vec<u64>>,
+    /// Post-copy: the pages served after the commit.
+    pub(super) servers: PageServers,
+    /// Requests for processes whose own post-copy is not over yet.
+    deferred: Vec<MigrationRequest>,
     /// Outcome of the latest migration of each pid that left from here.
     pub(super) outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
 }
@@ -83,6 +90,9 @@ impl MigrationSource {
             snapshots: BTreeMap::new(),
             transfer: None,
             precopy: None,
+            postcopy_remote: BTreeMap::new(),
+            servers: PageServers::default(),
+            deferred: Vec::new(),
             outcomes: BTreeMap::new(),
         }
     }
@@ -102,9 +112,10 @@ impl MigrationSource {
         self.machine.hold_kill(pid, code)
     }
 
-    /// True while an image is streaming from here.
+    /// True while pages are streaming from here: an image, pre-copy rounds, or post-copy's
+    /// remaining pages (the daemons then poll: a DMA completion raises no interrupt).
     pub fn is_transferring(&self) -> bool {
-        self.transfer.is_some()
+        self.transfer.is_some() || self.precopy.is_some() || self.servers.is_serving()
     }
 
     /// Nothing in flight, queued, or waiting for a destination's confirmation.
@@ -138,6 +149,15 @@ impl MigrationSource {
     /// Asks for `pid` to move: from here if it lives here, else from where its home says.
     pub fn request(&mut self, request: MigrationRequest, ctx: &mut Ctx) {
         let pid = request.pid;
+        // Its own pages still coming from a post-copy: it leaves once they are all here.
+        if with_table(|t| {
+            t.processes
+                .get(&pid)
+                .is_some_and(|p| p.space.remote_count() > 0)
+        }) {
+            self.deferred.push(request);
+            return;
+        }
         let ask = |cluster, ctx: &mut Ctx| {
             ctx.out.send(
                 cluster,
@@ -192,7 +212,18 @@ impl MigrationSource {
     }
 
     /// `cluster` left the machine for good.
+    /// Post-copy: a thread at `from` waits for `page` of `pid`.
+    pub fn on_page_request(&mut self, from: ClusterId, pid: Pid, page: u64) {
+        self.servers.on_request(from, pid, page);
+    }
+
+    /// Post-copy: `from` has every page of `pid` (or it ended there).
+    pub fn on_postcopy_done(&mut self, from: ClusterId, pid: Pid) {
+        self.servers.on_done(from, pid);
+    }
+
     pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
+        self.servers.on_peer_gone(cluster);
         let actions = self.machine.on_peer_gone(cluster, hal::clock::now_ns());
         self.run(actions, ctx);
         // Commits whose destination is gone will never be acknowledged.
@@ -218,6 +249,13 @@ impl MigrationSource {
         if let Some(done) = self.send_image(now) {
             let actions = self.machine.on_transfer_done(done.0, done.1, now);
             self.run(actions, ctx);
+        }
+        self.servers.step();
+        if !self.deferred.is_empty() {
+            let ready: Vec<MigrationRequest> = core::mem::take(&mut self.deferred);
+            for request in ready {
+                self.request(request, ctx); // deferred again if still pulling
+            }
         }
         let actions = self.machine.on_tick(now);
         self.run(actions, ctx);
@@ -297,6 +335,13 @@ impl MigrationSource {
     }
 
     pub(super) fn forget_transfer(&mut self, pid: Pid) {
+        if !self
+            .pending
+            .values()
+            .any(|p| p.request.pid == pid && p.committed)
+        {
+            self.postcopy_remote.remove(&pid);
+        }
         if self.transfer.as_ref().is_some_and(|t| t.pid == pid) {
             self.transfer = None;
         }
@@ -308,17 +353,22 @@ impl MigrationSource {
 
     /// Commit decided: the copy here goes, and whatever comes for `pid` follows it.
     fn free(&mut self, pid: Pid, to: ClusterId, ctx: &mut Ctx) {
+        let remote = self.postcopy_remote.remove(&pid);
         self.forget_transfer(pid);
-        with_table(|table| {
-            if let Some(process) = table.remove_migrated(pid) {
-                // A parent here can still wait for it: its exit is reported home.
-                if let Some(parent) = process.uarea.header.parent {
-                    if pid.birth_cluster() == table.cluster {
-                        table.adopt_remote_child(parent, pid);
-                    }
+        let space = with_table(|table| {
+            let process = table.remove_migrated(pid)?;
+            // A parent here can still wait for it: its exit is reported home.
+            if let Some(parent) = process.uarea.header.parent {
+                if pid.birth_cluster() == table.cluster {
+                    table.adopt_remote_child(parent, pid);
                 }
             }
+            Some(process.into_parts().1)
         });
+        // Post-copy: its remaining pages are served from here until they are all there.
+        if let (Some(remote), Some(space)) = (remote, space) {
+            self.servers.start(pid, to, space, remote);
+        }
         // Messages that arrived while it was frozen follow it, and so will later ones.
         ctx.forwarder.leave_pointer(pid, to);
         for mail in kernel::services::drain(pid) {

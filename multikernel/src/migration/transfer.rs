@@ -20,12 +20,16 @@ pub struct Transfer {
     pub preamble: Option<Vec<u8>>,
     /// Page batches sent so far.
     pub batches_sent: usize,
+    /// A chunk produced but refused (a stale allowance of an earlier, abandoned image): it
+    /// goes with the next allowance.
+    pub held: Option<Vec<u8>>,
 }
 
 impl Transfer {
     /// True once the whole image left.
     pub fn is_done(&self) -> bool {
         self.preamble.is_none()
+            && self.held.is_none()
             && self.snapshot.is_done()
             && self.batches_sent == self.snapshot.page_batches()
     }
@@ -36,21 +40,33 @@ impl Transfer {
         let mut sent = false;
         if self.preamble.is_some() && portal::is_allowed(&self.image) {
             if let Some(preamble) = self.preamble.take() {
-                portal::write(&self.image, &preamble)?;
+                if let Err(error) = portal::write(&self.image, &preamble) {
+                    self.preamble = Some(preamble);
+                    return retry_refused(error);
+                }
                 sent = true;
             }
         }
-        while self.preamble.is_none() && portal::is_allowed(&self.image) && !self.snapshot.is_done()
+        while self.preamble.is_none()
+            && portal::is_allowed(&self.image)
+            && (self.held.is_some() || !self.snapshot.is_done())
         {
-            let chunk = with_table(|table| {
-                let process = table.processes.get(&self.pid)?;
-                self.snapshot.next_chunk(process, CHUNK).ok()
-            })
-            .ok_or(NocError::TransferFailed)?;
-            portal::write(&self.image, &chunk)?;
+            let chunk = match self.held.take() {
+                Some(chunk) => chunk,
+                None => with_table(|table| {
+                    let process = table.processes.get(&self.pid)?;
+                    self.snapshot.next_chunk(process, CHUNK).ok()
+                })
+                .ok_or(NocError::TransferFailed)?,
+            };
+            if let Err(error) = portal::write(&self.image, &chunk) {
+                self.held = Some(chunk);
+                return retry_refused(error).map(|_| sent);
+            }
             sent = true;
         }
-        while self.snapshot.is_done()
+        while self.held.is_none()
+            && self.snapshot.is_done()
             && self.batches_sent < self.snapshot.page_batches()
             && portal::is_allowed(&self.pages)
         {
@@ -60,10 +76,21 @@ impl Transfer {
                 self.snapshot.batch_frames(process, batch).ok()
             })
             .ok_or(NocError::TransferFailed)?;
-            portal::write_frames(&self.pages, &frames)?;
+            if let Err(error) = portal::write_frames(&self.pages, &frames) {
+                return retry_refused(error).map(|_| sent);
+            }
             self.batches_sent += 1;
             sent = true;
         }
         Ok(sent)
+    }
+}
+
+/// A write refused because its allowance was revoked (an earlier image was abandoned) sent
+/// nothing: the next allowance is a fresh one, so it is tried again. Any other error fails.
+fn retry_refused(error: NocError) -> Result<bool, NocError> {
+    match error {
+        NocError::Refused => Ok(false),
+        other => Err(other),
     }
 }

@@ -15,12 +15,18 @@ use crate::{ensure, ensure_eq, tests};
 
 pub const DRIVER: &[crate::framework::Test] = tests![
     all_clusters_joined,
+    every_case_moves_by_postcopy,
     every_case_moves_by_precopy,
     a_process_writing_its_memory_moves_intact,
     a_precopy_record_counts_its_rounds,
     precopy_to_a_refusing_destination_leaves_it_running,
     dma_fault_mid_precopy_leaves_the_process_at_home,
     kill_during_precopy_ends_it_once,
+    a_process_writing_its_memory_moves_intact_by_postcopy,
+    a_postcopy_resumes_before_its_pages_arrive,
+    postcopy_to_a_refusing_destination_leaves_it_running,
+    dma_fault_mid_postcopy_image_leaves_the_process_at_home,
+    postcopy_survives_lost_page_requests,
     release_the_other_clusters
 ];
 
@@ -32,10 +38,19 @@ pub const SERVING: &[crate::framework::Test] = tests![
 
 /// Moves `pid` to `to` by pre-copy and waits until its home knows it arrived.
 fn precopy_to(pid: Pid, to: u16) -> Result<(), String> {
+    move_by(pid, to, Strategy::PreCopy)
+}
+
+/// Moves `pid` to `to` by post-copy and waits until its home knows it arrived.
+fn postcopy_to(pid: Pid, to: u16) -> Result<(), String> {
+    move_by(pid, to, Strategy::PostCopy)
+}
+
+fn move_by(pid: Pid, to: u16, strategy: Strategy) -> Result<(), String> {
     let before = kernel::migstats::recent().len();
     // The record is kept by the source: wait for it only when that is this cluster.
     let from_here = with_table(|t| t.is_alive(pid));
-    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(Strategy::PreCopy));
+    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
     if to == kernel::noc::cluster().0 {
         return run_until("the process to come home", || {
             with_table(|t| t.processes.contains_key(&pid)) && multikernel::location(pid).is_none()
@@ -46,7 +61,10 @@ fn precopy_to(pid: Pid, to: u16) -> Result<(), String> {
             || matches!(multikernel::outcome(pid), Some(Err(_)))
     })?;
     if let Some(Err(error)) = multikernel::outcome(pid) {
-        return Err(alloc::format!("pre-copy to c{to} failed: {error:?}"));
+        return Err(alloc::format!(
+            "{} to c{to} failed: {error:?}",
+            strategy.name()
+        ));
     }
     if from_here {
         run_until("the record", || kernel::migstats::recent().len() > before)?;
@@ -156,5 +174,100 @@ fn kill_during_precopy_ends_it_once() -> Result<(), String> {
     );
     ensure!(!with_table(|t| t.is_alive(pid)), "the killed process runs");
     ensure_eq!(multikernel::location(pid), None);
+    Ok(())
+}
+
+/// The zdtm cases again, each moved away and back by post-copy: it resumes at once there,
+/// its pages following.
+fn every_case_moves_by_postcopy() -> Result<(), String> {
+    for name in [
+        "heap64",
+        "memory",
+        "threads",
+        "sleep",
+        "futex",
+        "join",
+        "fpu",
+        "recursion",
+        "busy",
+        "clock",
+        "mailbox",
+    ] {
+        case_moved_by(name, &[1, 0], postcopy_to).map_err(|e| alloc::format!("{name}: {e}"))?;
+    }
+    case_moved_by("memory", &[1, 2, 3, 0], postcopy_to)
+}
+
+fn a_process_writing_its_memory_moves_intact_by_postcopy() -> Result<(), String> {
+    case_moved_by("dirty", &[2, 1, 0], postcopy_to)
+}
+
+/// Its downtime carried only the threads' hot pages: the record counts far fewer pages than
+/// the process has (64 MiB of heap), and it still checks out.
+fn a_postcopy_resumes_before_its_pages_arrive() -> Result<(), String> {
+    let pid = spawn_case("heap64", 1)?;
+    postcopy_to(pid, 2)?;
+    let record = kernel::migstats::recent()
+        .into_iter()
+        .rev()
+        .find(|r| r.pid == pid)
+        .ok_or("no record")?;
+    ensure_eq!(record.strategy, Strategy::PostCopy);
+    ensure!(record.failure.is_none(), "{record:?}");
+    ensure!(
+        record.pages < 1024,
+        "{} pages went before it resumed",
+        record.pages
+    );
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+fn postcopy_to_a_refusing_destination_leaves_it_running() -> Result<(), String> {
+    let pid = spawn_case("memory", 1)?;
+    multikernel::set_refusing(ClusterId(3), true);
+    let options = MigrateOptions::new(Strategy::PostCopy);
+    multikernel::request_migration_with(pid, ClusterId(3), options);
+    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
+    let outcome = multikernel::outcome(pid);
+    multikernel::set_refusing(ClusterId(3), false);
+    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    postcopy_to(pid, 3)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// A corrupted transfer of the image (before the commit): the process stays home, intact.
+fn dma_fault_mid_postcopy_image_leaves_the_process_at_home() -> Result<(), String> {
+    let pid = spawn_case("memory", 1)?;
+    crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
+    let options = MigrateOptions::new(Strategy::PostCopy);
+    multikernel::request_migration_with(pid, ClusterId(1), options);
+    run_until("the failed migration", || {
+        multikernel::outcome(pid).is_some()
+    })?;
+    let outcome = multikernel::outcome(pid);
+    ensure!(
+        matches!(outcome, Some(Err(_))),
+        "a corrupted transfer succeeded: {outcome:?}"
+    );
+    ensure!(with_table(|t| t.is_alive(pid)), "the process is gone");
+    postcopy_to(pid, 1)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The link from the new cluster back to the old one loses every daemon message for a while
+/// (page requests among them), then heals: the threads wait, nothing is lost.
+fn postcopy_survives_lost_page_requests() -> Result<(), String> {
+    let pid = spawn_case("dirty", 1)?;
+    crate::suites::migration_atomic::arm_router(&alloc::format!(
+        "drop 40 2 0 {} *",
+        multikernel_proto::ports::DAEMON
+    ))?;
+    postcopy_to(pid, 2)?;
+    ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }

@@ -359,6 +359,7 @@ impl UArea {
             BlockReason::SyncWait { descriptor } => {
                 endpoint(descriptor, EndpointKind::Sync, Role::Receiver)
             }
+            BlockReason::RemotePage { .. } => Err(Invariant::WaitsForRemotePage { tid }),
             BlockReason::ChildWait { pid } => match pid {
                 Some(pid) => valid_pid("Blocked::ChildWait.pid", pid),
                 None => Ok(()),
