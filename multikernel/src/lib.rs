@@ -27,6 +27,9 @@ pub mod daemons;
 pub mod forwarding;
 pub mod listing;
 pub mod migration;
+
+/// Exit code of a process whose old cluster left during post-copy with some of its pages.
+pub use migration::PAGES_LOST_EXIT;
 pub mod names;
 pub mod outbox;
 pub mod portal_relay;

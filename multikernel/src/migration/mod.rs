@@ -16,6 +16,7 @@ pub mod stats;
 mod transfer;
 
 pub use destination::MigrationDestination;
+pub use page_client::PAGES_LOST_EXIT;
 pub use source::MigrationSource;
 
 use crate::forwarding::MailForwarder;

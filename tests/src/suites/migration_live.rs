@@ -27,7 +27,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     postcopy_to_a_refusing_destination_leaves_it_running,
     dma_fault_mid_postcopy_image_leaves_the_process_at_home,
     postcopy_survives_lost_page_requests,
-    release_the_other_clusters
+    source_gone_mid_postcopy_ends_the_process_with_a_report
 ];
 
 pub const SERVING: &[crate::framework::Test] = tests![
@@ -269,5 +269,30 @@ fn postcopy_survives_lost_page_requests() -> Result<(), String> {
     ))?;
     postcopy_to(pid, 2)?;
     ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The last case: a process moves to cluster 1, then back here by post-copy, with cluster 1
+/// never allowed to send its pages (the router drops this cluster's allowances to it). It
+/// resumes here and waits for them; the other clusters are released, so cluster 1 powers
+/// off with its pages. The process cannot be whole: it is ended with its own exit code and
+/// a report — it never runs with missing memory.
+fn source_gone_mid_postcopy_ends_the_process_with_a_report() -> Result<(), String> {
+    let pid = spawn_case("dirty", 2)?;
+    super::migration_noc::move_to(pid, 1)?;
+    crate::suites::migration_atomic::arm_router(&alloc::format!(
+        "drop 1000000 0 1 {} *",
+        multikernel_proto::ports::POSTCOPY_INDEX
+    ))?;
+    postcopy_to(pid, 0)?;
+    run_until("its threads to wait for pages", || {
+        with_table(|t| t.remote_waiters(pid)) > 0
+    })?;
+    release_the_other_clusters()?;
+    ensure_eq!(exit_code(pid)?, multikernel::PAGES_LOST_EXIT);
+    let reported = kernel::process::console_history(Some(pid))
+        .iter()
+        .any(|line| line.contains("left with") && line.contains("of its pages"));
+    ensure!(reported, "no report of the lost pages");
     Ok(())
 }

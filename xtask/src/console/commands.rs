@@ -129,10 +129,19 @@ impl Console {
         let (pid, cluster, strategy) = match args {
             [pid, cluster] => (pid, cluster, "stop"),
             [pid, cluster, "--strategy", strategy] => (pid, cluster, *strategy),
-            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre]".into()),
+            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre|post]".into()),
         };
-        if !["stop", "stop-and-copy", "pre", "pre-copy"].contains(&strategy) {
-            return Err(format!("unknown strategy {strategy} (stop, pre)"));
+        if ![
+            "stop",
+            "stop-and-copy",
+            "pre",
+            "pre-copy",
+            "post",
+            "post-copy",
+        ]
+        .contains(&strategy)
+        {
+            return Err(format!("unknown strategy {strategy} (stop, pre, post)"));
         }
         let destination = self.cluster_arg(cluster)?;
         let source = self.locate(pid)?;
