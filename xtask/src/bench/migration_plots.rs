@@ -180,6 +180,21 @@ fn pages_by_phase(file: &Path, summary: &[Value]) -> Result<()> {
     root.present().map_err(plot_error)
 }
 
+/// The x range of `n` categories, category i centred on i (so the ticks fall on them).
+fn categories(n: usize) -> std::ops::Range<f64> {
+    -0.5..n.max(1) as f64 - 0.5
+}
+
+/// The label of the category at tick `x` (none between categories).
+fn category(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 0.01 && i >= 0.0 {
+        labels.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 const PHASE_COLOURS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
@@ -215,20 +230,13 @@ fn phase_panel(area: &DrawingArea<SVGBackend, Shift>, rows: &[&Value], rate: &st
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..rows.len().max(1) as f64, (0.8f64..y_max).log_scale())
+        .build_cartesian_2d(categories(rows.len()), (0.8f64..y_max).log_scale())
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(rows.len().max(1) * 2)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.01 {
-                labels.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_labels(rows.len() + 1)
+        .x_label_formatter(&|x| category(&labels, *x))
         .y_desc("pages (log)")
         .draw()
         .map_err(plot_error)?;
@@ -237,7 +245,7 @@ fn phase_panel(area: &DrawingArea<SVGBackend, Shift>, rows: &[&Value], rate: &st
         let bars = phases(row);
         let width = 0.8 / bars.len() as f64;
         for (b, (label, pages)) in bars.into_iter().enumerate() {
-            let x0 = i as f64 + 0.1 + b as f64 * width;
+            let x0 = i as f64 - 0.4 + b as f64 * width;
             let colour = PHASE_COLOURS[b % PHASE_COLOURS.len()];
             let bar = Rectangle::new(
                 [(x0, 0.8), (x0 + width * 0.9, (pages as f64).max(0.8))],
@@ -279,20 +287,13 @@ fn degradation_bars(file: &Path, rows: &[Value]) -> Result<()> {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..all.len().max(1) as f64, bottom..top)
+        .build_cartesian_2d(categories(all.len()), bottom..top)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(all.len().max(1) * 2)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.01 {
-                all.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_labels(all.len() + 1)
+        .x_label_formatter(&|x| category(&all, *x))
         .y_desc("degradation (%)")
         .draw()
         .map_err(plot_error)?;
@@ -300,7 +301,7 @@ fn degradation_bars(file: &Path, rows: &[Value]) -> Result<()> {
         .draw_series(rows.iter().enumerate().map(|(i, r)| {
             let strategy = r["strategy"].as_str().unwrap_or("?");
             Rectangle::new(
-                [(i as f64 + 0.2, 0.0), (i as f64 + 0.8, pct(r))],
+                [(i as f64 - 0.3, 0.0), (i as f64 + 0.3, pct(r))],
                 colour(strategy, &all).filled(),
             )
         }))
