@@ -1,15 +1,26 @@
-//! Migration benchmarks (`cargo xtask bench migration`, 2 clusters): stop-and-copy of the
-//! Nanvix reference process and of `mgs` at the Gobelins sizes, each moved cluster 0 → 1
-//! several times while it runs. Cluster 0 prints one `MIGBENCH` line per move, from the
-//! migration daemon's own record.
+//! Migration benchmarks (`cargo xtask bench migration`): every strategy this kernel knows
+//! (`abi::Strategy::ALL`, so a new strategy is measured as soon as it is listed there) on
+//! the Nanvix reference process, `mgs` at the Gobelins sizes, and `memtouch` over a grid of
+//! touched sizes × dirty rates; then the run time of `mgs 1000` with one migration per
+//! strategy against the same run without one (application degradation).
+//!
+//! Cluster 0 drives; each measured move goes 0 → 1 by the strategy and comes back by
+//! stop-and-copy (only the 0 → 1 record is reported). The lines are the bench's interface
+//! (`xtask/src/bench/migration_report.rs` parses them), `key=value` so a strategy with more
+//! figures adds keys without breaking the parser:
+//! - `MIGSTART app=A strategy=S`, then a pause before the move, so the host can read
+//!   noc-sim's link counters before it (the link bytes of the move are the difference at the
+//!   next `MIGBENCH`);
+//! - `MIGBENCH strategy=S app=A ... ` from the migration daemon's own record;
+//! - `MIGDEGRADE strategy=S|none app=A run_us=N` (one `mgs` run, ready to exit).
 
-use abi::{ClusterId, Pid};
+use abi::{ClusterId, MigrateOptions, Pid, Strategy};
 use alloc::string::String;
-use kernel::process::with_table;
+use kernel::process::{scheduler, with_table};
 
 use super::migration_noc::{
-    all_clusters_joined, move_to, nothing_left_frozen, release_the_other_clusters, run_until,
-    serve_until_the_driver_is_done,
+    all_clusters_joined, exit_code, move_to, nothing_left_frozen, release_the_other_clusters,
+    run_until, serve_until_the_driver_is_done,
 };
 use crate::tests;
 
@@ -17,6 +28,8 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     all_clusters_joined,
     nanvix_reference_process,
     mgs_gobelins_sizes,
+    memtouch_sizes_and_dirty_rates,
+    mgs_1000_degradation,
     release_the_other_clusters
 ];
 pub const SERVING: &[crate::framework::Test] = tests![
@@ -25,53 +38,173 @@ pub const SERVING: &[crate::framework::Test] = tests![
     nothing_left_frozen
 ];
 
-fn measure(label: &str, program: &str, args: &[&str], runs: u32) -> Result<(), String> {
-    let pid: Pid =
-        with_table(|t| t.spawn(program, args, None)).map_err(|e| alloc::format!("{e:?}"))?;
+/// Touched memory of the `memtouch` grid, in KiB (64 KiB .. 64 MiB).
+const TOUCHED_KIB: [u64; 5] = [64, 1024, 4096, 16 * 1024, 64 * 1024];
+/// Dirty rates of the grid: (label, pages per second): idle, 1 MiB/s, 16 MiB/s.
+const DIRTY_RATES: [(&str, u64); 3] = [("idle", 0), ("1MiB/s", 256), ("16MiB/s", 4096)];
+/// Time the host gets to read the link counters after `MIGSTART` (and the workload to
+/// settle at its dirty rate) before the move.
+const PAUSE_BEFORE_MOVE_NS: u64 = 400_000_000;
+
+fn sleep_ns(ns: u64) {
+    let until = hal::clock::now_ns() + ns;
+    scheduler::run_until(|| hal::timer::expired(until), || {});
+}
+
+fn spawn_ready(program: &str, args: &[&str]) -> Result<Pid, String> {
+    let pid = with_table(|t| t.spawn(program, args, None)).map_err(|e| alloc::format!("{e:?}"))?;
     run_until("the program to be ready", || {
         kernel::process::console_history(Some(pid))
             .iter()
             .any(|l| l.starts_with("ready"))
     })?;
-    let moves_to_1 = || {
-        kernel::migstats::recent()
-            .into_iter()
-            .filter(|r| r.pid == pid && r.destination == ClusterId(1) && r.failure.is_none())
-            .count()
-    };
+    Ok(pid)
+}
+
+/// Successful moves of `pid` to cluster 1 recorded here, latest last.
+fn moves_to_1(pid: Pid) -> alloc::vec::Vec<kernel::migstats::Record> {
+    kernel::migstats::recent()
+        .into_iter()
+        .filter(|r| r.pid == pid && r.destination == ClusterId(1) && r.failure.is_none())
+        .collect()
+}
+
+/// Moves `pid` (here, on cluster 0) to cluster 1 by `strategy`; returns its record.
+fn move_to_1(pid: Pid, strategy: Strategy) -> Result<kernel::migstats::Record, String> {
+    let before = moves_to_1(pid).len();
+    multikernel::request_migration_with(pid, ClusterId(1), MigrateOptions::new(strategy));
+    run_until("the migration", || {
+        multikernel::location(pid) == Some(ClusterId(1))
+            || matches!(multikernel::outcome(pid), Some(Err(_)))
+    })?;
+    if let Some(Err(error)) = multikernel::outcome(pid) {
+        if multikernel::location(pid) != Some(ClusterId(1)) {
+            return Err(alloc::format!(
+                "{} to c1 failed: {error:?}",
+                strategy.name()
+            ));
+        }
+    }
+    // The record is complete once the destination confirmed it runs the process.
+    run_until("the migration record", || moves_to_1(pid).len() > before)?;
+    moves_to_1(pid)
+        .pop()
+        .ok_or_else(|| "no migration record".into())
+}
+
+/// `extra` goes on the line as is (`touched_bytes=… rate_pages_s=…` for `memtouch`).
+fn print_record(label: &str, extra: &str, r: &kernel::migstats::Record) {
+    hal::println!(
+        "MIGBENCH strategy={} app={label}{extra} bytes={} preparation_us={} downtime_us={} resume_us={} total_us={} pages={} pages_pushed={} rounds={} dirty_rate_pages_s={}",
+        r.strategy.name(),
+        r.bytes,
+        r.preparation_ns / 1000,
+        r.downtime_ns / 1000,
+        r.resume_ns / 1000,
+        r.total_ns / 1000,
+        r.pages,
+        r.pages_live,
+        r.rounds,
+        r.dirty_rate,
+    );
+}
+
+/// `runs` moves of the running `pid` by `strategy`, each there and back.
+fn measure_moves(
+    pid: Pid,
+    strategy: Strategy,
+    label: &str,
+    extra: &str,
+    runs: u32,
+) -> Result<(), String> {
     for _ in 0..runs {
-        let before = moves_to_1();
-        move_to(pid, 1)?;
-        // The record is complete once the destination confirmed it runs the process.
-        run_until("the migration record", || moves_to_1() > before)?;
-        let record = kernel::migstats::recent()
-            .into_iter()
-            .rev()
-            .find(|r| r.pid == pid && r.destination == ClusterId(1) && r.failure.is_none())
-            .ok_or("no migration record")?;
-        hal::println!(
-            "MIGBENCH stop-and-copy {label} {} {} {} {} {} {}",
-            record.bytes,
-            record.preparation_ns / 1000,
-            record.downtime_ns / 1000,
-            record.resume_ns / 1000,
-            record.total_ns / 1000,
-            record.pages
-        );
+        hal::println!("MIGSTART app={label} strategy={}", strategy.name());
+        sleep_ns(PAUSE_BEFORE_MOVE_NS);
+        let record = move_to_1(pid, strategy)?;
+        print_record(label, extra, &record);
         move_to(pid, 0)?;
     }
-    with_table(|t| t.exit_process(pid, 0));
     Ok(())
 }
 
+/// Spawns `program`, measures `runs` moves per strategy, ends it.
+fn measure(
+    label: &str,
+    program: &str,
+    args: &[&str],
+    runs: u32,
+    extra: &str,
+) -> Result<(), String> {
+    let pid = spawn_ready(program, args)?;
+    let result = Strategy::ALL
+        .into_iter()
+        .try_for_each(|strategy| measure_moves(pid, strategy, label, extra, runs));
+    with_table(|t| t.exit_process(pid, 0));
+    result
+}
+
 fn nanvix_reference_process() -> Result<(), String> {
-    measure("nanvix-ref-352.8KB", "nanvixref", &[], 10)
+    measure("nanvix-ref-352.8KB", "nanvixref", &[], 3, "")
 }
 
 fn mgs_gobelins_sizes() -> Result<(), String> {
     for n in ["500", "750", "1000", "1250"] {
         let label = alloc::format!("mgs-{n}");
-        measure(&label, "mgs", &[n, "0"], 3)?;
+        measure(&label, "mgs", &[n, "0"], 1, "")?;
+    }
+    Ok(())
+}
+
+/// One process per cell of the grid, one move per strategy.
+fn memtouch_sizes_and_dirty_rates() -> Result<(), String> {
+    for kib in TOUCHED_KIB {
+        for (rate_label, pages_s) in DIRTY_RATES {
+            let size = alloc::format!("{kib}K");
+            let rate = alloc::format!("{pages_s}");
+            let label = alloc::format!("memtouch-{size}-{rate_label}");
+            let extra = alloc::format!(" touched_bytes={} rate_pages_s={pages_s}", kib * 1024);
+            measure(&label, "memtouch", &[&size, &rate, "0"], 1, &extra)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `mgs 1000` once (ready to its exit code, on chip time), moved to cluster 1 by
+/// `strategy` after `migrate_after_ns` if one is given; returns the run time in µs.
+fn mgs_run(strategy: Option<Strategy>, migrate_after_ns: u64) -> Result<u64, String> {
+    let pid = with_table(|t| t.spawn("mgs", &["1000", "1"], None))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    run_until("mgs to be ready", || {
+        kernel::process::console_history(Some(pid))
+            .iter()
+            .any(|l| l.starts_with("ready"))
+    })?;
+    let started = hal::clock::now_ns();
+    let mut downtime_us = 0;
+    if let Some(strategy) = strategy {
+        sleep_ns(migrate_after_ns);
+        let record = move_to_1(pid, strategy)?;
+        downtime_us = record.downtime_ns / 1000;
+        print_record("mgs-1000-degradation", "", &record);
+    }
+    let code = exit_code(pid)?;
+    let run_us = (hal::clock::now_ns() - started) / 1000;
+    if code != 0 {
+        return Err(alloc::format!("mgs 1000 exited {code}"));
+    }
+    hal::println!(
+        "MIGDEGRADE strategy={} app=mgs-1000 run_us={run_us} downtime_us={downtime_us}",
+        strategy.map_or("none", Strategy::name)
+    );
+    Ok(run_us)
+}
+
+/// Application degradation (seed 000): `mgs 1000` without a migration, then with one per
+/// strategy, a third of the way into its run.
+fn mgs_1000_degradation() -> Result<(), String> {
+    let baseline_us = mgs_run(None, 0)?;
+    for strategy in Strategy::ALL {
+        mgs_run(Some(strategy), baseline_us * 1000 / 3)?;
     }
     Ok(())
 }

@@ -7,7 +7,10 @@
 mod idle;
 mod kernel;
 mod migration;
+mod migration_plots;
+mod migration_report;
 mod noc;
+mod qemu_vm;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -23,7 +26,9 @@ pub enum Target {
     Noc,
     /// Kernel micro-benchmarks (syscall, threads, switch, page fault, spawn) and UArea sizes.
     Kernel,
-    /// Stop-and-copy migration of the Nanvix reference process and of mgs 500..1250.
+    /// Every migration strategy on the Nanvix reference process, mgs 500..1250 and the
+    /// memtouch grid (touched size × dirty rate), mgs 1000's degradation, and QEMU's own
+    /// whole-VM live migration of the same apps.
     Migration,
     /// Host CPU time of idle clusters (QEMU utime+stime from /proc over `--seconds`).
     Idle,
@@ -49,7 +54,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
     /// Seconds the whole run may take.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
     /// `bench idle`: seconds of idle time measured once every cluster booted.
     #[arg(long, default_value_t = 10)]
@@ -59,6 +64,13 @@ pub struct BenchArgs {
     /// console's `trace start|stop` does; the same timeline as an SVG next to it.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// `bench migration`: write the SVG plots into this directory (downtime and total time
+    /// vs size per strategy, pages by phase, degradation).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// `bench migration`: skip QEMU's whole-VM migration (item 8 of issue 13).
+    #[arg(long)]
+    pub no_qemu_vm: bool,
 }
 
 impl BenchArgs {
@@ -71,8 +83,10 @@ impl BenchArgs {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<i32> {
-    if args.trace.is_some() && !matches!(args.target, Target::Migration) {
-        anyhow::bail!("--trace is for `bench migration` only");
+    if (args.trace.is_some() || args.plots.is_some() || args.no_qemu_vm)
+        && !matches!(args.target, Target::Migration)
+    {
+        anyhow::bail!("--trace, --plots and --no-qemu-vm are for `bench migration` only");
     }
     match args.target {
         Target::Kernel => kernel::bench_kernel(args.accel, args.json.as_deref()).map(|_| 0),
