@@ -17,11 +17,19 @@ pub enum Strategy {
     /// Move the execution context and resume at once at the destination; the pages follow
     /// (pulled on a fault, pushed in the background).
     PostCopy = 2,
+    /// One pre-copy round while it runs, then post-copy: what that round sent and the process
+    /// did not write again is not sent twice.
+    Hybrid = 3,
 }
 
 impl Strategy {
     /// Every strategy, in number order.
-    pub const ALL: [Strategy; 3] = [Strategy::StopAndCopy, Strategy::PreCopy, Strategy::PostCopy];
+    pub const ALL: [Strategy; 4] = [
+        Strategy::StopAndCopy,
+        Strategy::PreCopy,
+        Strategy::PostCopy,
+        Strategy::Hybrid,
+    ];
 
     /// The strategy numbered `n`.
     pub fn from_number(n: u64) -> Option<Strategy> {
@@ -30,7 +38,7 @@ impl Strategy {
 
     /// Offered while the process still runs (it is frozen only for the final copy).
     pub fn is_live(self) -> bool {
-        self == Strategy::PreCopy
+        matches!(self, Strategy::PreCopy | Strategy::Hybrid)
     }
 
     /// The name the monitor, the console and the benchmark use.
@@ -39,6 +47,7 @@ impl Strategy {
             Strategy::StopAndCopy => "stop-and-copy",
             Strategy::PreCopy => "pre-copy",
             Strategy::PostCopy => "post-copy",
+            Strategy::Hybrid => "hybrid",
         }
     }
 
@@ -48,6 +57,7 @@ impl Strategy {
             "stop" | "stop-and-copy" => Some(Strategy::StopAndCopy),
             "pre" | "pre-copy" | "precopy" => Some(Strategy::PreCopy),
             "post" | "post-copy" | "postcopy" => Some(Strategy::PostCopy),
+            "hybrid" => Some(Strategy::Hybrid),
             _ => None,
         }
     }
@@ -94,8 +104,12 @@ impl MigrateOptions {
         }
     }
 
-    /// The rounds this request may take (the default for 0, capped at [`Self::MAX_ROUNDS`]).
+    /// The rounds this request may take (the default for 0, capped at [`Self::MAX_ROUNDS`];
+    /// hybrid takes one).
     pub fn rounds(&self) -> u32 {
+        if self.strategy == Strategy::Hybrid {
+            return 1;
+        }
         match self.max_rounds {
             0 => Self::DEFAULT_MAX_ROUNDS,
             n => n.min(Self::MAX_ROUNDS),

@@ -131,9 +131,10 @@ impl Restorer {
     pub fn page_batches(&self) -> usize {
         match self.manifest().transport {
             PageTransport::Inline => 0,
-            PageTransport::Direct | PageTransport::Delta | PageTransport::PostCopy => {
-                self.frames.len().div_ceil(crate::BATCH_PAGES)
-            }
+            PageTransport::Direct
+            | PageTransport::Delta
+            | PageTransport::PostCopy
+            | PageTransport::Hybrid => self.frames.len().div_ceil(crate::BATCH_PAGES),
         }
     }
 

@@ -4,7 +4,7 @@ use abi::{ClusterId, Pid};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use kernel::process::{Process, Table};
-use uarea::image::{encode_page, ImageCrc, Manifest, PageTransport, CARRIED};
+use uarea::image::{encode_page, ImageCrc, Manifest, PageTransport, CARRIED, REMOTE};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
@@ -18,6 +18,8 @@ pub struct Snapshot {
     pages: Vec<u64>,
     /// Delta transport: the pages the destination already holds, clean since they went.
     carried: BTreeSet<u64>,
+    /// Post-copy: the pages that come after the commit.
+    remote: BTreeSet<u64>,
     /// The pages whose bytes go by DMA, in index order (direct and delta).
     dma: Vec<u64>,
     /// Next byte of the body to produce.
@@ -41,12 +43,15 @@ impl Snapshot {
             sequence,
             transport,
             BTreeSet::new(),
+            BTreeSet::new(),
         )
     }
 
-    /// Like [`Snapshot::take`]; with the delta transport, the pages in `carried` (already at
-    /// the destination from pre-copy, and clean since: the caller took the dirty set) are
-    /// named [`CARRIED`] and not sent again.
+    /// Like [`Snapshot::take`]; the pages in `carried` (already at the destination from
+    /// pre-copy, and clean since: the caller took the dirty set) are named [`CARRIED`] and not
+    /// sent again, those in `remote` are named [`REMOTE`] and sent after the commit
+    /// (post-copy); the transport must allow them (delta: carried; post-copy: remote;
+    /// hybrid: both).
     pub fn take_delta(
         table: &mut Table,
         pid: Pid,
@@ -54,6 +59,7 @@ impl Snapshot {
         sequence: u32,
         transport: PageTransport,
         carried: BTreeSet<u64>,
+        remote: BTreeSet<u64>,
     ) -> Result<Snapshot, MigrationError> {
         let source = table.cluster;
         let process = table
@@ -80,20 +86,26 @@ impl Snapshot {
             sequence,
             transport,
         };
-        let carried: BTreeSet<u64> = match transport {
-            PageTransport::Delta | PageTransport::PostCopy => pages
-                .iter()
-                .copied()
-                .filter(|p| carried.contains(p))
-                .collect(),
-            _ => BTreeSet::new(),
+        let keep = |set: &BTreeSet<u64>, allowed: bool| -> BTreeSet<u64> {
+            match allowed {
+                true => pages.iter().copied().filter(|p| set.contains(p)).collect(),
+                false => BTreeSet::new(),
+            }
         };
+        let carried = keep(
+            &carried,
+            matches!(transport, PageTransport::Delta | PageTransport::Hybrid),
+        );
+        let remote = keep(
+            &remote,
+            matches!(transport, PageTransport::PostCopy | PageTransport::Hybrid),
+        );
         let dma = match transport {
             PageTransport::Inline => Vec::new(),
             _ => pages
                 .iter()
                 .copied()
-                .filter(|p| !carried.contains(p))
+                .filter(|p| !carried.contains(p) && !remote.contains(p))
                 .collect(),
         };
         Ok(Snapshot {
@@ -101,6 +113,7 @@ impl Snapshot {
             uarea: encoded,
             pages,
             carried,
+            remote,
             dma,
             cursor: 0,
             crc: ImageCrc::new(),
@@ -139,6 +152,8 @@ impl Snapshot {
             if self.manifest.transport != PageTransport::Inline {
                 let flag = if self.carried.contains(&address) {
                     CARRIED
+                } else if self.remote.contains(&address) {
+                    REMOTE
                 } else {
                     0
                 };
@@ -211,9 +226,8 @@ pub fn frames_of(
 }
 
 impl Snapshot {
-    /// The pages named [`CARRIED`]: with the delta transport those the destination holds,
-    /// with the post-copy transport those that stay here until after the commit.
-    pub fn carried_pages(&self) -> impl Iterator<Item = u64> + '_ {
-        self.carried.iter().copied()
+    /// The pages named [`REMOTE`]: those that stay here until after the commit.
+    pub fn remote_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.remote.iter().copied()
     }
 }

@@ -43,7 +43,7 @@ fn migration_protocol_survives_every_schedule() {
         }
     }
     let line = format!(
-        "migration protocol: {} schedules, {} faults injected, 0 violations ({} commits, {} of them pre-copy)",
+        "migration protocol: {} schedules, {} faults injected, 0 violations ({} commits, {} of them live: pre-copy or hybrid)",
         seeds.len(),
         total.faults,
         total.committed,

@@ -5,6 +5,8 @@
 //!  page record, inline transport = user virtual address (u64 LE) + 4096 bytes of the page
 //!  page record, direct transport = user virtual address (u64 LE) only
 //!  page record, delta transport  = user virtual address | CARRIED (bit 0) (u64 LE)
+//!  page record, post-copy         = user virtual address | REMOTE (bit 1)
+//!  page record, hybrid            = user virtual address | CARRIED or REMOTE
 //! ```
 //!
 //! With the *direct* transport the records are an index: the pages themselves go frame to
@@ -49,10 +51,16 @@ pub enum PageTransport {
     Direct = 1,
     /// As `Direct`, after a pre-copy: records flagged [`CARRIED`] are already there.
     Delta = 2,
-    /// Post-copy: records flagged [`CARRIED`] are *remote* — they stay at the source and come
-    /// after the process resumed (pushed, or pulled on a fault); the others go by DMA now.
+    /// Post-copy: records flagged [`REMOTE`] stay at the source and come after the process
+    /// resumed (pushed, or pulled on a fault); the others go by DMA now.
     PostCopy = 3,
+    /// One pre-copy round, then post-copy: a record is [`CARRIED`] (sent in the round, clean
+    /// since), [`REMOTE`] (to come after the resume), or neither (sent now).
+    Hybrid = 4,
 }
+
+/// Bit 1 of a post-copy or hybrid record: the page comes after the process resumed.
+pub const REMOTE: u64 = 2;
 
 /// Bit 0 of a delta record: the page came in a pre-copy round and was not written since.
 pub const CARRIED: u64 = 1;
@@ -66,7 +74,8 @@ pub enum PageBytes<'a> {
     Dma,
     /// Already at the receiver, from a pre-copy round (delta, [`CARRIED`]).
     Carried,
-    /// Still at the source, to come after the process resumed (post-copy, [`CARRIED`]).
+    /// Still at the source, to come after the process resumed (post-copy, hybrid:
+    /// [`REMOTE`]).
     Remote,
 }
 
@@ -123,7 +132,10 @@ impl Manifest {
     pub fn record_len(&self) -> usize {
         match self.transport {
             PageTransport::Inline => PAGE_RECORD_LEN,
-            PageTransport::Direct | PageTransport::Delta | PageTransport::PostCopy => 8,
+            PageTransport::Direct
+            | PageTransport::Delta
+            | PageTransport::PostCopy
+            | PageTransport::Hybrid => 8,
         }
     }
 
@@ -178,6 +190,7 @@ impl Manifest {
             1 => PageTransport::Direct,
             2 => PageTransport::Delta,
             3 => PageTransport::PostCopy,
+            4 => PageTransport::Hybrid,
             other => return Err(ImageError::UnknownTransport(other)),
         };
         let uarea_len = u32_at(16);
@@ -320,11 +333,15 @@ impl ImageReader {
                     PageBytes::Carried
                 }
                 PageTransport::Delta => PageBytes::Dma,
-                PageTransport::PostCopy if vaddr & CARRIED != 0 => {
-                    vaddr &= !CARRIED;
+                PageTransport::PostCopy | PageTransport::Hybrid if vaddr & REMOTE != 0 => {
+                    vaddr &= !REMOTE;
                     PageBytes::Remote
                 }
-                PageTransport::PostCopy => PageBytes::Dma,
+                PageTransport::Hybrid if vaddr & CARRIED != 0 => {
+                    vaddr &= !CARRIED;
+                    PageBytes::Carried
+                }
+                PageTransport::PostCopy | PageTransport::Hybrid => PageBytes::Dma,
             };
             let inside = vaddr % PAGE_LEN as u64 == 0 && uarea.memory.segment_at(vaddr).is_some();
             if !inside {

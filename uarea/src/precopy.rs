@@ -122,7 +122,10 @@ pub fn decode(bytes: &[u8]) -> Result<Piece, ImageError> {
                 return Err(ImageError::LengthMismatch);
             }
             let manifest = Manifest::decode(body)?;
-            if manifest.transport != PageTransport::Delta {
+            if !matches!(
+                manifest.transport,
+                PageTransport::Delta | PageTransport::Hybrid
+            ) {
                 return Err(ImageError::UnknownTransport(manifest.transport as u16));
             }
             Ok(Piece::Final {

@@ -112,8 +112,9 @@ fn answer(id: u64, verb: &str, args: &[&str]) -> Result<String, String> {
             }
             let strategy = match args.get(2) {
                 None => abi::Strategy::StopAndCopy,
-                Some(name) => abi::Strategy::from_name(name)
-                    .ok_or_else(|| alloc::format!("unknown strategy {name} (stop, pre, post)"))?,
+                Some(name) => abi::Strategy::from_name(name).ok_or_else(|| {
+                    alloc::format!("unknown strategy {name} (stop, pre, post, hybrid)")
+                })?,
             };
             crate::requests::post(crate::requests::Request::Migrate(
                 crate::requests::MigrationRequest {

@@ -105,7 +105,7 @@ fn execute(command: &str) {
              ps [all]           list processes (of every cluster with `all`)\n  \
              spawn NAME [ARGS]  start a program from the boot archive\n  \
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
-             migrate PID C [S]  move a process to cluster C (any cluster; S = stop, pre, post)\n  \
+             migrate PID C [S]  move a process to cluster C (any cluster; S = stop|pre|post|hybrid)\n  \
              migrations         the migrations that left this cluster, with their times\n  \
              names              the name service: names and the pids they stand for\n  \
              programs           list the programs in the boot archive\n  \
@@ -212,7 +212,7 @@ fn execute(command: &str) {
                     );
                 }
                 _ => hal::println!(
-                    "usage: migrate PID CLUSTER [stop|pre|post] (cluster < {})",
+                    "usage: migrate PID CLUSTER [stop|pre|post|hybrid] (cluster < {})",
                     crate::cluster_count()
                 ),
             }

@@ -344,11 +344,7 @@ impl World {
             for _ in 0..times {
                 let to = ClusterId(((at.0 as u64 + self.rng.range(1, n + 1)) % n) as u16);
                 let now = self.now;
-                let strategy = if self.rng.chance(0.5) {
-                    Strategy::PreCopy
-                } else {
-                    Strategy::StopAndCopy
-                };
+                let strategy = Strategy::ALL[self.rng.below(Strategy::ALL.len() as u64) as usize];
                 let (id, actions) = self.cluster(at).source.request(pid, to, strategy, now);
                 trace!(
                     self,
@@ -363,7 +359,7 @@ impl World {
                     Request {
                         pid,
                         reports: 0,
-                        live: strategy == Strategy::PreCopy,
+                        live: strategy.is_live(),
                     },
                 );
                 self.perform(at, actions)?;

@@ -335,8 +335,10 @@ impl MigrationDestination {
     /// Reserves what the image needs and lets the source send it.
     fn admit(&mut self, from: ClusterId, sequence: u32, manifest: Manifest) -> Result<(), Reason> {
         // One post-copy at a time: its page transfers are told apart by their source only.
-        if manifest.transport == uarea::image::PageTransport::PostCopy
-            && (self.page_clients.is_busy() || !self.postcopy_from.is_empty())
+        if matches!(
+            manifest.transport,
+            uarea::image::PageTransport::PostCopy | uarea::image::PageTransport::Hybrid
+        ) && (self.page_clients.is_busy() || !self.postcopy_from.is_empty())
         {
             return Err(Reason::Busy);
         }
@@ -362,7 +364,10 @@ impl MigrationDestination {
             .take_if(|i| i.from == from && i.sequence == sequence)
             .ok_or(Reason::BadImage)?;
         let restorer = incoming.stage.into_restorer().ok_or(Reason::BadImage)?;
-        if restorer.manifest().transport == uarea::image::PageTransport::PostCopy {
+        if matches!(
+            restorer.manifest().transport,
+            uarea::image::PageTransport::PostCopy | uarea::image::PageTransport::Hybrid
+        ) {
             self.postcopy_from.insert(restorer.manifest().pid, from);
         }
         with_table(|table| restorer.finish_frozen(table, crc))

@@ -49,7 +49,11 @@ pub enum Handled {
 impl Stage {
     /// The stage an offer starts in: rounds for a live (delta) offer, else the image.
     pub fn admit(manifest: Manifest) -> Result<Stage, MigrationError> {
-        if manifest.transport != uarea::image::PageTransport::Delta {
+        use uarea::image::PageTransport;
+        if !matches!(
+            manifest.transport,
+            PageTransport::Delta | PageTransport::Hybrid
+        ) {
             return with_table(|table| Restorer::new(table, manifest))
                 .map(|r| Stage::Image(alloc::boxed::Box::new(r)));
         }

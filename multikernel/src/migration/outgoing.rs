@@ -3,6 +3,7 @@
 //! its image streamed to the destination.
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
+use alloc::collections::BTreeSet;
 use kernel::noc::portal;
 use kernel::process::with_table;
 use migration::snapshot::Snapshot;
@@ -92,10 +93,12 @@ impl MigrationSource {
             .as_mut()
             .filter(|p| p.sequence == sequence)
             .map(|p| core::mem::take(&mut p.sent));
-        let postcopy = self
+        let strategy = self
             .pending
             .values()
-            .any(|p| p.request.pid == pid && p.request.options.strategy == Strategy::PostCopy);
+            .find(|p| p.request.pid == pid && !p.committed)
+            .map_or(Strategy::StopAndCopy, |p| p.request.options.strategy);
+        let postcopy = matches!(strategy, Strategy::PostCopy | Strategy::Hybrid);
         if postcopy && self.servers.serving_to(to) {
             return Err(MigrateError::Busy); // one post-copy at a time to each cluster
         }
@@ -112,17 +115,8 @@ impl MigrationSource {
                 return Err(MigrationError::AlreadyFrozen);
             }
             freeze::freeze(table, pid)?;
-            let taken = match sent {
-                None if postcopy => postcopy_snapshot(table, pid, to, sequence),
-                None => Snapshot::take(table, pid, to, sequence, PageTransport::Direct),
-                Some(mut carried) => dirty::take_dirty(table, pid).and_then(|dirty| {
-                    for page in dirty {
-                        carried.remove(&page);
-                    }
-                    Snapshot::take_delta(table, pid, to, sequence, PageTransport::Delta, carried)
-                }),
-            };
-            taken.inspect_err(|_| freeze::thaw(table, pid))
+            image(table, (pid, to, sequence), strategy, sent)
+                .inspect_err(|_| freeze::thaw(table, pid))
         });
         let now = hal::clock::now_ns();
         let pending = self.pending.values_mut().find(|p| {
@@ -157,7 +151,7 @@ impl MigrationSource {
         }
         if postcopy {
             // Kept until the commit; then they are served from here.
-            let remote = snapshot.carried_pages().collect();
+            let remote = snapshot.remote_pages().collect();
             self.postcopy_remote.insert(pid, remote);
         }
         self.snapshots.insert(sequence, snapshot);
@@ -215,6 +209,11 @@ impl MigrationSource {
         to: ClusterId,
         sequence: u32,
     ) -> Result<uarea::image::Manifest, MigrateError> {
+        let strategy = self
+            .pending
+            .values()
+            .find(|p| p.request.pid == pid && p.sequence.is_none())
+            .map_or(Strategy::PreCopy, |p| p.request.options.strategy);
         with_table(|table| {
             if to.0 >= kernel::noc::cluster_count() {
                 return Err(MigrateError::BadDestination);
@@ -234,7 +233,11 @@ impl MigrationSource {
                 uarea_len: 0,
                 page_count: pages,
                 sequence,
-                transport: PageTransport::Delta,
+                // Hybrid ends in post-copy: the destination must know it from the offer.
+                transport: match strategy {
+                    Strategy::Hybrid => PageTransport::Hybrid,
+                    _ => PageTransport::Delta,
+                },
             })
         })
         .inspect(|_| {
@@ -258,32 +261,59 @@ impl MigrationSource {
     }
 }
 
-/// Post-copy's image: the UArea and every page's address; only the pages under each thread's
-/// instruction and stack pointers go now, the rest are remote (sent after the commit).
-fn postcopy_snapshot(
+/// The frozen process's image for `strategy`. After pre-copy rounds (`sent`: the pages that
+/// went), the ones clean since are carried; post-copy leaves all but the threads' hot pages
+/// remote; hybrid does both.
+fn image(
     table: &mut kernel::process::Table,
-    pid: Pid,
-    to: ClusterId,
-    sequence: u32,
+    (pid, to, sequence): (Pid, ClusterId, u32),
+    strategy: Strategy,
+    sent: Option<BTreeSet<u64>>,
 ) -> Result<Snapshot, MigrationError> {
+    let mut carried = sent.unwrap_or_default();
+    if !carried.is_empty() {
+        for page in dirty::take_dirty(table, pid)? {
+            carried.remove(&page);
+        }
+    }
+    let transport = match strategy {
+        Strategy::StopAndCopy => PageTransport::Direct,
+        Strategy::PreCopy => PageTransport::Delta,
+        Strategy::PostCopy => PageTransport::PostCopy,
+        Strategy::Hybrid => PageTransport::Hybrid,
+    };
+    let remote = match transport {
+        PageTransport::PostCopy | PageTransport::Hybrid => remote_pages(table, pid, &carried)?,
+        _ => BTreeSet::new(),
+    };
+    Snapshot::take_delta(table, pid, to, sequence, transport, carried, remote)
+}
+
+/// Every page of `pid` but those under its threads' instruction and stack pointers (they go
+/// with the context) and those already at the destination (`carried`).
+fn remote_pages(
+    table: &kernel::process::Table,
+    pid: Pid,
+    carried: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, MigrationError> {
     let process = table
         .processes
         .get(&pid)
         .ok_or(MigrationError::NoSuchProcess)?;
-    let mut hot = alloc::collections::BTreeSet::new();
+    let mut hot = BTreeSet::new();
     for thread in &process.uarea.threads {
         let (rip, rsp) = (thread.context.rip & !0xFFF, thread.context.rsp & !0xFFF);
         hot.extend([rip, rsp.saturating_sub(4096), rsp, rsp.saturating_add(4096)]);
     }
-    let mut remote = alloc::collections::BTreeSet::new();
+    let mut remote = BTreeSet::new();
     for segment in &process.uarea.memory.segments {
         process
             .space
             .for_each_mapped(segment.start, segment.end(), |page| {
-                if !hot.contains(&page) {
+                if !hot.contains(&page) && !carried.contains(&page) {
                     remote.insert(page);
                 }
             });
     }
-    Snapshot::take_delta(table, pid, to, sequence, PageTransport::PostCopy, remote)
+    Ok(remote)
 }

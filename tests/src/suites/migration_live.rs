@@ -27,6 +27,8 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     postcopy_to_a_refusing_destination_leaves_it_running,
     dma_fault_mid_postcopy_image_leaves_the_process_at_home,
     postcopy_survives_lost_page_requests,
+    every_case_moves_by_hybrid,
+    a_hybrid_record_counts_one_round_and_its_pages_by_phase,
     source_gone_mid_postcopy_ends_the_process_with_a_report
 ];
 
@@ -44,6 +46,11 @@ fn precopy_to(pid: Pid, to: u16) -> Result<(), String> {
 /// Moves `pid` to `to` by post-copy and waits until its home knows it arrived.
 fn postcopy_to(pid: Pid, to: u16) -> Result<(), String> {
     move_by(pid, to, Strategy::PostCopy)
+}
+
+/// Moves `pid` to `to` by hybrid (one pre-copy round, then post-copy).
+fn hybrid_to(pid: Pid, to: u16) -> Result<(), String> {
+    move_by(pid, to, Strategy::Hybrid)
 }
 
 fn move_by(pid: Pid, to: u16, strategy: Strategy) -> Result<(), String> {
@@ -294,5 +301,36 @@ fn source_gone_mid_postcopy_ends_the_process_with_a_report() -> Result<(), Strin
         .iter()
         .any(|line| line.contains("left with") && line.contains("of its pages"));
     ensure!(reported, "no report of the lost pages");
+    Ok(())
+}
+
+/// Hybrid: the cases, and the process that keeps writing, moved by one pre-copy round and
+/// then post-copy.
+fn every_case_moves_by_hybrid() -> Result<(), String> {
+    for name in [
+        "memory", "threads", "sleep", "futex", "fpu", "busy", "clock", "heap64",
+    ] {
+        case_moved_by(name, &[1, 0], hybrid_to).map_err(|e| alloc::format!("{name}: {e}"))?;
+    }
+    case_moved_by("dirty", &[2, 1, 0], hybrid_to)
+}
+
+/// One round went while it ran; the pages it did not write again were not sent twice: the
+/// downtime carried far fewer pages than the round did.
+fn a_hybrid_record_counts_one_round_and_its_pages_by_phase() -> Result<(), String> {
+    let pid = spawn_case("heap64", 1)?;
+    hybrid_to(pid, 3)?;
+    let record = kernel::migstats::recent()
+        .into_iter()
+        .rev()
+        .find(|r| r.pid == pid)
+        .ok_or("no record")?;
+    ensure_eq!(record.strategy, Strategy::Hybrid);
+    ensure!(record.failure.is_none(), "{record:?}");
+    ensure_eq!(record.rounds, 1);
+    ensure!(record.pages_live >= 16_384, "{record:?}");
+    let stopped = record.pages - record.pages_live;
+    ensure!(stopped < 1024, "{stopped} pages went while it was stopped");
+    ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }

@@ -129,7 +129,7 @@ impl Console {
         let (pid, cluster, strategy) = match args {
             [pid, cluster] => (pid, cluster, "stop"),
             [pid, cluster, "--strategy", strategy] => (pid, cluster, *strategy),
-            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre|post]".into()),
+            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre|post|hybrid]".into()),
         };
         if ![
             "stop",
@@ -141,7 +141,9 @@ impl Console {
         ]
         .contains(&strategy)
         {
-            return Err(format!("unknown strategy {strategy} (stop, pre, post)"));
+            return Err(format!(
+                "unknown strategy {strategy} (stop, pre, post, hybrid)"
+            ));
         }
         let destination = self.cluster_arg(cluster)?;
         let source = self.locate(pid)?;

@@ -39,7 +39,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "start a program (on cluster 0 unless @CLUSTER)",
     ),
     (
-        "migrate PID CLUSTER [--strategy stop|pre|post]",
+        "migrate PID CLUSTER [--strategy stop|pre|post|hybrid]",
         "move a process; answers with the outcome and its record",
     ),
     ("kill PID", "stop a process, wherever it lives"),
