@@ -379,16 +379,8 @@ impl MigrationSource {
     /// Commit decided: the copy here goes, and whatever comes for `pid` follows it.
     fn free(&mut self, pid: Pid, to: ClusterId, ctx: &mut Ctx) {
         self.forget_transfer(pid);
-        with_table(|table| {
-            if let Some(process) = table.remove_migrated(pid) {
-                // A parent here can still wait for it: its exit is reported home.
-                if let Some(parent) = process.uarea.header.parent {
-                    if pid.birth_cluster() == table.cluster {
-                        table.adopt_remote_child(parent, pid);
-                    }
-                }
-            }
-        });
+        // Its parent, wherever it lives, learns where it went.
+        with_table(|table| table.remove_departed_child(pid, to));
         // Messages that arrived while it was frozen follow it, and so will later ones.
         ctx.forwarder.leave_pointer(pid, to);
         for mail in kernel::services::drain(pid) {

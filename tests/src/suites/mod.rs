@@ -14,6 +14,8 @@ pub mod exceptions;
 pub mod fatal;
 pub mod frames;
 pub mod harden;
+pub mod harden_budget;
+pub mod harden_noc;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
@@ -42,7 +44,7 @@ pub static SUITES: &[Suite] = &[
     },
     Suite {
         name: "process",
-        tests: &[process::TESTS, harden::TESTS],
+        tests: &[process::TESTS, harden::TESTS, harden_budget::TESTS],
         serving: None,
     },
     Suite {
@@ -54,6 +56,11 @@ pub static SUITES: &[Suite] = &[
         name: "migration",
         tests: &[migration_noc::DRIVER],
         serving: Some(&[migration_noc::SERVING]),
+    },
+    Suite {
+        name: "harden_noc",
+        tests: &[harden_noc::DRIVER],
+        serving: Some(&[harden_noc::SERVING]),
     },
     Suite {
         name: "bench_kernel",
