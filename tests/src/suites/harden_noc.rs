@@ -1,7 +1,7 @@
 //! Issue 11 across clusters (4 clusters, one boot): nothing accepted is lost between
 //! mailboxes on different clusters, and the process tree survives migration and the loss
-//! of a cluster. Cluster 0 drives `abitest mail-remote` and `abitest tree` and does what
-//! their `tree:` lines ask — move the parent, end cluster 3. Clusters 1 and 2 serve until
+//! of a cluster. Cluster 0 drives `abitest mail-remote` and `abitest tree`: once the tree's
+//! children exist (`tree: ready`) it moves the parent to cluster 1 and ends cluster 3. Clusters 1 and 2 serve until
 //! the driver is done; cluster 3 serves until it is told to go.
 
 use abi::Pid;
@@ -61,16 +61,12 @@ fn process_tree_survives_migration_and_a_lost_cluster() -> Result<(), String> {
     run_until("the children", || {
         printed(pid, "tree: ready") || exited(pid)
     })?;
-    // The parent leaves its children behind: one here, two on cluster 2, one on 3.
+    // The parent leaves its children behind: one here, two on cluster 2, one on 3; then
+    // cluster 3 goes. Its console is on cluster 1 from now on: its exit code (reported
+    // home) says whether every check there held.
     move_to(pid, 1)?;
-    run_until("the parent to reap", || {
-        printed(pid, "tree: lose") || exited(pid)
-    })?;
     end_cluster(DOOMED)?;
-    let code = exit_code(pid)?;
-    let failed = failures(pid);
-    ensure!(failed.is_empty(), "{failed:?}");
-    ensure_eq!(code, 0);
+    ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Issue 11 across clusters: the process tree and mailbox flow control when processes live
 //! on other clusters, migrate, and lose their cluster. Driven by the `harden_noc` suite,
-//! which reads the `tree:` lines and moves this process or ends a cluster on cue. Each
+//! which moves this process and ends a cluster once it printed `tree: ready`. Each
 //! failure prints a `FAIL …` line; the exit code is 0 only if nothing failed.
 
 use ulib::abi::{ClusterId, Errno, Pid};
@@ -27,8 +27,8 @@ pub fn exit_after(ms: u64, code: i32) -> i32 {
 }
 
 /// `abitest tree`: children here and on clusters 2 and 3; this process is moved to cluster 1
-/// (by the suite, after `tree: ready`), then kills and waits for them there; cluster 3 is
-/// ended (after `tree: lose`) and the child there must be reported lost, not waited for.
+/// (by the suite, after `tree: ready`), then kills and waits for them there; the suite ends
+/// cluster 3, and the child there must be reported lost, not waited for.
 pub fn tree() -> i32 {
     let mut v = Verdict(0);
     let start = ulib::process::cluster_id();
@@ -68,7 +68,6 @@ pub fn tree() -> i32 {
         wait(Some(remote)) == Ok((remote, 5)),
         remote,
     );
-    println!("tree: lose");
     let lost = wait(Some(doomed));
     v.check(
         "wait: the child on the lost cluster",
