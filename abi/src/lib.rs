@@ -22,12 +22,14 @@ pub mod conv;
 pub mod errno;
 pub mod ids;
 pub mod limits;
+pub mod migrate;
 pub mod records;
 pub mod syscall;
 pub mod types;
 
 pub use errno::{Errno, SyscallResult};
 pub use ids::{ClusterId, Pid, PortId, Tid};
+pub use migrate::{MigrateOptions, Strategy};
 pub use records::MigrationRecord;
 pub use syscall::{Syscall, UnknownSyscall};
 pub use types::{

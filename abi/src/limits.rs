@@ -40,3 +40,6 @@ pub const REQUESTS_QUEUED_PER_CLUSTER: usize = 1024;
 /// it, queueing a message, linking a name or posting a request is refused as if its quota
 /// were full, so the kernel keeps a reserve for its own work (the daemons, migrations).
 pub const KERNEL_HEAP_BUDGET: usize = 48 << 20;
+/// Longest console line (`write`) printed as one `[pPID NAME] line`; a longer one goes on
+/// in the next tagged line, none of its bytes lost.
+pub const CONSOLE_LINE_BYTES: usize = 4096;

@@ -63,10 +63,15 @@ pub struct MigrationRecord {
     pub source: ClusterId,
     /// Where it was going.
     pub destination: ClusterId,
-    /// How: 0 stop-and-copy.
+    /// How: a [`crate::Strategy`] number (0 stop-and-copy, 1 pre-copy).
     pub strategy: u8,
     /// True if it failed (the process stayed at the source).
     pub failed: bool,
+    /// Pre-copy rounds while the process ran (0 for stop-and-copy).
+    pub rounds: u16,
+    /// Pages the process dirtied per second during pre-copy (saturating; 0 for
+    /// stop-and-copy).
+    pub dirty_rate: u32,
     /// Request to freeze.
     pub preparation_ns: u64,
     /// Freeze to resume: the process ran nowhere.
@@ -93,6 +98,8 @@ impl MigrationRecord {
         out[6..8].copy_from_slice(&self.destination.0.to_le_bytes());
         out[8] = self.strategy;
         out[9] = self.failed as u8;
+        out[10..12].copy_from_slice(&self.rounds.to_le_bytes());
+        out[12..16].copy_from_slice(&self.dirty_rate.to_le_bytes());
         let times = [
             self.preparation_ns,
             self.downtime_ns,
@@ -108,11 +115,11 @@ impl MigrationRecord {
     }
 
     /// The inverse of [`MigrationRecord::to_bytes`]; `None` if a field is out of range
-    /// (a failed flag other than 0 or 1, reserved bytes not zero, or no valid pid).
+    /// (a failed flag other than 0 or 1, or no valid pid).
     pub fn from_bytes(bytes: &[u8; MigrationRecord::SIZE]) -> Option<MigrationRecord> {
         let pid = u32::from_le_bytes(le(bytes, 0));
         Pid::from_raw(pid)?;
-        if bytes[9] > 1 || bytes[10..16].iter().any(|b| *b != 0) {
+        if bytes[9] > 1 {
             return None;
         }
         let at = |i: usize| u64::from_le_bytes(le(bytes, 16 + 8 * i));
@@ -122,6 +129,8 @@ impl MigrationRecord {
             destination: ClusterId(u16::from_le_bytes(le(bytes, 6))),
             strategy: bytes[8],
             failed: bytes[9] == 1,
+            rounds: u16::from_le_bytes(le(bytes, 10)),
+            dirty_rate: u32::from_le_bytes(le(bytes, 12)),
             preparation_ns: at(0),
             downtime_ns: at(1),
             resume_ns: at(2),
@@ -150,12 +159,13 @@ mod tests {
         fn migration_record_round_trips(
             local in 1u32..0xFFFF, cluster in 0u16..16, source in any::<u16>(),
             destination in any::<u16>(), strategy in any::<u8>(), failed in any::<bool>(),
+            rounds in any::<u16>(), dirty_rate in any::<u32>(),
             times in proptest::array::uniform6(any::<u64>()),
         ) {
             let pid = Pid::new(ClusterId(cluster), local).unwrap().raw();
             let record = MigrationRecord {
                 pid, source: ClusterId(source), destination: ClusterId(destination), strategy,
-                failed, preparation_ns: times[0], downtime_ns: times[1], resume_ns: times[2],
+                failed, rounds, dirty_rate, preparation_ns: times[0], downtime_ns: times[1], resume_ns: times[2],
                 total_ns: times[3], bytes: times[4], pages: times[5],
             };
             prop_assert_eq!(MigrationRecord::from_bytes(&record.to_bytes()), Some(record));
@@ -183,6 +193,8 @@ mod tests {
             destination: ClusterId(2),
             strategy: 0,
             failed: false,
+            rounds: 0,
+            dirty_rate: 0,
             preparation_ns: 1,
             downtime_ns: 2,
             resume_ns: 3,
@@ -194,9 +206,6 @@ mod tests {
         let mut bad_flag = good;
         bad_flag[9] = 2;
         assert_eq!(MigrationRecord::from_bytes(&bad_flag), None);
-        let mut reserved = good;
-        reserved[12] = 1;
-        assert_eq!(MigrationRecord::from_bytes(&reserved), None);
         let mut no_pid = good;
         no_pid[0..4].copy_from_slice(&0u32.to_le_bytes());
         assert_eq!(MigrationRecord::from_bytes(&no_pid), None);

@@ -151,9 +151,11 @@ syscalls! {
 
     /// `migrate(pid: Pid, cluster: ClusterId) -> 0`: move a process to another cluster.
     Migrate = 96 => "migrate", 2;
-    /// `migration_stats(buf: *mut u8, len: usize) -> usize`. **Reserved**: added
-    /// by the migration work; returns `ENOSYS` until then.
+    /// `migration_stats(buf: *mut u8, len: usize) -> usize`: the latest migration records.
     MigrationStats = 97 => "migration_stats", 2;
+    /// `migrate_with(pid: Pid, cluster: ClusterId, options: *const u8) -> 0`: `migrate` with
+    /// a strategy and its tuning (an [`crate::MigrateOptions`] block; 0 means stop-and-copy).
+    MigrateWith = 98 => "migrate_with", 3;
 }
 
 /// A number in `rax` that names no syscall (the kernel answers `ENOSYS`).
@@ -309,6 +311,7 @@ mod tests {
             (86, "name_unlink"),
             (96, "migrate"),
             (97, "migration_stats"),
+            (98, "migrate_with"),
         ];
         for &(number, name) in published {
             assert_eq!(Syscall::try_from(number).map(Syscall::name), Ok(name));

@@ -41,6 +41,12 @@ pub const PAGE_SIZE: usize = 4096;
 /// First address above the user half (lower canonical half of x86_64 4-level paging).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
 
+/// Where every cluster's kernel image is mapped: the kernel is a position-independent
+/// executable linked at 0, and the bootloader places it here (the kernel's
+/// `BootloaderConfig`), so a debugger loads its symbols with this offset
+/// (`cargo xtask run --gdb` prints the command). The first address of the upper half.
+pub const KERNEL_BASE: u64 = 0xFFFF_8000_0000_0000;
+
 bitflags! {
     /// `mmap` protection.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

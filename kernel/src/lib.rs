@@ -37,16 +37,24 @@ pub use cmdline::Cmdline;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How the bootloader must lay the machine out for us: all physical memory mapped, every
-/// bootloader mapping in the upper half (the lower half belongs to user processes), and a
+/// bootloader mapping in the upper half (the lower half belongs to user processes), the
+/// kernel image at a fixed address (so a debugger knows where its symbols are), and a
 /// kernel stack big enough for deep call chains (it has a guard page below it).
 pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
+    config.mappings.kernel_base = Mapping::FixedAddress(abi::types::KERNEL_BASE);
     config.mappings.physical_memory = Some(Mapping::Dynamic);
     config.mappings.dynamic_range_start = Some(hal::paging::BOOTLOADER_RANGE_START);
     config.mappings.dynamic_range_end = Some(hal::paging::BOOTLOADER_RANGE_END);
     config.kernel_stack_size = 256 * 1024;
     config
 };
+
+// The kernel image sits in the range the bootloader's own mappings use.
+const _: () = assert!(
+    abi::types::KERNEL_BASE >= hal::paging::BOOTLOADER_RANGE_START
+        && abi::types::KERNEL_BASE < hal::paging::BOOTLOADER_RANGE_END
+);
 
 /// What bring-up produced.
 pub struct Boot {

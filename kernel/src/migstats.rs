@@ -6,12 +6,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use spin::Mutex;
 
-/// How a migration was carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Strategy {
-    StopAndCopy = 0,
-}
+pub use abi::Strategy;
 
 /// One migration, timed on the source's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +24,14 @@ pub struct Record {
     /// Request to commit.
     pub total_ns: u64,
     pub bytes: u64,
+    /// Pages sent, over every phase (a page sent twice counts twice).
     pub pages: u64,
+    /// Of `pages`, those sent while the process ran (pre-copy rounds).
+    pub pages_live: u64,
+    /// Pre-copy rounds while it ran.
+    pub rounds: u16,
+    /// Pages it dirtied per second during pre-copy.
+    pub dirty_rate: u32,
     /// `None` if it succeeded.
     pub failure: Option<&'static str>,
 }
@@ -46,6 +48,8 @@ impl Record {
             destination: self.destination,
             strategy: self.strategy as u8,
             failed: self.failure.is_some(),
+            rounds: self.rounds,
+            dirty_rate: self.dirty_rate,
             preparation_ns: self.preparation_ns,
             downtime_ns: self.downtime_ns,
             resume_ns: self.resume_ns,
@@ -63,16 +67,20 @@ static RECORDS: Mutex<VecDeque<Record>> = Mutex::new(VecDeque::new());
 /// Keeps and logs a record.
 pub fn record(record: Record) {
     log::info!(
-        "migration {} c{}->c{}: {}: total {} us, downtime {} us, preparation {} us, resume {} us, {} pages, {} bytes",
+        "migration {} c{}->c{}: {}: {}, total {} us, downtime {} us, preparation {} us, resume {} us, {} pages ({} while running, {} rounds, {} dirty pages/s), {} bytes",
         record.pid,
         record.source.0,
         record.destination.0,
         record.failure.unwrap_or("ok"),
+        record.strategy.name(),
         record.total_ns / 1000,
         record.downtime_ns / 1000,
         record.preparation_ns / 1000,
         record.resume_ns / 1000,
         record.pages,
+        record.pages_live,
+        record.rounds,
+        record.dirty_rate,
         record.bytes
     );
     hal::cpu::without_interrupts(|| {

@@ -97,6 +97,8 @@ pub struct MigrationRequest {
     /// The thread that asked, if it belongs to the migrating process (its `migrate` returns
     /// 0 on the destination, or the error here).
     pub caller: Option<(Pid, Tid)>,
+    /// How it moves.
+    pub options: abi::MigrateOptions,
 }
 
 /// A `spawn` on another cluster.

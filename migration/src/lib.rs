@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod freeze;
 pub mod local;
+pub mod precopy;
 pub mod restore;
 pub mod snapshot;
 

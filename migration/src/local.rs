@@ -58,6 +58,9 @@ pub fn checkpoint_restore(pid: Pid) -> Result<Record, MigrationError> {
                     total_ns: now - started,
                     bytes: manifest.body_len(),
                     pages: manifest.page_count as u64,
+                    pages_live: 0,
+                    rounds: 0,
+                    dirty_rate: 0,
                     failure: None,
                 };
                 stats::record(record);

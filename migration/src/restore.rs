@@ -8,11 +8,12 @@ use alloc::vec::Vec;
 use hal::paging::AddressSpace;
 use kernel::process::memory::page_flags;
 use kernel::process::Table;
-use uarea::image::{ImageError, ImageReader, Manifest, PageTransport};
+use uarea::image::{ImageError, ImageReader, Manifest, PageBytes, PageTransport};
 use uarea::UAreaFlags;
 use x86_64::structures::paging::{Page, PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
+use crate::precopy::PreCopied;
 use crate::MigrationError;
 
 /// An image being received.
@@ -23,6 +24,8 @@ pub struct Restorer {
     /// them batch by batch).
     frames: Vec<PhysFrame<Size4KiB>>,
     batches_arrived: usize,
+    /// Delta transport: the frames pre-copy filled, until the image maps them.
+    precopied: PreCopied,
 }
 
 impl Restorer {
@@ -35,12 +38,26 @@ impl Restorer {
         if manifest.page_count as u64 * 4096 + (1 << 20) > free_bytes {
             return Err(MigrationError::OutOfMemory);
         }
+        Restorer::after_precopy(table, manifest, PreCopied::new())
+    }
+
+    /// Accepts the final image of a pre-copy, which maps the pages `precopied` holds
+    /// (memory was reserved when the process was first offered).
+    pub fn after_precopy(
+        table: &Table,
+        manifest: Manifest,
+        precopied: PreCopied,
+    ) -> Result<Restorer, MigrationError> {
+        if table.processes.contains_key(&manifest.pid) || manifest.destination != table.cluster {
+            return Err(MigrationError::Refused);
+        }
         let space = AddressSpace::new().map_err(|_| MigrationError::OutOfMemory)?;
         Ok(Restorer {
             reader: ImageReader::new(manifest),
             space,
             frames: Vec::new(),
             batches_arrived: 0,
+            precopied,
         })
     }
 
@@ -53,6 +70,7 @@ impl Restorer {
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), MigrationError> {
         let space = &mut self.space;
         let frames = &mut self.frames;
+        let precopied = &mut self.precopied;
         self.reader
             .feed(bytes, |uarea, vaddr, data| {
                 let segment = uarea
@@ -61,17 +79,26 @@ impl Restorer {
                     .ok_or(ImageError::PageOutsideSegments(vaddr))?;
                 let page = Page::containing_address(VirtAddr::new(vaddr));
                 // No need to zero the frame: the page's bytes overwrite all of it (here, or
-                // by DMA before the process can run).
-                let frame = hal::frames::alloc().map_err(|_| ImageError::NoMemory)?;
+                // by DMA before the process can run), or pre-copy filled it.
+                let frame = match data {
+                    PageBytes::Carried => precopied
+                        .take(vaddr)
+                        .ok_or(ImageError::PageOutsideSegments(vaddr))?,
+                    _ => match precopied.take(vaddr) {
+                        Some(frame) => frame,
+                        None => hal::frames::alloc().map_err(|_| ImageError::NoMemory)?,
+                    },
+                };
                 match data {
-                    Some(data) => {
+                    PageBytes::Inline(data) => {
                         let target = hal::paging::phys_to_virt(frame.start_address())
                             .as_mut_ptr::<[u8; 4096]>();
                         // SAFETY: the frame was just allocated, is reached through the
                         // physical map, and nothing else refers to it yet.
                         unsafe { target.write(*data) };
                     }
-                    None => frames.push(frame),
+                    PageBytes::Dma => frames.push(frame),
+                    PageBytes::Carried => {}
                 }
                 space
                     .map(page, frame, page_flags(segment.perms))
@@ -95,7 +122,9 @@ impl Restorer {
     pub fn page_batches(&self) -> usize {
         match self.manifest().transport {
             PageTransport::Inline => 0,
-            PageTransport::Direct => self.frames.len().div_ceil(crate::BATCH_PAGES),
+            PageTransport::Direct | PageTransport::Delta => {
+                self.frames.len().div_ceil(crate::BATCH_PAGES)
+            }
         }
     }
 

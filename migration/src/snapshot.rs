@@ -1,9 +1,10 @@
 //! Turning a frozen process into a migration image, chunk by chunk.
 
 use abi::{ClusterId, Pid};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use kernel::process::{Process, Table};
-use uarea::image::{encode_page, ImageCrc, Manifest, PageTransport};
+use uarea::image::{encode_page, ImageCrc, Manifest, PageTransport, CARRIED};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
@@ -15,6 +16,10 @@ pub struct Snapshot {
     uarea: Vec<u8>,
     /// User addresses of every page that has a frame, in segment order.
     pages: Vec<u64>,
+    /// Delta transport: the pages the destination already holds, clean since they went.
+    carried: BTreeSet<u64>,
+    /// The pages whose bytes go by DMA, in index order (direct and delta).
+    dma: Vec<u64>,
     /// Next byte of the body to produce.
     cursor: u64,
     crc: ImageCrc,
@@ -28,6 +33,27 @@ impl Snapshot {
         destination: ClusterId,
         sequence: u32,
         transport: PageTransport,
+    ) -> Result<Snapshot, MigrationError> {
+        Snapshot::take_delta(
+            table,
+            pid,
+            destination,
+            sequence,
+            transport,
+            BTreeSet::new(),
+        )
+    }
+
+    /// Like [`Snapshot::take`]; with the delta transport, the pages in `carried` (already at
+    /// the destination from pre-copy, and clean since: the caller took the dirty set) are
+    /// named [`CARRIED`] and not sent again.
+    pub fn take_delta(
+        table: &mut Table,
+        pid: Pid,
+        destination: ClusterId,
+        sequence: u32,
+        transport: PageTransport,
+        carried: BTreeSet<u64>,
     ) -> Result<Snapshot, MigrationError> {
         let source = table.cluster;
         let process = table
@@ -54,10 +80,28 @@ impl Snapshot {
             sequence,
             transport,
         };
+        let carried: BTreeSet<u64> = match transport {
+            PageTransport::Delta => pages
+                .iter()
+                .copied()
+                .filter(|p| carried.contains(p))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let dma = match transport {
+            PageTransport::Inline => Vec::new(),
+            _ => pages
+                .iter()
+                .copied()
+                .filter(|p| !carried.contains(p))
+                .collect(),
+        };
         Ok(Snapshot {
             manifest,
             uarea: encoded,
             pages,
+            carried,
+            dma,
             cursor: 0,
             crc: ImageCrc::new(),
         })
@@ -92,8 +136,13 @@ impl Snapshot {
             }
             let index = ((self.cursor - uarea_len) / record_len as u64) as usize;
             let address = self.pages[index];
-            if self.manifest.transport == PageTransport::Direct {
-                chunk.extend_from_slice(&address.to_le_bytes());
+            if self.manifest.transport != PageTransport::Inline {
+                let flag = if self.carried.contains(&address) {
+                    CARRIED
+                } else {
+                    0
+                };
+                chunk.extend_from_slice(&(address | flag).to_le_bytes());
                 self.cursor += record_len as u64;
                 continue;
             }
@@ -112,9 +161,14 @@ impl Snapshot {
         Ok(chunk)
     }
 
-    /// DMA transfers the direct transport takes for the pages.
+    /// DMA transfers the direct and delta transports take for the pages.
     pub fn page_batches(&self) -> usize {
-        self.pages.len().div_ceil(crate::BATCH_PAGES)
+        self.dma.len().div_ceil(crate::BATCH_PAGES)
+    }
+
+    /// Pages whose bytes this image sends by DMA (all of them but the carried ones).
+    pub fn dma_pages(&self) -> usize {
+        self.dma.len()
     }
 
     /// The frozen process's frames holding pages `batch * BATCH_PAGES ..`, in index order:
@@ -125,23 +179,33 @@ impl Snapshot {
         batch: usize,
     ) -> Result<Vec<PhysFrame<Size4KiB>>, MigrationError> {
         let start = batch * crate::BATCH_PAGES;
-        let end = (start + crate::BATCH_PAGES).min(self.pages.len());
-        self.pages
+        let end = (start + crate::BATCH_PAGES).min(self.dma.len());
+        let pages = self
+            .dma
             .get(start..end)
-            .ok_or(MigrationError::NoSuchProcess)?
-            .iter()
-            .map(|&address| {
-                process
-                    .space
-                    .translate(VirtAddr::new(address))
-                    .map(|(phys, _)| PhysFrame::containing_address(phys))
-                    .ok_or(MigrationError::Image(uarea::image::ImageError::Truncated))
-            })
-            .collect()
+            .ok_or(MigrationError::NoSuchProcess)?;
+        frames_of(process, pages)
     }
 
     /// The body's CRC, once every chunk was produced.
     pub fn crc(&self) -> Option<u32> {
         self.is_done().then(|| self.crc.value())
     }
+}
+
+/// The frames holding `pages` of `process`, in order: what the engine reads for a transfer.
+pub fn frames_of(
+    process: &Process,
+    pages: &[u64],
+) -> Result<Vec<PhysFrame<Size4KiB>>, MigrationError> {
+    pages
+        .iter()
+        .map(|&address| {
+            process
+                .space
+                .translate(VirtAddr::new(address))
+                .map(|(phys, _)| PhysFrame::containing_address(phys))
+                .ok_or(MigrationError::Image(uarea::image::ImageError::Truncated))
+        })
+        .collect()
 }

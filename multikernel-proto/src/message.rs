@@ -97,7 +97,11 @@ pub enum Message {
     /// Host → birth cluster: `pid` exited with `code`.
     Exited { pid: Pid, code: i32 },
     /// Anyone → the cluster that should act: move `pid` to `destination`.
-    MigrateRequest { pid: Pid, destination: ClusterId },
+    MigrateRequest {
+        pid: Pid,
+        destination: ClusterId,
+        options: abi::MigrateOptions,
+    },
     /// Administration: refuse (or accept again) incoming migrations — a cluster being drained.
     SetRefusing { on: bool },
     /// Anyone → the cluster that should act: end `pid` as if killed.
@@ -251,9 +255,14 @@ impl Message {
                 out.u32(12, *code as u32);
                 kind::EXITED
             }
-            MigrateRequest { pid, destination } => {
+            MigrateRequest {
+                pid,
+                destination,
+                options,
+            } => {
                 out.u32(8, pid.raw());
                 out.u16(12, destination.0);
+                out.bytes(16, &options.to_bytes());
                 kind::MIGRATE_REQUEST
             }
             SetRefusing { on } => {

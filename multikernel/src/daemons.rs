@@ -177,10 +177,15 @@ impl Daemons {
         }
         let out = &mut self.out;
         match message {
-            Message::MigrateRequest { pid, destination } => self.migrate(MigrationRequest {
+            Message::MigrateRequest {
+                pid,
+                destination,
+                options,
+            } => self.migrate(MigrationRequest {
                 pid,
                 destination,
                 caller: None,
+                options,
             }),
             Message::SetRefusing { on } => self.destination.set_refusing(on),
             Message::Located { pid, cluster } => self.registry.set(pid, cluster),

@@ -106,12 +106,18 @@ fn with_daemons<R>(f: impl FnOnce(&mut daemons::Daemons) -> R) -> Option<R> {
     hal::cpu::without_interrupts(|| DAEMONS.lock().as_mut().map(f))
 }
 
-/// Asks for `pid` to migrate to `destination` (wherever it lives now).
+/// Asks for `pid` to migrate to `destination` (wherever it lives now), stop-and-copy.
 pub fn request_migration(pid: Pid, destination: ClusterId) {
+    request_migration_with(pid, destination, abi::MigrateOptions::STOP_AND_COPY);
+}
+
+/// Asks for `pid` to migrate to `destination` (wherever it lives now) as `options` say.
+pub fn request_migration_with(pid: Pid, destination: ClusterId, options: abi::MigrateOptions) {
     post(Request::Migrate(MigrationRequest {
         pid,
         destination,
         caller: None,
+        options,
     }));
 }
 

@@ -4,13 +4,17 @@
 //!  manifest (48 bytes) | UArea (envelope, `uarea_len` bytes) | page records …
 //!  page record, inline transport = user virtual address (u64 LE) + 4096 bytes of the page
 //!  page record, direct transport = user virtual address (u64 LE) only
+//!  page record, delta transport  = user virtual address | CARRIED (bit 0) (u64 LE)
 //! ```
 //!
 //! With the *direct* transport the records are an index: the pages themselves go frame to
 //! frame by the NoC's DMA engine (the receiver maps a fresh frame for each address and grants
 //! it; the sender names the frozen process's frames), so no CPU copies or checksums them — the
 //! engine checks every transfer. The *inline* transport carries the bytes in the stream
-//! (checkpoints on one cluster, and any path without DMA).
+//! (checkpoints on one cluster, and any path without DMA). The *delta* transport is the final
+//! image of a pre-copy (`crate::precopy`): like direct, but a record with [`CARRIED`] set names a
+//! page the destination already holds from a round while the process ran, clean since, so
+//! its bytes do not travel again.
 //!
 //! The stream is consumed incrementally — a 64 MiB process never sits whole in a kernel heap —
 //! so the manifest announces every length up front, and a CRC-32 of the UArea and every page
@@ -43,6 +47,22 @@ pub enum PageTransport {
     Inline = 0,
     /// Frame to frame by DMA; the stream carries only the addresses.
     Direct = 1,
+    /// As `Direct`, after a pre-copy: records flagged [`CARRIED`] are already there.
+    Delta = 2,
+}
+
+/// Bit 0 of a delta record: the page came in a pre-copy round and was not written since.
+pub const CARRIED: u64 = 1;
+
+/// Where a page's bytes come from, as [`ImageReader::feed`] reports each record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageBytes<'a> {
+    /// In the stream (inline transport).
+    Inline(&'a [u8; PAGE_LEN]),
+    /// By DMA into the frame the receiver grants for it (direct, delta).
+    Dma,
+    /// Already at the receiver, from a pre-copy round (delta, [`CARRIED`]).
+    Carried,
 }
 
 /// What the source announces before sending the image.
@@ -98,7 +118,7 @@ impl Manifest {
     pub fn record_len(&self) -> usize {
         match self.transport {
             PageTransport::Inline => PAGE_RECORD_LEN,
-            PageTransport::Direct => 8,
+            PageTransport::Direct | PageTransport::Delta => 8,
         }
     }
 
@@ -151,6 +171,7 @@ impl Manifest {
         let transport = match u16_at(6) {
             0 => PageTransport::Inline,
             1 => PageTransport::Direct,
+            2 => PageTransport::Delta,
             other => return Err(ImageError::UnknownTransport(other)),
         };
         let uarea_len = u32_at(16);
@@ -234,13 +255,13 @@ impl ImageReader {
         self.uarea.as_ref()
     }
 
-    /// Feeds the next bytes of the body; calls `page(vaddr, data)` for each complete, checked
-    /// page record (`data` is `None` with the direct transport: the bytes come by DMA).
-    /// Returns an error on the first inconsistency.
+    /// Feeds the next bytes of the body; calls `page(vaddr, bytes)` for each complete, checked
+    /// page record, saying where its bytes come from. Returns an error on the first
+    /// inconsistency.
     pub fn feed(
         &mut self,
         mut bytes: &[u8],
-        mut page: impl FnMut(&UArea, u64, Option<&[u8; PAGE_LEN]>) -> Result<(), ImageError>,
+        mut page: impl FnMut(&UArea, u64, PageBytes<'_>) -> Result<(), ImageError>,
     ) -> Result<(), ImageError> {
         if self.received + bytes.len() as u64 > self.manifest.body_len() {
             return Err(ImageError::LengthMismatch);
@@ -281,13 +302,18 @@ impl ImageReader {
                 bytes = rest;
                 record
             };
-            let vaddr =
+            let mut vaddr =
                 u64::from_le_bytes(record[..8].try_into().map_err(|_| ImageError::Truncated)?);
-            let data: Option<&[u8; PAGE_LEN]> = match self.manifest.transport {
+            let data = match self.manifest.transport {
                 PageTransport::Inline => {
-                    Some(record[8..].try_into().map_err(|_| ImageError::Truncated)?)
+                    PageBytes::Inline(record[8..].try_into().map_err(|_| ImageError::Truncated)?)
                 }
-                PageTransport::Direct => None,
+                PageTransport::Direct => PageBytes::Dma,
+                PageTransport::Delta if vaddr & CARRIED != 0 => {
+                    vaddr &= !CARRIED;
+                    PageBytes::Carried
+                }
+                PageTransport::Delta => PageBytes::Dma,
             };
             let inside = vaddr % PAGE_LEN as u64 == 0 && uarea.memory.segment_at(vaddr).is_some();
             if !inside {

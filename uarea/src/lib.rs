@@ -41,6 +41,7 @@ pub mod error;
 pub mod header;
 pub mod image;
 pub mod memory;
+pub mod precopy;
 pub mod process;
 pub mod thread;
 pub mod validate;

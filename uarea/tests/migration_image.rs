@@ -96,7 +96,10 @@ fn receive(
     let mut got = Vec::new();
     for piece in body.chunks(chunk.max(1)) {
         reader.feed(piece, |_, vaddr, data| {
-            got.push((vaddr, *data.ok_or(ImageError::Truncated)?));
+            let PageBytes::Inline(data) = data else {
+                return Err(ImageError::Truncated);
+            };
+            got.push((vaddr, *data));
             Ok(())
         })?;
     }
@@ -223,7 +226,7 @@ fn a_direct_image_carries_only_checked_addresses() {
     for piece in body.chunks(5) {
         reader
             .feed(piece, |_, vaddr, data| {
-                assert!(data.is_none(), "a direct image carries no page bytes");
+                assert_eq!(data, PageBytes::Dma, "a direct image carries no page bytes");
                 seen.push(vaddr);
                 Ok(())
             })
@@ -249,4 +252,66 @@ fn a_direct_image_carries_only_checked_addresses() {
     let check = crc32fast::hash(&raw[..44]);
     raw[44..48].copy_from_slice(&check.to_le_bytes());
     assert_eq!(Manifest::decode(&raw), Err(ImageError::UnknownTransport(7)));
+}
+
+/// A delta image (the final image of a pre-copy) names each page once, flagged CARRIED when
+/// the destination already holds it; any other low bit makes the address unaligned.
+#[test]
+fn a_delta_image_says_which_pages_are_carried() {
+    let u = process();
+    let addresses: Vec<u64> = pages().iter().map(|(a, _)| *a).collect();
+    assert!(addresses.len() >= 2);
+    let encoded = u.encode();
+    let mut body = encoded.clone();
+    for (i, address) in addresses.iter().enumerate() {
+        let record = if i % 2 == 0 {
+            address | CARRIED
+        } else {
+            *address
+        };
+        body.extend_from_slice(&record.to_le_bytes());
+    }
+    let manifest = Manifest {
+        pid: u.header.pid,
+        source: ClusterId(1),
+        destination: ClusterId(2),
+        uarea_len: encoded.len() as u32,
+        page_count: addresses.len() as u32,
+        sequence: 4,
+        transport: PageTransport::Delta,
+    };
+    let decoded = Manifest::decode(&manifest.encode()).unwrap();
+    assert_eq!(decoded, manifest);
+    let mut crc = ImageCrc::new();
+    crc.update(&body);
+    let mut reader = ImageReader::new(decoded);
+    let mut seen = Vec::new();
+    for piece in body.chunks(7) {
+        reader
+            .feed(piece, |_, vaddr, data| {
+                seen.push((vaddr, data == PageBytes::Carried));
+                assert_ne!(data, PageBytes::Inline(&[0; 4096]));
+                Ok(())
+            })
+            .unwrap();
+    }
+    let expected: Vec<(u64, bool)> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (*a, i % 2 == 0))
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(reader.finish(crc.finish()).is_ok());
+    // Bit 1 is no flag: the address is unaligned.
+    let mut bad = encoded.clone();
+    bad.extend_from_slice(&(addresses[0] | 2).to_le_bytes());
+    let one = Manifest {
+        page_count: 1,
+        ..manifest
+    };
+    let mut reader = ImageReader::new(one);
+    assert_eq!(
+        reader.feed(&bad, |_, _, _| Ok(())),
+        Err(ImageError::PageOutsideSegments(addresses[0] | 2))
+    );
 }

@@ -61,6 +61,12 @@ pub struct Spec<'a> {
     pub gdb: Option<(usize, u16)>,
 }
 
+/// A kernel's boot banner (`Tessera 0.1.0 microkernel - cluster 3 of 16 - ...`): the
+/// cluster is up.
+pub fn is_banner(line: &str) -> bool {
+    line.starts_with("Tessera ")
+}
+
 /// The cluster index of noc-sim's lines in a [`Spec::sink`].
 pub const NOC_LINE: usize = usize::MAX;
 
@@ -290,7 +296,7 @@ pub fn start(spec: &Spec) -> Result<Machine> {
                 let line = String::from_utf8_lossy(&bytes)
                     .trim_end_matches(['\n', '\r'])
                     .to_string();
-                if !banner && line.starts_with("Tessera ") {
+                if !banner && is_banner(&line) {
                     banner = true;
                     let secs = started.elapsed().as_secs_f64();
                     if let Ok(mut banners) = banners.lock() {

@@ -53,17 +53,79 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
         Ok(n) => n,
         Err(error) => return Ok(Err(format!("the trace is not a Chrome trace: {error}"))),
     };
-    let migrations = trace["traceEvents"].as_array().map_or(0, |e| {
-        e.iter()
-            .filter(|e| e["tid"] == "migrations" && e["ph"] == "X")
-            .count()
-    });
-    if migrations != 1 {
+    let migrations = crate::console::trace::migration_spans(&trace);
+    // The stop-and-copy move and the pre-copy one.
+    if migrations != 2 {
         return Ok(Err(format!(
-            "the trace holds {migrations} migration spans, not 1"
+            "the trace holds {migrations} migration spans, not 2"
         )));
     }
+    let console_c1 = image::output_dir()?.join("logs").join("console-c1.log");
+    let text = std::fs::read_to_string(&console_c1)
+        .with_context(|| format!("reading {}", console_c1.display()))?;
+    if let Err(error) = long_lines_whole(&text, LONG_LINES, LONG_LINE_BYTES) {
+        return Ok(Err(format!("{error} (see {})", console_c1.display())));
+    }
     Ok(Ok(format!(
-        "exit 0, nothing left running, trace of {events} events"
+        "exit 0, nothing left running, trace of {events} events, {LONG_LINES} lines of {LONG_LINE_BYTES} bytes whole"
     )))
+}
+
+/// What the script's `spawn lines 4096 4 @1` writes.
+const LONG_LINES: usize = 4;
+const LONG_LINE_BYTES: usize = 4096;
+
+/// Line `k` of the `lines` app (`userland/apps/lines`): `Lk:`, then the letters
+/// `a + (7 i + k) mod 26` up to `len` bytes.
+fn long_line(k: usize, len: usize) -> String {
+    let mut line = format!("L{k}:");
+    line.truncate(len);
+    for i in line.len()..len {
+        line.push((b'a' + ((7 * i + k) % 26) as u8) as char);
+    }
+    line
+}
+
+/// Every line of `lines` is on the console as one `[pPID lines] ...` line, every byte there.
+fn long_lines_whole(console: &str, count: usize, len: usize) -> Result<(), String> {
+    for k in 0..count {
+        let expected = long_line(k, len);
+        let whole = console.lines().any(|l| {
+            l.strip_suffix(expected.as_str())
+                .is_some_and(|tag| tag.starts_with("[p") && tag.ends_with(" lines] "))
+        });
+        if !whole {
+            let pieces = console
+                .lines()
+                .filter(|l| l.contains(&format!("L{k}:")))
+                .count();
+            return Err(format!(
+                "line {k} of `lines` ({len} bytes) is not on the console whole ({pieces} line(s) start it)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_checked_byte_for_byte() {
+        let lines: Vec<String> = (0..2)
+            .map(|k| format!("[p1.1 lines] {}", long_line(k, 300)))
+            .collect();
+        assert!(long_line(1, 300).starts_with("L1:wdk"));
+        assert_eq!(long_line(1, 300).len(), 300);
+        let whole = lines.join("\n");
+        assert!(long_lines_whole(&whole, 2, 300).is_ok());
+        // Split in two tagged lines, as the kernel printed lines over 200 bytes.
+        let split = format!("{}\n[p1.1 lines] {}", &lines[0][..213], &lines[0][213..]);
+        assert!(long_lines_whole(&split, 1, 300).is_err());
+        // One byte changed or missing.
+        let changed = lines[1].replacen("L1:wdk", "L1:wdz", 1);
+        assert!(long_lines_whole(&changed, 2, 300).is_err());
+        assert!(long_lines_whole(&lines[0][..lines[0].len() - 1], 1, 300).is_err());
+    }
 }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// Crates that only build for the bare-metal target.
@@ -61,8 +62,26 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Echoes a command the way a shell user would type it.
+/// `run --quiet`: only the console is shown, so no command is echoed and cargo builds
+/// print only their warnings and errors.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_quiet() {
+    QUIET.store(true, Ordering::SeqCst);
+}
+
+/// `--quiet` for a cargo build under `run --quiet`.
+fn quiet_cargo(command: &mut Command) {
+    if QUIET.load(Ordering::SeqCst) {
+        command.arg("--quiet");
+    }
+}
+
+/// Echoes a command the way a shell user would type it (not under `run --quiet`).
 pub fn echo(command: &Command) {
+    if QUIET.load(Ordering::SeqCst) {
+        return;
+    }
     let args: Vec<String> = command
         .get_args()
         .map(|a| {
@@ -97,6 +116,7 @@ pub fn build_kernel(kernel: Kernel, debug: bool) -> Result<PathBuf> {
     if !debug {
         command.arg("--release");
     }
+    quiet_cargo(&mut command);
     echo(&command);
     let status = command
         .status()
@@ -154,6 +174,7 @@ pub fn build_userland() -> Result<Vec<(String, PathBuf)>> {
     command
         .current_dir(&dir)
         .args(["build", "--release", "--workspace"]);
+    quiet_cargo(&mut command);
     echo(&command);
     let status = command
         .status()

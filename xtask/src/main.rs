@@ -9,6 +9,7 @@ mod cluster;
 mod console;
 mod console_test;
 mod fuzz;
+mod gdb_test;
 mod guest_ram;
 mod image;
 mod interrupt;

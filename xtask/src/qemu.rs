@@ -54,7 +54,7 @@ pub fn ensure_installed() -> Result<()> {
     Ok(())
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

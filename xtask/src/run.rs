@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// README, "The machine console"); the exit status says whether every one succeeded.
     #[arg(long, value_name = "FILE")]
     pub script: Option<std::path::PathBuf>,
-    /// Show only the console: no cluster output (`log` in the console changes what is shown).
+    /// Show only the console: no cluster output (`log` in the console changes what is
+    /// shown), no echoed commands, cargo's builds only on a warning or an error.
     #[arg(long)]
     pub quiet: bool,
     /// Start cluster CLUSTER halted, with a gdb stub on TCP port 1234 + CLUSTER; prints the
@@ -83,6 +84,9 @@ fn check_apps(args: &RunArgs) -> Result<()> {
 }
 
 pub fn run(args: &RunArgs) -> Result<i32> {
+    if args.quiet {
+        image::set_quiet();
+    }
     qemu::ensure_installed()?;
     check_apps(args)?;
     let interrupted = crate::interrupt::interrupted_flag();
@@ -102,6 +106,14 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ram_file: None,
     };
     let mut command = config.command()?;
+    match args.gdb {
+        Some(0) => {
+            command.args(["-S", "-gdb", "tcp:127.0.0.1:1234"]);
+            eprintln!("{}", crate::console::session::gdb_hint(0, 1234, args.debug));
+        }
+        Some(k) => anyhow::bail!("--gdb {k}: there is only cluster 0"),
+        None => {}
+    }
     command
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())

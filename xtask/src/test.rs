@@ -31,7 +31,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub kernel_only: bool,
     /// Run only this in-kernel suite (repeatable); `console` is the scripted session of the
-    /// machine console.
+    /// machine console, `gdb` the check of `run --gdb`'s command with a real gdb.
     #[arg(long = "suite")]
     pub suites: Vec<String>,
     /// Seconds each QEMU boot may take before it counts as hung.
@@ -60,8 +60,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
         tally.failed += failed;
         host_tests(&mut tally)?;
     }
-    let only_console = !args.suites.is_empty() && args.suites.iter().all(|s| s == "console");
-    if !args.host_only && !only_console {
+    let only_host_side =
+        !args.suites.is_empty() && args.suites.iter().all(|s| s == "console" || s == "gdb");
+    if !args.host_only && !only_host_side {
         kernel_suites(args, &mut tally)?;
         if args.suites.is_empty() {
             fuzz_verdict(args, &mut tally)?;
@@ -69,6 +70,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     }
     if !args.host_only && (args.suites.is_empty() || args.suites.iter().any(|s| s == "console")) {
         console_verdict(args, &mut tally)?;
+    }
+    if !args.host_only && (args.suites.is_empty() || args.suites.iter().any(|s| s == "gdb")) {
+        gdb_verdict(args, &mut tally)?;
     }
     eprintln!();
     eprintln!("xtask: logs:");
@@ -162,7 +166,11 @@ fn kernel_suites(args: &TestArgs, tally: &mut Tally) -> Result<()> {
     qemu::ensure_installed()?;
     let interrupted = crate::interrupt::interrupted_flag();
     let image = image::build_image(Kernel::Tests, false)?;
-    for name in args.suites.iter().filter(|n| *n != "console") {
+    for name in args
+        .suites
+        .iter()
+        .filter(|n| *n != "console" && *n != "gdb")
+    {
         if catalog::find(name).is_none() {
             anyhow::bail!(
                 "unknown suite `{name}`; known: {}",
@@ -273,6 +281,25 @@ fn console_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
                 .join(format!("console-c{k}.log")),
         );
     }
+    Ok(())
+}
+
+/// `run --gdb`'s printed command, run by gdb against one cluster: one verdict.
+fn gdb_verdict(args: &TestArgs, tally: &mut Tally) -> Result<()> {
+    eprintln!("xtask: gdb attached to one cluster with the printed command");
+    match crate::gdb_test::gdb_check(args.accel)? {
+        Ok(what) => {
+            eprintln!("xtask: gdb: ok ({what})");
+            tally.passed += 1;
+        }
+        Err(reason) => {
+            eprintln!("xtask: gdb: FAILED: {reason}");
+            tally.failed += 1;
+        }
+    }
+    tally
+        .logs
+        .push(image::output_dir()?.join("logs").join("gdb.log"));
     Ok(())
 }
 

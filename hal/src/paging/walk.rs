@@ -5,6 +5,7 @@
 //! their work is bounded by the page tables that exist (at most 512 entries per table), never
 //! by the length of the range.
 
+use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 
 use super::{phys_to_virt, AddressSpace, USER_END};
@@ -29,30 +30,41 @@ fn child(entry_addr: x86_64::PhysAddr) -> *mut PageTable {
     phys_to_virt(entry_addr).as_mut_ptr::<PageTable>()
 }
 
-/// Calls `f` with the address of every mapped 4 KiB page under `table` in `[start, end)`.
+/// Calls `f` with the address and the entry of every mapped 4 KiB page under `table` in
+/// `[start, end)`.
 ///
 /// # Safety
-/// `table` must be a user page table of this address space at `level`, covering `base..`.
+/// `table` must be a user page table of this address space at `level`, covering `base..`,
+/// that nothing else refers to during the walk.
 unsafe fn visit(
-    table: &PageTable,
+    table: &mut PageTable,
     level: u8,
     base: u64,
     start: u64,
     end: u64,
-    f: &mut dyn FnMut(u64),
+    f: &mut dyn FnMut(u64, &mut PageTableEntry),
 ) {
     for index in indices(level, base, start, end) {
-        let entry = &table[index];
+        let entry = &mut table[index];
         let flags = entry.flags();
         if !flags.contains(PageTableFlags::PRESENT) {
             continue;
         }
         let entry_base = base + index as u64 * entry_span(level);
         if level == 1 {
-            f(entry_base);
+            f(entry_base, entry);
         } else if !flags.contains(PageTableFlags::HUGE_PAGE) {
             // SAFETY: a present non-huge entry above level 1 points at a table we own.
-            unsafe { visit(&*child(entry.addr()), level - 1, entry_base, start, end, f) };
+            unsafe {
+                visit(
+                    &mut *child(entry.addr()),
+                    level - 1,
+                    entry_base,
+                    start,
+                    end,
+                    f,
+                )
+            };
         }
     }
 }
@@ -89,13 +101,59 @@ impl AddressSpace {
     /// Calls `f` with the address of every page in `[start, end)` that has a frame, in
     /// ascending order. Work is bounded by the page tables that exist, not by the range.
     pub fn for_each_mapped(&self, start: u64, end: u64, mut f: impl FnMut(u64)) {
+        self.walk(start, end, &mut |address, _| f(address));
+    }
+
+    /// Calls `f` with the address of every page in `[start, end)` written since the last
+    /// call (its dirty bit set: by the process, or by the kernel through [`Self::mark_dirty`])
+    /// and clears the bit, so the next call sees only later writes: pre-copy's dirty
+    /// tracking. Work is bounded by the page tables that exist.
+    pub fn take_dirty(&mut self, start: u64, end: u64, mut f: impl FnMut(u64)) {
+        self.walk(start, end, &mut |address, entry| {
+            let flags = entry.flags();
+            if flags.contains(PageTableFlags::DIRTY) {
+                entry.set_flags(flags - PageTableFlags::DIRTY);
+                f(address);
+            }
+        });
+        // A cached translation would let later writes skip setting the bit again. Without
+        // PCIDs an inactive space has no cached translations.
+        if self.is_active() {
+            x86_64::instructions::tlb::flush_all();
+        }
+    }
+
+    /// Counts the pages in `[start, end)` written since the last [`Self::take_dirty`],
+    /// leaving the bits as they are.
+    pub fn count_dirty(&self, start: u64, end: u64) -> usize {
+        let mut count = 0;
+        self.walk(start, end, &mut |_, entry| {
+            if entry.flags().contains(PageTableFlags::DIRTY) {
+                count += 1;
+            }
+        });
+        count
+    }
+
+    /// Records a write the kernel made to the page at `address` through the physical map
+    /// (which leaves the process's own entry untouched), so dirty tracking sees it.
+    pub fn mark_dirty(&mut self, address: u64) {
+        let page = address & !0xFFF;
+        self.walk(page, page.saturating_add(1), &mut |_, entry| {
+            entry.set_flags(entry.flags() | PageTableFlags::DIRTY);
+        });
+    }
+
+    fn walk(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &mut PageTableEntry)) {
         let end = end.min(USER_END);
         if start >= end {
             return;
         }
-        let level4 = phys_to_virt(self.level4.start_address()).as_ptr::<PageTable>();
-        // SAFETY: the level-4 table is ours; `end <= USER_END` keeps the walk in the user half.
-        unsafe { visit(&*level4, 4, 0, start, end, &mut f) };
+        let level4 = phys_to_virt(self.level4.start_address()).as_mut_ptr::<PageTable>();
+        // SAFETY: the level-4 table is ours and reached through the physical map, not through
+        // a Rust reference; the kernel is not preemptible, so nothing else walks it
+        // meanwhile; `end <= USER_END` keeps the walk in the user half.
+        unsafe { visit(&mut *level4, 4, 0, start, end, f) };
     }
 
     /// Unmaps `[start, end)`: frees every frame mapped there and every page table left empty

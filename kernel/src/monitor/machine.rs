@@ -110,11 +110,17 @@ fn answer(id: u64, verb: &str, args: &[&str]) -> Result<String, String> {
             if destination == here().0 {
                 return Err(alloc::format!("{pid} is already on c{destination}"));
             }
+            let strategy = match args.get(2) {
+                None => abi::Strategy::StopAndCopy,
+                Some(name) => abi::Strategy::from_name(name)
+                    .ok_or_else(|| alloc::format!("unknown strategy {name} (stop, pre)"))?,
+            };
             crate::requests::post(crate::requests::Request::Migrate(
                 crate::requests::MigrationRequest {
                     pid,
                     destination: ClusterId(destination),
                     caller: None,
+                    options: abi::MigrateOptions::new(strategy),
                 },
             ));
             Ok(String::new())

@@ -105,7 +105,7 @@ fn execute(command: &str) {
              ps [all]           list processes (of every cluster with `all`)\n  \
              spawn NAME [ARGS]  start a program from the boot archive\n  \
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
-             migrate PID C      move a process to cluster C (it may live on any cluster)\n  \
+             migrate PID C [S]  move a process to cluster C (any cluster; S = stop or pre)\n  \
              migrations         the migrations that left this cluster, with their times\n  \
              names              the name service: names and the pids they stand for\n  \
              programs           list the programs in the boot archive\n  \
@@ -190,19 +190,29 @@ fn execute(command: &str) {
         Some("migrate") => {
             let pid = words.next().and_then(parse_pid);
             let cluster = words.next().and_then(|c| c.parse::<u16>().ok());
-            match (pid, cluster) {
-                (Some(pid), Some(cluster)) if (cluster as u32) < crate::cluster_count() => {
+            let strategy = match words.next() {
+                None => Some(abi::Strategy::StopAndCopy),
+                Some(name) => abi::Strategy::from_name(name),
+            };
+            match (pid, cluster, strategy) {
+                (Some(pid), Some(cluster), Some(strategy))
+                    if (cluster as u32) < crate::cluster_count() =>
+                {
                     crate::requests::post(crate::requests::Request::Migrate(
                         crate::requests::MigrationRequest {
                             pid,
                             destination: abi::ClusterId(cluster),
                             caller: None,
+                            options: abi::MigrateOptions::new(strategy),
                         },
                     ));
-                    hal::println!("migration of {pid} to cluster {cluster} requested");
+                    hal::println!(
+                        "migration of {pid} to cluster {cluster} ({}) requested",
+                        strategy.name()
+                    );
                 }
                 _ => hal::println!(
-                    "usage: migrate PID CLUSTER (cluster < {})",
+                    "usage: migrate PID CLUSTER [stop|pre] (cluster < {})",
                     crate::cluster_count()
                 ),
             }

@@ -35,7 +35,10 @@ pub const STACK_GUARD: u64 = PAGE;
 
 /// Page-table flags for a segment's permissions (W^X is enforced at mapping time).
 pub fn page_flags(perms: Perms) -> PageTableFlags {
-    let mut flags = PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE;
+    // Dirty from the start: a page the process gains during pre-copy is sent even if it is
+    // never written (`migration::precopy`).
+    let mut flags =
+        PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE | PageTableFlags::DIRTY;
     if perms.contains(Perms::W) {
         flags |= PageTableFlags::WRITABLE;
     }
@@ -176,6 +179,10 @@ fn for_each_chunk(
             .translate(VirtAddr::new(cursor))
             .ok_or(Errno::EFAULT)?;
         let chunk = ((PAGE - cursor % PAGE).min(end - cursor)) as usize;
+        if access.contains(Perms::W) {
+            // Written through the physical map: tell dirty tracking (pre-copy).
+            space.mark_dirty(cursor);
+        }
         let kernel = hal::paging::phys_to_virt(phys).as_mut_ptr::<u8>();
         // SAFETY: `phys..phys+chunk` lies in one frame owned by this address space, reached
         // through the physical map; the kernel is not preemptible, so nothing else touches it.

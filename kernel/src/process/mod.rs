@@ -42,7 +42,7 @@ pub fn set_default_quantum_ns(ns: u64) {
 /// Exit code of a process killed by a fault or by `kill`.
 pub const KILLED_EXIT_CODE: i32 = -9;
 /// Longest console line kept before it is flushed without a newline.
-const CONSOLE_LINE_MAX: usize = 200;
+const CONSOLE_LINE_MAX: usize = abi::limits::CONSOLE_LINE_BYTES;
 /// Exit records kept for processes without a parent (spawned by the kernel).
 const ORPHAN_RECORDS: usize = 64;
 

@@ -13,6 +13,36 @@ use crate::requests::{post, MigrationRequest, Request};
 /// or the error here (the process then keeps running here, unchanged). Moving a child returns
 /// 0 once the request is queued; the child carries on either way.
 pub fn migrate(table: &mut Table, call: &Call) -> Outcome {
+    request(table, call, abi::MigrateOptions::STOP_AND_COPY)
+}
+
+/// `migrate_with(pid, cluster, options)`: `migrate` with a strategy (0: stop-and-copy).
+pub fn migrate_with(table: &mut Table, call: &Call) -> Outcome {
+    match read_options(table, call, call.args[2]) {
+        Ok(options) => request(table, call, options),
+        Err(errno) => Outcome::Return(Err(errno)),
+    }
+}
+
+/// The options block at `address` (0: the defaults), checked whole before it is used.
+fn read_options(
+    table: &mut Table,
+    call: &Call,
+    address: u64,
+) -> Result<abi::MigrateOptions, Errno> {
+    if address == 0 {
+        return Ok(abi::MigrateOptions::STOP_AND_COPY);
+    }
+    let size = call.read_user(table, address, 4)?;
+    let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+    if !(abi::MigrateOptions::SIZE_V1..=abi::MigrateOptions::MAX_SIZE).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let block = call.read_user(table, address, size)?;
+    abi::MigrateOptions::from_bytes(&block).ok_or(Errno::EINVAL)
+}
+
+fn request(table: &mut Table, call: &Call, options: abi::MigrateOptions) -> Outcome {
     let Some(target) = Pid::from_arg(call.args[0]) else {
         return Outcome::Return(Err(Errno::EINVAL));
     };
@@ -36,6 +66,7 @@ pub fn migrate(table: &mut Table, call: &Call) -> Outcome {
         pid: target,
         destination,
         caller,
+        options,
     }));
     if caller.is_some() {
         Outcome::Yield

@@ -177,6 +177,7 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         NameLookup => Outcome::Return(names::lookup(table, call)),
         NameUnlink => Outcome::Return(names::unlink(table, call)),
         Migrate => migrate::migrate(table, call),
+        MigrateWith => migrate::migrate_with(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
     }
 }

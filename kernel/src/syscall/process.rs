@@ -28,7 +28,9 @@ pub fn write(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     if len > WRITE_MAX {
         return Err(Errno::EINVAL);
     }
-    let mut bytes = alloc::vec![0u8; len];
+    let mut bytes = alloc::vec::Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(len, 0);
     let process = call.process(table)?;
     memory::copy_from_user(
         &mut process.space,

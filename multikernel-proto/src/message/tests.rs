@@ -88,8 +88,17 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
         seq.prop_map(|sequence| Message::Abort { sequence }),
         (pid(), cluster()).prop_map(|(pid, cluster)| Message::Located { pid, cluster }),
         (pid(), any::<i32>()).prop_map(|(pid, code)| Message::Exited { pid, code }),
-        (pid(), cluster())
-            .prop_map(|(pid, destination)| Message::MigrateRequest { pid, destination }),
+        (pid(), cluster(), 0u64..2, 0u32..=64, any::<u32>()).prop_map(
+            |(pid, destination, strategy, max_rounds, stop_pages)| Message::MigrateRequest {
+                pid,
+                destination,
+                options: abi::MigrateOptions {
+                    strategy: abi::Strategy::from_number(strategy).unwrap(),
+                    max_rounds,
+                    stop_pages,
+                },
+            }
+        ),
         any::<bool>().prop_map(|on| Message::SetRefusing { on }),
         pid().prop_map(|pid| Message::Kill { pid }),
         Just(Message::ListRequest),
@@ -126,7 +135,8 @@ fn used_bytes(message: &Message) -> Vec<usize> {
         Message::Offer { .. } => &[(8, 56)],
         Message::Refuse { .. } | Message::Failed { .. } | Message::Done { .. } => &[(8, 12)],
         Message::Commit { .. } => &[(8, 9), (12, 16)],
-        Message::Located { .. } | Message::MigrateRequest { .. } => &[(8, 14)],
+        Message::Located { .. } => &[(8, 14)],
+        Message::MigrateRequest { .. } => &[(8, 14), (16, 32)],
         Message::Exited { .. } | Message::Kill { .. } => &[(8, 16)],
         Message::SetRefusing { .. } => &[(8, 9)],
         Message::ListEntry { .. } => &[(8, 72)],
@@ -319,5 +329,21 @@ fn a_bad_manifest_is_rejected() {
     assert_eq!(
         Message::decode(&bytes),
         Err(DecodeError::BadField("manifest sequence"))
+    );
+}
+
+#[test]
+fn a_migrate_request_with_bad_options_is_rejected() {
+    let good = Message::MigrateRequest {
+        pid: Pid::new(ClusterId(1), 3).unwrap(),
+        destination: ClusterId(2),
+        options: abi::MigrateOptions::new(abi::Strategy::PreCopy),
+    };
+    let mut bytes = good.encode();
+    assert_eq!(Message::decode(&bytes), Ok(good));
+    bytes[20] = 9; // no strategy 9
+    assert_eq!(
+        Message::decode(&bytes),
+        Err(DecodeError::BadField("migrate options"))
     );
 }

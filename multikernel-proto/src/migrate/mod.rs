@@ -10,6 +10,7 @@
 //! ```text
 //!  source                                   destination
 //!  Freeze ─ Offer(seq, manifest) ─────────▶ Admit → Accept (or Refuse)
+//!  (live: Survey ─ Offer … Accept, then pre-copy while it runs, then Freeze)
 //!  StartTransfer ═══ image (portal/DMA) ══▶ image received
 //!  Done(seq, crc) ────────────────────────▶ Restore (NOT runnable) → Prepared
 //!  decide: COMMIT ◀──── Prepared(seq) ──────
@@ -146,6 +147,21 @@ pub enum Action {
     Send { to: ClusterId, message: Message },
     /// Source: freeze `pid` and take its snapshot for `to`, then call [`Source::on_frozen`].
     Freeze {
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+    },
+    /// Source, live strategies: measure the running process for its offer (nothing frozen),
+    /// then call [`Source::on_surveyed`].
+    Survey {
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+    },
+    /// Source, live strategies: the destination accepted; copy pages while the process runs
+    /// (calling [`Source::on_transfer_progress`] as they go), then call
+    /// [`Source::on_precopy_done`].
+    StartPreCopy {
         pid: Pid,
         to: ClusterId,
         sequence: u32,

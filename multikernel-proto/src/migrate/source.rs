@@ -5,11 +5,17 @@
 //! decided the process is never thawed here; a commit is re-sent until `Committed` or until
 //! the destination is gone; a kill or mail held during the migration is released exactly
 //! once (here after an abort, or with/after the commit).
+//!
+//! A *live* strategy (pre-copy) offers the process while it still runs: after `Accept` the
+//! driver copies pages while it runs ([`Action::StartPreCopy`]), and only then is it frozen
+//! for the final copy, which follows the same path as stop-and-copy from the transfer on.
+//! Until the freeze nothing is held: a kill or mail reaches the running process as usual, and
+//! a process that ends meanwhile ends the migration (the driver reports it gone).
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
-use abi::{ClusterId, Pid};
+use abi::{ClusterId, Pid, Strategy};
 use uarea::image::Manifest;
 
 use super::{elapsed, Action, Config, MailToken, MigrateError, RequestId};
@@ -20,14 +26,26 @@ struct Request {
     id: RequestId,
     pid: Pid,
     to: ClusterId,
+    strategy: Strategy,
+}
+
+impl Request {
+    /// Offered while it runs, frozen only for the final copy.
+    fn is_live(&self) -> bool {
+        self.strategy != Strategy::StopAndCopy
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Live: `Survey` emitted; waiting for [`Source::on_surveyed`].
+    Surveying,
     /// `Freeze` emitted; waiting for [`Source::on_frozen`].
     Freezing,
     /// Offer sent; waiting for Accept or Refuse.
     Offered(Manifest),
+    /// Live: accepted; pages are copied while the process runs.
+    PreCopying,
     /// Accepted; the image is streaming.
     Transferring,
     /// Done sent; waiting for Prepared or Failed.
@@ -39,12 +57,38 @@ struct InFlight {
     request: Request,
     sequence: u32,
     phase: Phase,
+    /// The process is frozen here (an abort must thaw it).
+    frozen: bool,
+    /// An Offer went out (an abort must tell the destination).
+    offered: bool,
     /// Last progress (the stall timeout runs from here).
     progress_ns: u64,
     /// Last time the phase's message was sent.
     sent_ns: u64,
     held_kill: Option<i32>,
     held_mail: Vec<MailToken>,
+}
+
+impl InFlight {
+    /// Kills and mail for the process wait for the outcome: stop-and-copy from the start
+    /// (it freezes at once), a live strategy only once frozen.
+    fn is_holding(&self) -> bool {
+        !self.request.is_live() || self.frozen
+    }
+
+    /// Offers the process with `manifest`: the Offer to send (and re-send until answered).
+    fn offer(&mut self, mut manifest: Manifest, now_ns: u64) -> Action {
+        let sequence = self.sequence;
+        manifest.sequence = sequence;
+        self.phase = Phase::Offered(manifest);
+        self.progress_ns = now_ns;
+        self.sent_ns = now_ns;
+        self.offered = true;
+        Action::Send {
+            to: self.request.to,
+            message: Message::Offer { sequence, manifest },
+        }
+    }
 }
 
 /// A commit decided and not yet acknowledged.
@@ -83,12 +127,24 @@ impl Source {
         }
     }
 
-    /// Asks for `pid` (which the driver believes lives here) to move to `to`. The request is
-    /// queued behind the one in flight; its outcome comes as one [`Action::Report`].
-    pub fn request(&mut self, pid: Pid, to: ClusterId, now_ns: u64) -> (RequestId, Vec<Action>) {
+    /// Asks for `pid` (which the driver believes lives here) to move to `to` by `strategy`.
+    /// The request is queued behind the one in flight; its outcome comes as one
+    /// [`Action::Report`].
+    pub fn request(
+        &mut self,
+        pid: Pid,
+        to: ClusterId,
+        strategy: Strategy,
+        now_ns: u64,
+    ) -> (RequestId, Vec<Action>) {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        let request = Request { id, pid, to };
+        let request = Request {
+            id,
+            pid,
+            to,
+            strategy,
+        };
         let mut actions = Vec::new();
         let refusal = if to == self.here {
             Some(MigrateError::BadDestination)
@@ -125,14 +181,71 @@ impl Source {
             return actions;
         }
         match frozen {
-            Ok(mut manifest) => {
-                manifest.sequence = sequence;
-                flight.phase = Phase::Offered(manifest);
+            // Live: the destination accepted long ago; the final image follows at once.
+            Ok(_) if flight.request.is_live() => {
+                flight.frozen = true;
+                flight.phase = Phase::Transferring;
                 flight.progress_ns = now_ns;
-                flight.sent_ns = now_ns;
-                actions.push(Action::Send {
+                actions.push(Action::StartTransfer {
+                    pid: flight.request.pid,
                     to: flight.request.to,
-                    message: Message::Offer { sequence, manifest },
+                    sequence,
+                });
+            }
+            Ok(manifest) => {
+                flight.frozen = true;
+                actions.push(flight.offer(manifest, now_ns));
+            }
+            Err(error) => self.abort(error, now_ns, &mut actions),
+        }
+        actions
+    }
+
+    /// Live: the driver measured the running process for its offer (`Ok(manifest)`), or
+    /// could not (it is gone, no memory...).
+    pub fn on_surveyed(
+        &mut self,
+        sequence: u32,
+        surveyed: Result<Manifest, MigrateError>,
+        now_ns: u64,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(flight) = self.current(sequence, None) else {
+            return actions;
+        };
+        if flight.phase != Phase::Surveying {
+            return actions;
+        }
+        match surveyed {
+            Ok(manifest) => actions.push(flight.offer(manifest, now_ns)),
+            Err(error) => self.abort(error, now_ns, &mut actions),
+        }
+        actions
+    }
+
+    /// Live: the copy while the process ran is over (`Ok`: freeze it for the final copy),
+    /// or failed (the process ended, the link failed...).
+    pub fn on_precopy_done(
+        &mut self,
+        sequence: u32,
+        result: Result<(), MigrateError>,
+        now_ns: u64,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(flight) = self.current(sequence, None) else {
+            return actions;
+        };
+        if flight.phase != Phase::PreCopying {
+            return actions;
+        }
+        match result {
+            Ok(()) => {
+                flight.phase = Phase::Freezing;
+                flight.progress_ns = now_ns;
+                actions.push(Action::Freeze {
+                    pid: flight.request.pid,
+                    to: flight.request.to,
+                    sequence,
                 });
             }
             Err(error) => self.abort(error, now_ns, &mut actions),
@@ -211,6 +324,15 @@ impl Source {
             return actions;
         };
         match (message, flight.phase) {
+            (Message::Accept { .. }, Phase::Offered(_)) if flight.request.is_live() => {
+                flight.phase = Phase::PreCopying;
+                flight.progress_ns = now_ns;
+                actions.push(Action::StartPreCopy {
+                    pid: flight.request.pid,
+                    to: from,
+                    sequence,
+                });
+            }
             (Message::Accept { .. }, Phase::Offered(_)) => {
                 flight.phase = Phase::Transferring;
                 flight.progress_ns = now_ns;
@@ -244,13 +366,15 @@ impl Source {
         }
         let mut stalled = false;
         if let Some(flight) = self.in_flight.as_mut() {
-            stalled = flight.phase != Phase::Freezing
+            stalled = !matches!(flight.phase, Phase::Freezing | Phase::Surveying)
                 && elapsed(now_ns, flight.progress_ns, config.stall_timeout_ns);
             let sequence = flight.sequence;
             let resend = match flight.phase {
                 Phase::Offered(manifest) => Some(Message::Offer { sequence, manifest }),
                 Phase::AwaitingPrepared { crc } => Some(Message::Done { sequence, crc }),
-                Phase::Freezing | Phase::Transferring => None,
+                Phase::Surveying | Phase::Freezing | Phase::PreCopying | Phase::Transferring => {
+                    None
+                }
             };
             if let Some(message) = resend.filter(|_| !stalled) {
                 if elapsed(now_ns, flight.sent_ns, config.retransmit_ns) {
@@ -293,10 +417,11 @@ impl Source {
         actions
     }
 
-    /// A kill for `pid` arrived here. `true`: it is migrating and the kill is held (applied
-    /// once, to the copy that survives); `false`: not migrating, the driver applies it.
+    /// A kill for `pid` arrived here. `true`: it is migrating, frozen, and the kill is held
+    /// (applied once, to the copy that survives); `false`: not migrating, or still running
+    /// (live, before the freeze): the driver applies it.
     pub fn hold_kill(&mut self, pid: Pid, code: i32) -> bool {
-        match self.in_flight.as_mut().filter(|f| f.request.pid == pid) {
+        match self.holding(pid) {
             Some(flight) => {
                 flight.held_kill.get_or_insert(code);
                 true
@@ -308,7 +433,7 @@ impl Source {
     /// User mail for `pid` arrived here. `true`: it is migrating and the mail is held;
     /// `false`: the driver delivers or forwards it as usual.
     pub fn hold_mail(&mut self, pid: Pid, mail: MailToken) -> bool {
-        match self.in_flight.as_mut().filter(|f| f.request.pid == pid) {
+        match self.holding(pid) {
             Some(flight) => {
                 flight.held_mail.push(mail);
                 true
@@ -317,11 +442,25 @@ impl Source {
         }
     }
 
-    /// Whether `pid` is migrating from here (frozen, before the decision).
+    /// Whether `pid` is migrating from here and frozen (before the decision): kills and mail
+    /// for it are held.
     pub fn holds(&self, pid: Pid) -> bool {
         self.in_flight
             .as_ref()
+            .is_some_and(|f| f.request.pid == pid && f.is_holding())
+    }
+
+    /// Whether `pid` has a migration from here in flight (frozen or, live, still running).
+    pub fn is_migrating(&self, pid: Pid) -> bool {
+        self.in_flight
+            .as_ref()
             .is_some_and(|f| f.request.pid == pid)
+    }
+
+    fn holding(&mut self, pid: Pid) -> Option<&mut InFlight> {
+        self.in_flight
+            .as_mut()
+            .filter(|f| f.request.pid == pid && f.is_holding())
     }
 
     /// Nothing in flight, queued or unacknowledged.
@@ -338,8 +477,10 @@ impl Source {
     pub fn next_deadline(&self) -> Option<u64> {
         let c = self.config;
         let flight = self.in_flight.as_ref().map(|f| match f.phase {
-            Phase::Freezing => u64::MAX,
-            Phase::Transferring => f.progress_ns.saturating_add(c.stall_timeout_ns),
+            Phase::Surveying | Phase::Freezing => u64::MAX,
+            Phase::PreCopying | Phase::Transferring => {
+                f.progress_ns.saturating_add(c.stall_timeout_ns)
+            }
             _ => (f.sent_ns.saturating_add(c.retransmit_ns))
                 .min(f.progress_ns.saturating_add(c.stall_timeout_ns)),
         });
@@ -365,20 +506,37 @@ impl Source {
         };
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.wrapping_add(1).max(1);
+        let (phase, action) = if request.is_live() {
+            (
+                Phase::Surveying,
+                Action::Survey {
+                    pid: request.pid,
+                    to: request.to,
+                    sequence,
+                },
+            )
+        } else {
+            (
+                Phase::Freezing,
+                Action::Freeze {
+                    pid: request.pid,
+                    to: request.to,
+                    sequence,
+                },
+            )
+        };
         self.in_flight = Some(InFlight {
             request,
             sequence,
-            phase: Phase::Freezing,
+            phase,
+            frozen: false,
+            offered: false,
             progress_ns: now_ns,
             sent_ns: now_ns,
             held_kill: None,
             held_mail: Vec::new(),
         });
-        actions.push(Action::Freeze {
-            pid: request.pid,
-            to: request.to,
-            sequence,
-        });
+        actions.push(action);
     }
 
     /// Before the decision only: the process stays here.
@@ -387,13 +545,14 @@ impl Source {
             return;
         };
         let Request { pid, to, .. } = flight.request;
-        if flight.phase != Phase::Freezing {
+        if flight.frozen {
             actions.push(Action::Thaw { pid });
-            if !self.gone.contains(&to) {
-                let sequence = flight.sequence;
-                let message = Message::Abort { sequence };
-                actions.push(Action::Send { to, message });
-            }
+        }
+        // The destination may hold an admitted image (or prepare one): tell it, once.
+        if flight.offered && !self.gone.contains(&to) {
+            let sequence = flight.sequence;
+            let message = Message::Abort { sequence };
+            actions.push(Action::Send { to, message });
         }
         for mail in flight.held_mail {
             actions.push(Action::DeliverMail { pid, mail });

@@ -67,6 +67,34 @@ impl World {
                     .source
                     .on_transfer_done(sequence, result, now)
             }
+            Event::PreCopyDone {
+                to,
+                peer,
+                pid,
+                sequence,
+                ok,
+            } => {
+                let running = self
+                    .cluster(to)
+                    .processes
+                    .get(&pid)
+                    .is_some_and(|c| c.state == State::Running);
+                let result = if !running {
+                    Err(MigrateError::NoSuchProcess)
+                } else if !ok || !self.alive(peer) {
+                    Err(MigrateError::TransferFailed)
+                } else {
+                    Ok(())
+                };
+                trace!(
+                    self,
+                    "c{} pre-copy of seq {sequence} done: {result:?}",
+                    to.0
+                );
+                self.cluster(to)
+                    .source
+                    .on_precopy_done(sequence, result, now)
+            }
             Event::PeerGone { to, gone } => {
                 trace!(self, "c{} learns c{} left", to.0, gone.0);
                 let cluster = self.cluster(to);
@@ -169,6 +197,45 @@ impl World {
                     }
                 }
                 self.send_daemon(at, to, message.encode());
+            }
+            Action::Survey { pid, to, sequence } => {
+                let running = self
+                    .cluster(at)
+                    .processes
+                    .get(&pid)
+                    .is_some_and(|c| c.state == State::Running);
+                let surveyed = if running {
+                    Ok(Manifest {
+                        pid,
+                        source: at,
+                        destination: to,
+                        uarea_len: 64,
+                        page_count: 1,
+                        sequence,
+                        transport: uarea::image::PageTransport::Inline,
+                    })
+                } else {
+                    Err(MigrateError::NoSuchProcess)
+                };
+                more = self.cluster(at).source.on_surveyed(sequence, surveyed, now);
+            }
+            Action::StartPreCopy { pid, to, sequence } => {
+                // Rounds while it runs: mail and kills keep reaching the running copy.
+                let length = self.rng.range(5, 400) * MS;
+                let ok = self.calm || !self.rng.chance(0.05);
+                if !ok {
+                    self.faults += 1;
+                }
+                self.schedule(
+                    length,
+                    Event::PreCopyDone {
+                        to: at,
+                        peer: to,
+                        pid,
+                        sequence,
+                        ok,
+                    },
+                );
             }
             Action::Freeze { pid, to, sequence } => {
                 let fail = !self.calm && self.rng.chance(0.02);
@@ -359,6 +426,10 @@ impl World {
                     .ok_or("report of an unknown request")?;
                 entry.reports += 1;
                 match outcome {
+                    Ok(_) if entry.live => {
+                        self.stats.committed += 1;
+                        self.stats.committed_live += 1;
+                    }
                     Ok(_) => self.stats.committed += 1,
                     Err(_) => self.stats.failed += 1,
                 }

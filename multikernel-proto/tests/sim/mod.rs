@@ -14,7 +14,7 @@ mod rng;
 
 use std::collections::BTreeMap;
 
-use abi::{ClusterId, Pid};
+use abi::{ClusterId, Pid, Strategy};
 use model::*;
 use rng::Rng;
 
@@ -33,6 +33,8 @@ pub struct Options {
 pub struct Outcome {
     pub faults: u64,
     pub committed: u64,
+    /// Of which pre-copy.
+    pub committed_live: u64,
     pub failed: u64,
     pub crashes: u64,
     pub lost: u64,
@@ -45,6 +47,7 @@ impl Outcome {
     pub fn add(&mut self, other: &Outcome) {
         self.faults += other.faults;
         self.committed += other.committed;
+        self.committed_live += other.committed_live;
         self.failed += other.failed;
         self.crashes += other.crashes;
         self.lost += other.lost;
@@ -341,9 +344,28 @@ impl World {
             for _ in 0..times {
                 let to = ClusterId(((at.0 as u64 + self.rng.range(1, n + 1)) % n) as u16);
                 let now = self.now;
-                let (id, actions) = self.cluster(at).source.request(pid, to, now);
-                trace!(self, "c{} request #{} {pid} -> c{}", at.0, id.0, to.0);
-                self.requests.insert((at, id), Request { pid, reports: 0 });
+                let strategy = if self.rng.chance(0.5) {
+                    Strategy::PreCopy
+                } else {
+                    Strategy::StopAndCopy
+                };
+                let (id, actions) = self.cluster(at).source.request(pid, to, strategy, now);
+                trace!(
+                    self,
+                    "c{} request #{} {pid} -> c{} ({})",
+                    at.0,
+                    id.0,
+                    to.0,
+                    strategy.name()
+                );
+                self.requests.insert(
+                    (at, id),
+                    Request {
+                        pid,
+                        reports: 0,
+                        live: strategy == Strategy::PreCopy,
+                    },
+                );
                 self.perform(at, actions)?;
             }
         }

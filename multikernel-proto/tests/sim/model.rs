@@ -98,6 +98,14 @@ pub enum Event {
         sequence: u32,
         ok: bool,
     },
+    /// A live migration's copy while the process ran ended (`ok`: no link failure).
+    PreCopyDone {
+        to: ClusterId,
+        peer: ClusterId,
+        pid: Pid,
+        sequence: u32,
+        ok: bool,
+    },
     PeerGone {
         to: ClusterId,
         gone: ClusterId,
@@ -111,6 +119,7 @@ impl Event {
             | Event::User { to, .. }
             | Event::ImageArrived { to, .. }
             | Event::TransferDone { to, .. }
+            | Event::PreCopyDone { to, .. }
             | Event::PeerGone { to, .. } => *to,
         }
     }
@@ -150,6 +159,8 @@ pub struct Process {
 pub struct Request {
     pub pid: Pid,
     pub reports: u32,
+    /// Pre-copy (offered while running) rather than stop-and-copy.
+    pub live: bool,
 }
 
 pub type RequestKey = (ClusterId, RequestId);

@@ -9,12 +9,12 @@
 use abi::{ClusterId, Pid};
 use kernel::noc::{portal, NocError};
 use kernel::process::with_table;
-use migration::restore::Restorer;
 use migration::{freeze, MigrationError};
 use multikernel_proto::message::{Message, Reason};
 use multikernel_proto::migrate::{Action, Config, Destination};
 use uarea::image::Manifest;
 
+use super::incoming::{allow_next, Handled, Stage};
 use super::Ctx;
 use crate::chip;
 use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
@@ -26,7 +26,8 @@ const GRANT_WINDOW: usize = 4;
 struct Incoming {
     from: ClusterId,
     sequence: u32,
-    restorer: Restorer,
+    /// Pre-copy rounds, then the image.
+    stage: Stage,
     /// Page batches granted so far (after the index arrived).
     batches_granted: usize,
     /// The machine was told the whole image is here.
@@ -41,7 +42,7 @@ pub struct MigrationDestination {
     incoming: Option<Incoming>,
     /// Abandoned images whose frames the engine may still write: kept until their grants are
     /// used up or revoked, so no freed frame is ever written.
-    retiring: alloc::vec::Vec<Restorer>,
+    retiring: alloc::vec::Vec<Stage>,
 }
 
 impl MigrationDestination {
@@ -114,15 +115,32 @@ impl MigrationDestination {
             };
             let sequence = incoming.sequence;
             let now = hal::clock::now_ns();
-            let fed = incoming.restorer.feed(&data);
+            if incoming.stage.in_rounds() {
+                let result = match incoming.stage.on_piece(from, &data, &self.pages_portal) {
+                    Ok(Handled::Next) => allow_next(&self.image_portal, from)
+                        .map(|_| ())
+                        .map_err(|_| Reason::Busy),
+                    Ok(Handled::Held) => Ok(()),
+                    Err(reason) => Err(reason),
+                };
+                match result {
+                    Ok(()) => self.machine.on_image_progress(from, sequence, now),
+                    Err(reason) => self.image_ended(from, sequence, Err(reason), ctx),
+                }
+                continue;
+            }
+            let Some(restorer) = incoming.stage.restorer() else {
+                continue;
+            };
+            let fed = restorer.feed(&data);
             let result = match fed {
                 Err(MigrationError::OutOfMemory) => Err(Reason::NoMemory),
                 Err(error) => {
                     log::warn!("incoming migration from c{} rejected: {error:?}", from.0);
                     Err(Reason::BadImage)
                 }
-                Ok(()) if incoming.restorer.is_complete() => Ok(()),
-                Ok(()) if incoming.restorer.index_complete() => {
+                Ok(()) if restorer.is_complete() => Ok(()),
+                Ok(()) if restorer.index_complete() => {
                     self.machine.on_image_progress(from, sequence, now);
                     if grant_pages(&self.pages_portal, incoming).is_err() {
                         Err(Reason::NoMemory)
@@ -162,9 +180,26 @@ impl MigrationDestination {
                     Err(Reason::BadImage)
                 }
                 Ok((sender, _)) if sender != from => continue,
+                Ok(_) if incoming.stage.in_rounds() => {
+                    self.machine.on_image_progress(from, sequence, now);
+                    match incoming.stage.on_round_landed() {
+                        Ok(Some(_)) => {
+                            if allow_next(&self.image_portal, from).is_err() {
+                                Err(Reason::Busy)
+                            } else {
+                                continue;
+                            }
+                        }
+                        Ok(None) => continue,
+                        Err(reason) => Err(reason),
+                    }
+                }
                 Ok(_) => {
-                    incoming.restorer.batch_arrived();
-                    if !incoming.restorer.is_complete() {
+                    let Some(restorer) = incoming.stage.restorer() else {
+                        continue;
+                    };
+                    restorer.batch_arrived();
+                    if !restorer.is_complete() {
                         self.machine.on_image_progress(from, sequence, now);
                         if grant_pages(&self.pages_portal, incoming).is_err() {
                             Err(Reason::NoMemory)
@@ -204,7 +239,7 @@ impl MigrationDestination {
     fn abandon(&mut self) {
         if let Some(incoming) = self.incoming.take() {
             portal::revoke(&self.pages_portal, incoming.from);
-            self.retiring.push(incoming.restorer);
+            self.retiring.push(incoming.stage);
         }
     }
 
@@ -259,6 +294,8 @@ impl MigrationDestination {
                 | Action::DropMail { .. }
                 | Action::Report { .. }
                 | Action::Freeze { .. }
+                | Action::Survey { .. }
+                | Action::StartPreCopy { .. }
                 | Action::StartTransfer { .. }
                 | Action::Thaw { .. }
                 | Action::Free { .. } => {}
@@ -268,7 +305,7 @@ impl MigrationDestination {
 
     /// Reserves what the image needs and lets the source send it.
     fn admit(&mut self, from: ClusterId, sequence: u32, manifest: Manifest) -> Result<(), Reason> {
-        let restorer = with_table(|table| Restorer::new(table, manifest)).map_err(|e| match e {
+        let stage = Stage::admit(manifest).map_err(|e| match e {
             MigrationError::OutOfMemory => Reason::NoMemory,
             _ => Reason::Exists,
         })?;
@@ -276,7 +313,7 @@ impl MigrationDestination {
         self.incoming = Some(Incoming {
             from,
             sequence,
-            restorer,
+            stage,
             batches_granted: 0,
             complete: false,
         });
@@ -289,7 +326,8 @@ impl MigrationDestination {
             .incoming
             .take_if(|i| i.from == from && i.sequence == sequence)
             .ok_or(Reason::BadImage)?;
-        with_table(|table| incoming.restorer.finish_frozen(table, crc))
+        let restorer = incoming.stage.into_restorer().ok_or(Reason::BadImage)?;
+        with_table(|table| restorer.finish_frozen(table, crc))
             .map(|_| ())
             .map_err(|error| {
                 log::warn!("incoming migration from c{} failed: {error:?}", from.0);
@@ -330,11 +368,14 @@ impl MigrationDestination {
 
 /// Grants the next page batches of `incoming`, up to [`GRANT_WINDOW`] ahead of what arrived.
 fn grant_pages(pages: &portal::Portal, incoming: &mut Incoming) -> Result<(), NocError> {
-    let total = incoming.restorer.page_batches();
+    let Some(restorer) = incoming.stage.restorer() else {
+        return Ok(());
+    };
+    let total = restorer.page_batches();
     while incoming.batches_granted < total
-        && incoming.batches_granted < incoming.restorer.batches_arrived() + GRANT_WINDOW
+        && incoming.batches_granted < restorer.batches_arrived() + GRANT_WINDOW
     {
-        let frames = incoming.restorer.batch_frames(incoming.batches_granted);
+        let frames = restorer.batch_frames(incoming.batches_granted);
         portal::allow_frames(pages, incoming.from, frames)?;
         incoming.batches_granted += 1;
     }

@@ -6,8 +6,12 @@
 //! against the process table, the portals and the other daemons.
 
 pub mod destination;
+mod incoming;
+mod outgoing;
+mod precopy;
 pub mod source;
 pub mod stats;
+mod transfer;
 
 pub use destination::MigrationDestination;
 pub use source::MigrationSource;

@@ -10,47 +10,33 @@
 use abi::{ClusterId, Errno, Pid};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use kernel::noc::portal;
 use kernel::process::with_table;
 use kernel::requests::MigrationRequest;
 use migration::snapshot::Snapshot;
 use migration::{freeze, MigrationError};
 use multikernel_proto::message::Message;
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
-use uarea::image::PageTransport;
 
+use super::precopy::{PreCopy, PreCopyStats};
 use super::stats::{self, Timeline};
+use super::transfer::Transfer;
 use super::Ctx;
 use crate::chip;
-use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
-
-/// Largest portal transfer.
-const CHUNK: usize = abi::PORTAL_MAX_TRANSFER;
 
 /// A request the machine took, until its record is written.
-struct Pending {
-    request: MigrationRequest,
-    at: Timeline,
+pub(super) struct Pending {
+    pub(super) request: MigrationRequest,
+    pub(super) at: Timeline,
     /// Image bytes and pages, once the snapshot was taken.
-    size: (u64, u64),
+    pub(super) size: (u64, u64),
     /// The sequence the machine gave it, once frozen.
-    sequence: Option<u32>,
+    pub(super) sequence: Option<u32>,
     /// Commit decided: the record waits for the destination's `Committed`.
-    committed: bool,
+    pub(super) committed: bool,
     /// Why freezing failed, in the kernel's words (finer than the protocol's).
-    freeze_error: Option<MigrationError>,
-}
-
-/// The image being streamed: the UArea and page index over the image portal, then the
-/// pages frame to frame, one DMA transfer per batch the destination granted.
-struct Transfer {
-    sequence: u32,
-    pid: Pid,
-    snapshot: Snapshot,
-    image: portal::PortalTx,
-    pages: portal::PortalTx,
-    /// Page batches sent so far.
-    batches_sent: usize,
+    pub(super) freeze_error: Option<MigrationError>,
+    /// What pre-copy measured (live strategies), once its rounds ended.
+    pub(super) precopy: Option<PreCopyStats>,
 }
 
 /// Where a migration leaving from here stands (for the monitor and the tests).
@@ -58,8 +44,10 @@ struct Transfer {
 pub enum Phase {
     /// Behind another migration.
     Queued,
-    /// Frozen and offered; waiting for the destination's answer.
+    /// Frozen and offered (live: offered while running); waiting for the destination.
     Offered,
+    /// Live: pages are copied while it runs.
+    PreCopying,
     /// The image is streaming.
     Transferring,
     /// The image left; waiting for the destination to prepare.
@@ -69,13 +57,16 @@ pub enum Phase {
 }
 
 pub struct MigrationSource {
-    machine: Source,
-    pending: BTreeMap<RequestId, Pending>,
+    pub(super) machine: Source,
+    pub(super) pending: BTreeMap<RequestId, Pending>,
     /// Snapshots taken at freeze, until their transfer starts.
-    snapshots: BTreeMap<u32, Snapshot>,
-    transfer: Option<Transfer>,
+    pub(super) snapshots: BTreeMap<u32, Snapshot>,
+    pub(super) transfer: Option<Transfer>,
+    /// The pre-copy rounds in progress (at most one: one migration leaves at a time), then
+    /// kept until its final image starts.
+    pub(super) precopy: Option<PreCopy>,
     /// Outcome of the latest migration of each pid that left from here.
-    outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
+    pub(super) outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
 }
 
 impl Default for MigrationSource {
@@ -91,6 +82,7 @@ impl MigrationSource {
             pending: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             transfer: None,
+            precopy: None,
             outcomes: BTreeMap::new(),
         }
     }
@@ -127,6 +119,8 @@ impl MigrationSource {
             Phase::Committing
         } else if self.transfer.as_ref().is_some_and(|t| t.pid == pid) {
             Phase::Transferring
+        } else if self.precopy.as_ref().is_some_and(|t| t.pid == pid) {
+            Phase::PreCopying
         } else if p.at.sent_ns != 0 {
             Phase::AwaitingPrepared
         } else if p.sequence.is_some() {
@@ -150,26 +144,31 @@ impl MigrationSource {
                 Message::MigrateRequest {
                     pid,
                     destination: request.destination,
+                    options: request.options,
                 },
             )
         };
         if with_table(|table| table.is_alive(pid)) {
             self.outcomes.remove(&pid);
             let now = hal::clock::now_ns();
-            let (id, actions) = self.machine.request(pid, request.destination, now);
+            let strategy = request.options.strategy;
+            let (id, actions) = self
+                .machine
+                .request(pid, request.destination, strategy, now);
             self.pending.insert(
                 id,
                 Pending {
                     request,
                     at: Timeline {
                         started_ns: now,
-                        frozen_ns: now,
+                        frozen_ns: None,
                         sent_ns: 0,
                     },
                     size: (0, 0),
                     sequence: None,
                     committed: false,
                     freeze_error: None,
+                    precopy: None,
                 },
             );
             self.run(actions, ctx);
@@ -212,39 +211,16 @@ impl MigrationSource {
     /// One pass: stream the image, then let the machine's timers run.
     pub fn step(&mut self, ctx: &mut Ctx) {
         let now = hal::clock::now_ns();
+        if let Some(done) = self.send_precopy(now) {
+            let actions = self.machine.on_precopy_done(done.0, done.1, now);
+            self.run(actions, ctx);
+        }
         if let Some(done) = self.send_image(now) {
             let actions = self.machine.on_transfer_done(done.0, done.1, now);
             self.run(actions, ctx);
         }
         let actions = self.machine.on_tick(now);
         self.run(actions, ctx);
-    }
-
-    /// Sends what the destination allows — index chunks, then page batches; the sequence
-    /// and result once the whole image left (or could not).
-    fn send_image(&mut self, now: u64) -> Option<(u32, Result<u32, MigrateError>)> {
-        let transfer = self.transfer.as_mut()?;
-        let sequence = transfer.sequence;
-        match send_allowed(transfer) {
-            Err(error) => {
-                log::warn!(
-                    "migration of {}: image transfer failed: {error:?}",
-                    transfer.pid
-                );
-                self.transfer = None;
-                return Some((sequence, Err(MigrateError::TransferFailed)));
-            }
-            Ok(true) => self.machine.on_transfer_progress(sequence, now),
-            Ok(false) => {}
-        }
-        let done = transfer.snapshot.is_done()
-            && transfer.batches_sent == transfer.snapshot.page_batches();
-        let crc = transfer.snapshot.crc().filter(|_| done)?;
-        self.transfer = None;
-        if let Some(p) = self.pending_by_sequence(sequence) {
-            p.at.sent_ns = now;
-        }
-        Some((sequence, Ok(crc)))
     }
 
     /// Does what the machine says, in order (follow-up actions first).
@@ -258,6 +234,25 @@ impl MigrationSource {
                         .machine
                         .on_frozen(sequence, frozen, hal::clock::now_ns());
                     self.run(more, ctx);
+                }
+                Action::Survey { pid, to, sequence } => {
+                    let surveyed = self.survey(pid, to, sequence);
+                    let now = hal::clock::now_ns();
+                    let more = self.machine.on_surveyed(sequence, surveyed, now);
+                    self.run(more, ctx);
+                }
+                Action::StartPreCopy { pid, to, sequence } => {
+                    let options = self.options_of(sequence);
+                    match PreCopy::start(pid, to, sequence, options) {
+                        Ok(precopy) => self.precopy = Some(precopy),
+                        Err(error) => {
+                            log::warn!("pre-copy of {pid} cannot start: {error:?}");
+                            let failed = Err(MigrateError::TransferFailed);
+                            let now = hal::clock::now_ns();
+                            let more = self.machine.on_precopy_done(sequence, failed, now);
+                            self.run(more, ctx);
+                        }
+                    }
                 }
                 Action::StartTransfer { pid, to, sequence } => {
                     if !self.start_transfer(pid, to, sequence) {
@@ -281,7 +276,12 @@ impl MigrationSource {
                     request,
                     pid,
                     outcome,
-                } => self.report(request, pid, outcome),
+                } => {
+                    if outcome.is_err() {
+                        self.forget_transfer(pid);
+                    }
+                    self.report(request, pid, outcome)
+                }
                 // Mail is never handed to the machine: a frozen process's mail waits in its
                 // queues here and leaves with it on `Free` (or stays, on `Thaw`).
                 Action::DeliverMail { .. }
@@ -296,82 +296,12 @@ impl MigrationSource {
         }
     }
 
-    fn freeze(
-        &mut self,
-        pid: Pid,
-        to: ClusterId,
-        sequence: u32,
-    ) -> Result<uarea::image::Manifest, MigrateError> {
-        let taken = with_table(|table| {
-            if to.0 >= kernel::noc::cluster_count() {
-                return Err(MigrationError::BadDestination);
-            }
-            freeze::freeze(table, pid)?;
-            Snapshot::take(table, pid, to, sequence, PageTransport::Direct)
-                .inspect_err(|_| freeze::thaw(table, pid))
-        });
-        let now = hal::clock::now_ns();
-        let pending = self
-            .pending
-            .values_mut()
-            .find(|p| p.request.pid == pid && p.sequence.is_none());
-        let snapshot = match taken {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                let protocol_error = match error {
-                    MigrationError::OutOfMemory => MigrateError::OutOfMemory,
-                    MigrationError::BadDestination => MigrateError::BadDestination,
-                    _ => MigrateError::NoSuchProcess,
-                };
-                if let Some(p) = pending {
-                    p.freeze_error = Some(error);
-                }
-                return Err(protocol_error);
-            }
-        };
-        let manifest = snapshot.manifest;
-        if let Some(p) = pending {
-            p.sequence = Some(sequence);
-            p.at.frozen_ns = now;
-            // Everything that crosses the NoC: manifest, UArea, page index and the pages.
-            p.size = (
-                uarea::image::MANIFEST_LEN as u64 + manifest.body_len() + manifest.page_bytes(),
-                manifest.page_count as u64,
-            );
-        }
-        self.snapshots.insert(sequence, snapshot);
-        Ok(manifest)
-    }
-
-    /// Starts streaming the image of `sequence`; false if it cannot start.
-    fn start_transfer(&mut self, pid: Pid, to: ClusterId, sequence: u32) -> bool {
-        let Some(snapshot) = self.snapshots.remove(&sequence) else {
-            return false;
-        };
-        let (Ok(image), Ok(pages)) = (
-            portal::open(to, IMAGE_PORT),
-            portal::open(to, IMAGE_PAGES_PORT),
-        ) else {
-            log::warn!(
-                "migration {pid}: cannot open the image portals of c{}",
-                to.0
-            );
-            return false;
-        };
-        self.transfer = Some(Transfer {
-            sequence,
-            pid,
-            snapshot,
-            image,
-            pages,
-            batches_sent: 0,
-        });
-        true
-    }
-
-    fn forget_transfer(&mut self, pid: Pid) {
+    pub(super) fn forget_transfer(&mut self, pid: Pid) {
         if self.transfer.as_ref().is_some_and(|t| t.pid == pid) {
             self.transfer = None;
+        }
+        if self.precopy.as_ref().is_some_and(|p| p.pid == pid) {
+            self.precopy = None;
         }
         self.snapshots.retain(|_, s| s.manifest.pid != pid);
     }
@@ -421,7 +351,14 @@ impl MigrationSource {
                 }
             });
         }
-        stats::failed(pid, (chip::here(), p.request.destination), p.at, &error);
+        let strategy = p.request.options.strategy;
+        stats::failed(
+            pid,
+            (chip::here(), p.request.destination),
+            p.at,
+            strategy,
+            &error,
+        );
         self.outcomes.insert(pid, Err(error));
     }
 
@@ -434,11 +371,17 @@ impl MigrationSource {
             .map(|(id, _)| *id);
         if let Some(p) = id.and_then(|id| self.pending.remove(&id)) {
             let route = (chip::here(), p.request.destination);
-            stats::succeeded(p.request.pid, route, p.at, p.size.0, p.size.1);
+            let moved = stats::Moved {
+                strategy: p.request.options.strategy,
+                bytes: p.size.0,
+                pages: p.size.1,
+                precopy: p.precopy,
+            };
+            stats::succeeded(p.request.pid, route, p.at, moved);
         }
     }
 
-    fn pending_by_sequence(&mut self, sequence: u32) -> Option<&mut Pending> {
+    pub(super) fn pending_by_sequence(&mut self, sequence: u32) -> Option<&mut Pending> {
         self.pending
             .values_mut()
             .find(|p| p.sequence == Some(sequence))
@@ -457,33 +400,4 @@ fn migration_error(error: MigrateError) -> MigrationError {
         MigrateError::NoSuchProcess => MigrationError::NoSuchProcess,
         MigrateError::BadDestination => MigrationError::BadDestination,
     }
-}
-
-/// Sends every chunk and page batch the destination has allowed so far; true if it sent any.
-fn send_allowed(transfer: &mut Transfer) -> Result<bool, kernel::noc::NocError> {
-    let mut sent = false;
-    while portal::is_allowed(&transfer.image) && !transfer.snapshot.is_done() {
-        let chunk = with_table(|table| {
-            let process = table.processes.get(&transfer.pid)?;
-            transfer.snapshot.next_chunk(process, CHUNK).ok()
-        })
-        .ok_or(kernel::noc::NocError::TransferFailed)?;
-        portal::write(&transfer.image, &chunk)?;
-        sent = true;
-    }
-    while transfer.snapshot.is_done()
-        && transfer.batches_sent < transfer.snapshot.page_batches()
-        && portal::is_allowed(&transfer.pages)
-    {
-        let batch = transfer.batches_sent;
-        let frames = with_table(|table| {
-            let process = table.processes.get(&transfer.pid)?;
-            transfer.snapshot.batch_frames(process, batch).ok()
-        })
-        .ok_or(kernel::noc::NocError::TransferFailed)?;
-        portal::write_frames(&transfer.pages, &frames)?;
-        transfer.batches_sent += 1;
-        sent = true;
-    }
-    Ok(sent)
 }

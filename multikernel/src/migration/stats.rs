@@ -5,48 +5,79 @@ use abi::{ClusterId, Pid};
 use kernel::migstats::{self, Record, Strategy};
 use migration::MigrationError;
 
+use super::precopy::PreCopyStats;
+
 /// The phases' timestamps on the source's clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeline {
     pub started_ns: u64,
-    pub frozen_ns: u64,
+    /// When it was frozen (`None` until then: live strategies run until their final copy).
+    pub frozen_ns: Option<u64>,
     /// The last byte of the image left (0 if it never did).
     pub sent_ns: u64,
 }
 
+/// How a migration went, besides its times.
+#[derive(Debug, Clone, Copy)]
+pub struct Moved {
+    pub strategy: Strategy,
+    /// Bytes and pages that crossed the NoC.
+    pub bytes: u64,
+    pub pages: u64,
+    /// What pre-copy measured, if it ran.
+    pub precopy: Option<PreCopyStats>,
+}
+
 /// Records a migration that committed.
-pub fn succeeded(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, bytes: u64, pages: u64) {
-    record(pid, route, at, (bytes, pages), None);
+pub fn succeeded(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, moved: Moved) {
+    record(pid, route, at, moved, None);
 }
 
 /// Records a migration that failed (the process stayed at the source).
-pub fn failed(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, error: &MigrationError) {
-    record(pid, route, at, (0, 0), Some(failure_name(error)));
+pub fn failed(
+    pid: Pid,
+    route: (ClusterId, ClusterId),
+    at: Timeline,
+    strategy: Strategy,
+    error: &MigrationError,
+) {
+    let moved = Moved {
+        strategy,
+        bytes: 0,
+        pages: 0,
+        precopy: None,
+    };
+    record(pid, route, at, moved, Some(failure_name(error)));
 }
 
 fn record(
     pid: Pid,
     route: (ClusterId, ClusterId),
     at: Timeline,
-    (bytes, pages): (u64, u64),
+    moved: Moved,
     failure: Option<&'static str>,
 ) {
+    let precopy = moved.precopy.unwrap_or_default();
     let now = hal::clock::now_ns();
     migstats::record(Record {
         pid,
         source: route.0,
         destination: route.1,
-        strategy: Strategy::StopAndCopy,
-        preparation_ns: at.frozen_ns - at.started_ns,
-        downtime_ns: now - at.frozen_ns,
+        strategy: moved.strategy,
+        // A live migration that failed before its freeze never stopped the process.
+        preparation_ns: at.frozen_ns.unwrap_or(now) - at.started_ns,
+        downtime_ns: at.frozen_ns.map_or(0, |frozen| now - frozen),
         resume_ns: if failure.is_none() {
             now - at.sent_ns
         } else {
             0
         },
         total_ns: now - at.started_ns,
-        bytes,
-        pages,
+        bytes: moved.bytes,
+        pages: moved.pages,
+        pages_live: precopy.pages,
+        rounds: precopy.rounds.min(u16::MAX as u32) as u16,
+        dirty_rate: precopy.dirty_rate,
         failure,
     });
 }

@@ -124,6 +124,15 @@ pub fn exit_code(pid: Pid) -> Result<i32, String> {
 
 /// Spawns a case, moves it along `path`, and expects its own check to pass.
 fn case(name: &str, path: &[u16]) -> Result<(), String> {
+    case_moved_by(name, path, move_to)
+}
+
+/// As [`case`], each move made by `move_to` (a strategy's).
+pub fn case_moved_by(
+    name: &str,
+    path: &[u16],
+    move_to: fn(Pid, u16) -> Result<(), String>,
+) -> Result<(), String> {
     let pid = spawn_case(name, path.len() as u32)?;
     for &to in path {
         move_to(pid, to)?;

@@ -19,6 +19,7 @@ pub mod harden_noc;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
+pub mod migration_live;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
@@ -61,6 +62,11 @@ pub static SUITES: &[Suite] = &[
         name: "harden_noc",
         tests: &[harden_noc::DRIVER],
         serving: Some(&[harden_noc::SERVING]),
+    },
+    Suite {
+        name: "migration_live",
+        tests: &[migration_live::DRIVER],
+        serving: Some(&[migration_live::SERVING]),
     },
     Suite {
         name: "bench_kernel",

@@ -112,6 +112,20 @@ pub fn migrate(pid: Pid, cluster: ClusterId) -> Result<(), Errno> {
     call(Syscall::Migrate, &[pid.raw() as u64, cluster.0 as u64]).map(|_| ())
 }
 
+/// [`migrate`] with a strategy and its tuning (`abi::MigrateOptions`), e.g. pre-copy.
+pub fn migrate_with(
+    pid: Pid,
+    cluster: ClusterId,
+    options: &abi::MigrateOptions,
+) -> Result<(), Errno> {
+    let block = options.to_bytes();
+    call(
+        Syscall::MigrateWith,
+        &[pid.raw() as u64, cluster.0 as u64, block.as_ptr() as u64],
+    )
+    .map(|_| ())
+}
+
 /// Publishes `name` for `pid` (yourself or a child) on every cluster.
 pub fn name_link(name: &str, pid: Pid) -> Result<(), Errno> {
     call(

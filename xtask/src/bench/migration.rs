@@ -1,14 +1,25 @@
 //! `cargo xtask bench migration`: the `bench_migration` suite (cluster 0 moves the Nanvix
 //! reference process and `mgs` 500..1250 to cluster 1; the other clusters idle), its
 //! `MIGBENCH` lines turned into JSON, each time printed next to bytes ÷ link bandwidth.
+//! With `--trace FILE` the console's trace recorder ([`crate::console::trace`]) watches
+//! the run, so the bench's timeline opens in Perfetto like a console session's.
 
 use anyhow::{bail, Context, Result};
+use std::sync::mpsc::channel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::BenchArgs;
 use crate::cluster;
+use crate::console::trace::{self, Recorder};
+use crate::console::view::View;
 use crate::image::{self, Kernel};
 use crate::qemu;
+
+/// The console lines the bench shows.
+fn shown(line: &str) -> bool {
+    line.starts_with("MIGBENCH") || line.starts_with("test ")
+}
 
 pub fn bench_migration(args: &BenchArgs) -> Result<i32> {
     if args.clusters < 2 {
@@ -18,6 +29,20 @@ pub fn bench_migration(args: &BenchArgs) -> Result<i32> {
     let image = image::build_image(Kernel::Tests, false)?;
     let cmdline = |_k: usize| "suite=bench_migration".to_string();
     let model = args.model();
+    // Every console line goes through the sink, into a view the trace reads from.
+    let (sink, incoming) = channel::<(usize, String)>();
+    let view = Arc::new(View::new(args.clusters, true));
+    let feeder = {
+        let view = view.clone();
+        std::thread::spawn(move || {
+            for (k, line) in incoming {
+                if shown(&line) {
+                    println!("[c{k}] {line}");
+                }
+                view.cluster_line(k, &line);
+            }
+        })
+    };
     let spec = cluster::Spec {
         name: "bench-migration",
         clusters: args.clusters,
@@ -27,14 +52,29 @@ pub fn bench_migration(args: &BenchArgs) -> Result<i32> {
         guest_faults: false,
         model: model.clone(),
         interactive: false,
-        show: |line| line.starts_with("MIGBENCH") || line.starts_with("test "),
-        sink: None,
+        show: shown,
+        sink: Some(sink),
         gdb: None,
     };
     eprintln!("xtask: migrating the reference process and mgs 500..1250 (a few minutes under TCG)");
     let machine = cluster::start(&spec)?;
+    drop(spec);
+    let recorder = match &args.trace {
+        Some(file) => Some(
+            Recorder::start(
+                file.clone(),
+                view.mark(),
+                &machine.control,
+                Duration::from_millis(20),
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let logs = machine.logs.clone();
     let outcome = machine.wait(Some(Instant::now() + Duration::from_secs(args.timeout)))?;
+    // Every relay has ended, so the feeder has every line.
+    let _ = feeder.join();
     let console = outcome.consoles.first().context("no cluster 0 console")?;
     let mut runs = Vec::new();
     for line in console.lines() {
@@ -112,7 +152,29 @@ pub fn bench_migration(args: &BenchArgs) -> Result<i32> {
         },
     });
     super::write_json(args.json.as_deref(), &report)?;
+    if let (Some(recorder), Some(file)) = (recorder, &args.trace) {
+        // Each run moves the process to cluster 1 and back: two records.
+        let said = recorder
+            .finish(&view, 2 * runs.len())
+            .map_err(anyhow::Error::msg)?;
+        eprintln!("xtask: {said}");
+        let spans = check_trace(file)?;
+        eprintln!(
+            "xtask: the trace is valid Chrome trace JSON with {spans} migration spans ({} runs)",
+            runs.len()
+        );
+    }
     Ok(0)
+}
+
+/// Reads a written trace back and checks its shape; returns its migration spans.
+fn check_trace(file: &std::path::Path) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    trace::check(&json).map_err(anyhow::Error::msg)?;
+    Ok(trace::migration_spans(&json))
 }
 
 /// The modelled lower bound of moving `bytes` over one link: bytes / bandwidth, in µs

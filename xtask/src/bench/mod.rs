@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// `bench idle`: seconds of idle time measured once every cluster booted.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// `bench migration`: also write the run's timeline here as Chrome trace JSON (each
+    /// migration's phases per cluster, page transfers, NoC messages per link), as the
+    /// console's `trace start|stop` does; the same timeline as an SVG next to it.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -66,6 +71,9 @@ impl BenchArgs {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<i32> {
+    if args.trace.is_some() && !matches!(args.target, Target::Migration) {
+        anyhow::bail!("--trace is for `bench migration` only");
+    }
     match args.target {
         Target::Kernel => kernel::bench_kernel(args.accel, args.json.as_deref()).map(|_| 0),
         Target::Migration => migration::bench_migration(args),

@@ -126,16 +126,21 @@ impl Console {
     }
 
     pub(super) fn migrate(&self, args: &[&str]) -> Answer {
-        let [pid, cluster] = args else {
-            return Err("usage: migrate PID CLUSTER".into());
+        let (pid, cluster, strategy) = match args {
+            [pid, cluster] => (pid, cluster, "stop"),
+            [pid, cluster, "--strategy", strategy] => (pid, cluster, *strategy),
+            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre]".into()),
         };
+        if !["stop", "stop-and-copy", "pre", "pre-copy"].contains(&strategy) {
+            return Err(format!("unknown strategy {strategy} (stop, pre)"));
+        }
         let destination = self.cluster_arg(cluster)?;
         let source = self.locate(pid)?;
         if source == destination {
             return Err(format!("{pid} is already on c{destination}"));
         }
         let before = self.records_of(source, pid)?;
-        self.ask(source, &format!("migrate {pid} {destination}"))?;
+        self.ask(source, &format!("migrate {pid} {destination} {strategy}"))?;
         let deadline = Instant::now() + MIGRATION_TIMEOUT;
         loop {
             std::thread::sleep(Duration::from_millis(200));
@@ -239,6 +244,7 @@ impl Console {
                     file.into(),
                     self.view.mark(),
                     &self.control,
+                    std::time::Duration::from_millis(200),
                 )?);
                 Ok(format!(
                     "recording the machine's events; `trace stop` writes {file}"
@@ -248,7 +254,7 @@ impl Console {
                 let recorder = slot.take().ok_or("no trace is recording")?;
                 drop(slot);
                 let (migrations, _) = self.all_migrations();
-                recorder.finish(&self.view, &migrations, &self.control)
+                recorder.finish(&self.view, migrations.len())
             }
             _ => Err("usage: trace start FILE | trace stop".into()),
         }

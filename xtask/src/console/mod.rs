@@ -3,8 +3,10 @@
 //! It talks to every cluster through its serial console, in the kernel monitor's
 //! machine-readable mode ([`hub`]), and to noc-sim through its control socket (`noc`). The
 //! commands are in [`commands`], the NoC heat map in [`noc_map`], the migration timeline in
-//! [`trace`], the interactive line editor in [`repl`] and `--script` in [`script`].
+//! [`trace`], the interactive line editor in [`repl`], `--script` in [`script`] and the boot
+//! progress line in [`boot`].
 
+pub mod boot;
 pub mod commands;
 pub mod hub;
 pub mod noc_map;
@@ -37,7 +39,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "start a program (on cluster 0 unless @CLUSTER)",
     ),
     (
-        "migrate PID CLUSTER",
+        "migrate PID CLUSTER [--strategy stop|pre]",
         "move a process; answers with the outcome and its record",
     ),
     ("kill PID", "stop a process, wherever it lives"),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::boot::BootProgress;
 use super::hub::Hub;
 use super::view::{Sink, View};
 use super::{noc_map, Console};
@@ -60,26 +61,28 @@ pub fn run(session: &Session) -> Result<Ended> {
         sink: Some(lines),
         gdb: session.gdb,
     };
-    let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} clusters booted {pos}/{len} {elapsed} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
     let mut machine = cluster::start(&spec)?;
     drop(spec);
+    // Drawn from here on, below the commands echoed while starting. The cluster under gdb
+    // stays halted until the debugger continues it.
+    let expected = n - usize::from(session.gdb.is_some());
+    let progress = Arc::new(BootProgress::new(
+        indicatif::ProgressBar::no_length(),
+        n,
+        expected,
+    ));
     let (qemus, noc) = machine.pids();
     let mut pids = qemus;
     pids.push(noc);
     let logs = machine.logs.clone();
     let hub = Arc::new(Hub::new(machine.take_inputs()));
     let view = Arc::new(View::new(n, session.quiet));
-    view.set_sink(Sink::Bar(bar.clone()));
+    view.set_sink(Sink::Bar(progress.bar().clone()));
     {
-        let (hub, view) = (hub.clone(), view.clone());
+        let (hub, view, progress) = (hub.clone(), view.clone(), progress.clone());
         std::thread::spawn(move || {
             for (k, line) in incoming {
+                progress.line(k, &line);
                 if k == NOC_LINE {
                     view.cluster_line(k, &line);
                 } else if let Some(line) = hub.take_line(&line) {
@@ -91,22 +94,19 @@ pub fn run(session: &Session) -> Result<Ended> {
     if let Some((k, port)) = session.gdb {
         view.say(&gdb_hint(k, port, session.debug));
     }
-    // The cluster under gdb stays halted until the debugger continues it.
-    let expected = n - usize::from(session.gdb.is_some());
     let interrupted = crate::interrupt::interrupted_flag();
-    while machine.booted() < expected && machine.started.elapsed() < BOOT_TIMEOUT {
-        bar.set_position(machine.booted() as u64);
-        bar.tick();
+    while !progress.done() && machine.started.elapsed() < BOOT_TIMEOUT {
+        progress.tick();
         if interrupted.load(Ordering::SeqCst) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bar.finish_and_clear();
+    progress.bar().finish_and_clear();
     view.set_sink(Sink::Plain);
     view.say(&format!(
         "xtask: {}/{n} clusters booted in {:.1} s",
-        machine.booted(),
+        progress.booted(),
         machine.started.elapsed().as_secs_f64()
     ));
     view.say(&noc_map::topology(n));
@@ -160,15 +160,43 @@ pub fn run(session: &Session) -> Result<Ended> {
 
 /// The exact gdb command line for the cluster under a gdb stub.
 pub fn gdb_hint(k: usize, port: u16, debug: bool) -> String {
+    let words: Vec<String> = gdb_commands(port, debug)
+        .iter()
+        .map(|c| {
+            format!(
+                "-ex {}",
+                if c.contains(' ') {
+                    format!("'{c}'")
+                } else {
+                    c.clone()
+                }
+            )
+        })
+        .collect();
+    format!(
+        "xtask: cluster {k} waits for gdb on port {port}; in another terminal:\n    gdb {}\n  (symbols of a user program: docs/apps.md, \"Debugging\")",
+        words.join(" ")
+    )
+}
+
+/// The gdb commands (each one `-ex`) that attach to a stub on `port` with the kernel's
+/// symbols and let the cluster run. The kernel is position-independent and linked at 0; the
+/// bootloader maps it at [`abi::types::KERNEL_BASE`], hence the offset.
+pub fn gdb_commands(port: u16, debug: bool) -> Vec<String> {
     let elf = crate::image::workspace_root()
         .join("target")
         .join(crate::image::KERNEL_TARGET)
         .join(if debug { "debug" } else { "release" })
         .join("tessera-kernel");
-    format!(
-        "xtask: cluster {k} waits for gdb on port {port}; in another terminal:\n    gdb {} -ex 'target remote 127.0.0.1:{port}' -ex continue\n  (symbols of a user program: docs/apps.md, \"Debugging\")",
-        elf.display()
-    )
+    vec![
+        format!(
+            "symbol-file -o {:#x} {}",
+            abi::types::KERNEL_BASE,
+            elf.display()
+        ),
+        format!("target remote 127.0.0.1:{port}"),
+        "continue".into(),
+    ]
 }
 
 /// True if a host process with this pid still exists (and is not a zombie).

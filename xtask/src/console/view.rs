@@ -178,6 +178,8 @@ fn emit(sink: &mut Sink, text: String, editing: bool) {
     match sink {
         Sink::Printer(_) if !editing => println!("{text}"),
         Sink::Plain => println!("{text}"),
+        // A hidden bar (stderr not a terminal: scripts, pipes) would drop the line.
+        Sink::Bar(bar) if bar.is_hidden() => println!("{text}"),
         Sink::Bar(bar) => bar.println(text),
         Sink::Printer(printer) => {
             if let Err(error) = printer.print(text.clone()) {

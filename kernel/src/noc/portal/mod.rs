@@ -226,7 +226,7 @@ pub fn write(to: &PortalTx, data: &[u8]) -> Result<(), NocError> {
     write_list(to, || RangeList::of_buffer(data.as_ptr(), data.len()))
 }
 
-/// As [`write`], from whole frames (≤ 1 MiB of them, in order): a frozen process's pages,
+/// As [`write()`], from whole frames (≤ 1 MiB of them, in order): a frozen process's pages,
 /// read by the engine where they are.
 pub fn write_frames(to: &PortalTx, frames: &[PhysFrame<Size4KiB>]) -> Result<(), NocError> {
     write_list(to, || RangeList::of_frames(frames))

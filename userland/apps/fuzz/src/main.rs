@@ -140,7 +140,9 @@ fn arguments(number: u64, rng: &mut Rng, t: &Targets) -> Option<[u64; 6]> {
             args[0] = entry as usize as u64;
         }
         // Moving ourselves is legal but would take the fuzzer off its cluster for good.
-        Some(Syscall::Migrate) if args[0] as u32 as u64 == t.me => return None,
+        Some(Syscall::Migrate | Syscall::MigrateWith) if args[0] as u32 as u64 == t.me => {
+            return None
+        }
         _ => {}
     }
     Some(args)

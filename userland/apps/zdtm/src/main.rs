@@ -2,7 +2,7 @@
 //! until it has been migrated `N` times (default 1), then checks its own state and exits 0
 //! only if everything survived. `zdtm CASE [N]`.
 //!
-//! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy, clock.
+//! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy, clock, dirty.
 #![no_std]
 #![no_main]
 
@@ -31,6 +31,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         "heap64" => heap64(moves),
         "busy" => busy(moves),
         "clock" => clock(moves),
+        "dirty" => dirty(moves),
         "selfmove" => selfmove(moves as u16),
         "mailbox" => mailbox(moves),
         "spawnwait" => spawn_wait(moves as u16),
@@ -78,6 +79,54 @@ fn clock(moves: u32) -> bool {
     }
     println!("clock: {reads} reads over {moves} moves, worst step back {worst_back} ns");
     worst_back == 0
+}
+
+/// Keeps writing its pages while it is migrated (what pre-copy must chase): each touch
+/// stamps eight words of one page with a new generation and notes it in a table of its own;
+/// at the end every page must hold the generation the table says. A lost dirty page, or one
+/// sent before its last write and never again, fails the case.
+fn dirty(moves: u32) -> bool {
+    const PAGES: usize = 1024; // 4 MiB
+    let mapped = ulib::heap::mmap(PAGES * 4096).expect("mmap") as *mut u64;
+    let mut last: Vec<u64> = alloc::vec![0; PAGES];
+    let stamp = |page: usize, generation: u64| {
+        for k in 0..8 {
+            // SAFETY: `page < PAGES` and `k * 64 < 512`: inside our own mapping.
+            unsafe {
+                mapped
+                    .add(page * 512 + k * 64)
+                    .write_volatile(generation ^ k as u64)
+            };
+        }
+    };
+    for (page, slot) in last.iter_mut().enumerate() {
+        stamp(page, 1);
+        *slot = 1;
+    }
+    let start = ulib::process::migrations();
+    println!("ready (cluster {})", ulib::process::cluster_id().0);
+    let (mut generation, mut touches) = (1u64, 0u64);
+    while ulib::process::migrations() < start + moves {
+        generation += 1;
+        // A few hundred pages per pass, spread over the mapping: a working set that keeps
+        // moving, dirtied faster than a round at first, then slower as it yields.
+        for j in 0..256 {
+            let page = (generation as usize * 7919 + j * 61) % PAGES;
+            stamp(page, generation);
+            last[page] = generation;
+            touches += 1;
+        }
+        ulib::time::sleep_ms(1);
+    }
+    let intact = (0..PAGES).all(|page| {
+        (0..8).all(|k| {
+            // SAFETY: as in `stamp`.
+            let word = unsafe { mapped.add(page * 512 + k * 64).read_volatile() };
+            word == last[page] ^ k as u64
+        })
+    });
+    println!("dirty: {touches} page writes over {moves} moves, intact: {intact}");
+    intact
 }
 
 fn pattern(i: usize, salt: u64) -> u64 {

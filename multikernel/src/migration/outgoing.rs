@@ -1,0 +1,236 @@
+//! What leaves with a migration, on the source's side: the running process measured for a
+//! live offer, its pages sent while it runs (pre-copy), the frozen process's snapshot, and
+//! its image streamed to the destination.
+
+use abi::{ClusterId, MigrateOptions, Pid, Strategy};
+use kernel::noc::portal;
+use kernel::process::with_table;
+use migration::snapshot::Snapshot;
+use migration::{freeze, precopy as dirty, MigrationError};
+use multikernel_proto::migrate::MigrateError;
+use uarea::image::PageTransport;
+
+use super::precopy::Step;
+use super::source::MigrationSource;
+use super::transfer::Transfer;
+use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
+
+impl MigrationSource {
+    /// Sends what the destination allows — index chunks, then page batches; the sequence
+    /// and result once the whole image left (or could not).
+    pub(super) fn send_image(&mut self, now: u64) -> Option<(u32, Result<u32, MigrateError>)> {
+        let transfer = self.transfer.as_mut()?;
+        let sequence = transfer.sequence;
+        match transfer.send_allowed() {
+            Err(error) => {
+                log::warn!(
+                    "migration of {}: image transfer failed: {error:?}",
+                    transfer.pid
+                );
+                self.transfer = None;
+                return Some((sequence, Err(MigrateError::TransferFailed)));
+            }
+            Ok(true) => self.machine.on_transfer_progress(sequence, now),
+            Ok(false) => {}
+        }
+        let done = transfer.is_done();
+        let crc = transfer.snapshot.crc().filter(|_| done)?;
+        self.transfer = None;
+        if let Some(p) = self.pending_by_sequence(sequence) {
+            p.at.sent_ns = now;
+        }
+        Some((sequence, Ok(crc)))
+    }
+
+    /// Pre-copy's next pieces; the sequence and result once its rounds ended (or failed).
+    pub(super) fn send_precopy(&mut self, now: u64) -> Option<(u32, Result<(), MigrateError>)> {
+        let precopy = self.precopy.as_mut().filter(|p| p.stats.rounds > 0)?;
+        let sequence = precopy.sequence;
+        if self.transfer.is_some() {
+            return None; // frozen: the final image is on its way
+        }
+        let alive = with_table(|t| t.is_alive(precopy.pid));
+        let result = match precopy.step() {
+            _ if !alive => Err(MigrateError::NoSuchProcess),
+            Err(error) => {
+                log::warn!("pre-copy of {}: {error:?}", precopy.pid);
+                Err(MigrateError::TransferFailed)
+            }
+            Ok(Step::Waiting) => return None,
+            Ok(Step::Progress) => {
+                self.machine.on_transfer_progress(sequence, now);
+                return None;
+            }
+            Ok(Step::Converged) => Ok(()),
+        };
+        let stats = precopy.stats;
+        if stats.outran {
+            log::warn!(
+                "pre-copy of {}: it dirties {} pages/s, faster than the link drains them",
+                precopy.pid,
+                stats.dirty_rate
+            );
+        }
+        if let Some(p) = self.pending_by_sequence(sequence) {
+            p.precopy = Some(stats);
+        }
+        if result.is_err() {
+            self.precopy = None;
+        }
+        Some((sequence, result))
+    }
+
+    pub(super) fn freeze(
+        &mut self,
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+    ) -> Result<uarea::image::Manifest, MigrateError> {
+        // After a pre-copy: what went and is clean since is carried, not sent again.
+        let sent = self
+            .precopy
+            .as_mut()
+            .filter(|p| p.sequence == sequence)
+            .map(|p| core::mem::take(&mut p.sent));
+        let taken = with_table(|table| {
+            if to.0 >= kernel::noc::cluster_count() {
+                return Err(MigrationError::BadDestination);
+            }
+            freeze::freeze(table, pid)?;
+            let taken = match sent {
+                None => Snapshot::take(table, pid, to, sequence, PageTransport::Direct),
+                Some(mut carried) => dirty::take_dirty(table, pid).and_then(|dirty| {
+                    for page in dirty {
+                        carried.remove(&page);
+                    }
+                    Snapshot::take_delta(table, pid, to, sequence, PageTransport::Delta, carried)
+                }),
+            };
+            taken.inspect_err(|_| freeze::thaw(table, pid))
+        });
+        let now = hal::clock::now_ns();
+        let pending = self.pending.values_mut().find(|p| {
+            p.request.pid == pid && p.sequence.is_none_or(|s| s == sequence) && !p.committed
+        });
+        let snapshot = match taken {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let protocol_error = match error {
+                    MigrationError::OutOfMemory => MigrateError::OutOfMemory,
+                    MigrationError::BadDestination => MigrateError::BadDestination,
+                    _ => MigrateError::NoSuchProcess,
+                };
+                if let Some(p) = pending {
+                    p.freeze_error = Some(error);
+                }
+                return Err(protocol_error);
+            }
+        };
+        let manifest = snapshot.manifest;
+        if let Some(p) = pending {
+            p.sequence = Some(sequence);
+            p.at.frozen_ns = Some(now);
+            // Everything that crosses the NoC: manifest, UArea, page index and the pages
+            // (after a pre-copy: those of its rounds too, and not the carried ones).
+            let before = p.precopy.map_or(0, |s| s.pages);
+            let pages = snapshot.dma_pages() as u64 + before;
+            p.size = (
+                uarea::image::MANIFEST_LEN as u64 + manifest.body_len() + pages * 4096,
+                pages,
+            );
+        }
+        self.snapshots.insert(sequence, snapshot);
+        Ok(manifest)
+    }
+
+    /// Starts streaming the image of `sequence`; false if it cannot start.
+    pub(super) fn start_transfer(&mut self, pid: Pid, to: ClusterId, sequence: u32) -> bool {
+        let Some(snapshot) = self.snapshots.remove(&sequence) else {
+            return false;
+        };
+        // After a pre-copy the final image goes the same way, announced by the final piece.
+        if let Some(precopy) = self.precopy.take().filter(|p| p.sequence == sequence) {
+            let preamble = uarea::precopy::encode_final(precopy.stats.rounds, &snapshot.manifest);
+            self.transfer = Some(Transfer {
+                sequence,
+                pid,
+                snapshot,
+                image: precopy.image,
+                pages: precopy.pages,
+                preamble: Some(preamble),
+                batches_sent: 0,
+            });
+            return true;
+        }
+        let (Ok(image), Ok(pages)) = (
+            portal::open(to, IMAGE_PORT),
+            portal::open(to, IMAGE_PAGES_PORT),
+        ) else {
+            log::warn!(
+                "migration {pid}: cannot open the image portals of c{}",
+                to.0
+            );
+            return false;
+        };
+        self.transfer = Some(Transfer {
+            sequence,
+            pid,
+            snapshot,
+            image,
+            pages,
+            preamble: None,
+            batches_sent: 0,
+        });
+        true
+    }
+
+    /// Live strategies: the running process's offer (nothing frozen yet). The manifest's
+    /// lengths are what it has now; the final image announces its own.
+    pub(super) fn survey(
+        &mut self,
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+    ) -> Result<uarea::image::Manifest, MigrateError> {
+        with_table(|table| {
+            if to.0 >= kernel::noc::cluster_count() {
+                return Err(MigrateError::BadDestination);
+            }
+            let process = table.processes.get(&pid).filter(|_| table.is_alive(pid));
+            let process = process.ok_or(MigrateError::NoSuchProcess)?;
+            let mut pages = 0u32;
+            for s in &process.uarea.memory.segments {
+                process
+                    .space
+                    .for_each_mapped(s.start, s.end(), |_| pages += 1);
+            }
+            Ok(uarea::image::Manifest {
+                pid,
+                source: table.cluster,
+                destination: to,
+                uarea_len: 0,
+                page_count: pages,
+                sequence,
+                transport: PageTransport::Delta,
+            })
+        })
+        .inspect(|_| {
+            if let Some(p) = self
+                .pending
+                .values_mut()
+                .find(|p| p.request.pid == pid && p.sequence.is_none())
+            {
+                p.sequence = Some(sequence);
+            }
+        })
+    }
+
+    pub(super) fn options_of(&self, sequence: u32) -> MigrateOptions {
+        self.pending
+            .values()
+            .find(|p| p.sequence == Some(sequence))
+            .map_or(MigrateOptions::new(Strategy::PreCopy), |p| {
+                p.request.options
+            })
+    }
+}
