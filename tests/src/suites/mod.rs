@@ -23,6 +23,7 @@ pub mod migration_live;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
+pub mod noc_code;
 pub mod noc_dma;
 pub mod paging;
 pub mod process;
