@@ -88,6 +88,10 @@ errnos! {
     EMSGSIZE = 90, "message too long";
     /// A timed wait expired.
     ETIMEDOUT = 110, "timed out";
+    /// No inbox on that port: the receiver exists but does not listen there.
+    ECONNREFUSED = 111, "no inbox on that port";
+    /// The cluster a peer lived on went down (a child there is lost, a message undelivered).
+    EHOSTDOWN = 112, "cluster went down";
     /// The destination cluster is not reachable over the NoC.
     EHOSTUNREACH = 113, "cluster unreachable";
     /// Kernel-internal: the syscall was interrupted by a migration freeze and

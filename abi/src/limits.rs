@@ -28,6 +28,18 @@ pub const MAPPED_BYTES_PER_PROCESS: u64 = 1 << 44;
 pub const CHILDREN_PER_PROCESS: usize = 64;
 /// Processes on one cluster, zombies included (`spawn`: `EAGAIN`).
 pub const PROCESSES_PER_CLUSTER: usize = 512;
+/// Names one cluster's replica keeps in all, its own links and those arriving from the other
+/// clusters together; a link announced by another cluster beyond it is not applied here (and
+/// counted), so the other clusters cannot fill this kernel's heap.
+pub const NAMES_PER_REPLICA: usize = 4 * NAMES_PER_CLUSTER;
+/// Requests a cluster's kernel keeps queued for its daemons (`kernel::requests`). A user call
+/// that would post one more (`spawn` elsewhere, `kill` elsewhere, `name_link`,
+/// `name_unlink`) gets `EAGAIN`; the kernel's own (exit reports) are bounded by the processes.
+pub const REQUESTS_QUEUED_PER_CLUSTER: usize = 1024;
+/// Bytes of the kernel heap that user-driven objects may bring it to (of its 64 MiB): past
+/// it, queueing a message, linking a name or posting a request is refused as if its quota
+/// were full, so the kernel keeps a reserve for its own work (the daemons, migrations).
+pub const KERNEL_HEAP_BUDGET: usize = 48 << 20;
 /// Longest console line (`write`) printed as one `[pPID NAME] line`; a longer one goes on
 /// in the next tagged line, none of its bytes lost.
 pub const CONSOLE_LINE_BYTES: usize = 4096;

@@ -106,6 +106,9 @@ syscalls! {
     MailboxWrite = 35 => "mailbox_write", 3;
     /// `mailbox_close(md) -> 0`.
     MailboxClose = 36 => "mailbox_close", 1;
+    /// `mailbox_read_from(md, buf: *mut u8, len: usize, from: *mut Pid) -> usize`: receive one
+    /// message and learn its sender.
+    MailboxReadFrom = 37 => "mailbox_read_from", 4;
 
     /// `portal_create(port: PortId) -> pd`: open the caller's receiving portal on `port`.
     PortalCreate = 48 => "portal_create", 1;
@@ -287,6 +290,7 @@ mod tests {
             (34, "mailbox_read"),
             (35, "mailbox_write"),
             (36, "mailbox_close"),
+            (37, "mailbox_read_from"),
             (48, "portal_create"),
             (49, "portal_allow"),
             (50, "portal_open"),

@@ -2,14 +2,17 @@
 //! processes live.
 //!
 //! A message travels as one [`Mail`] envelope (see `envelope`), so a sender never needs to
-//! know where its peer runs. Messages that
-//! arrive while a process is frozen for migration wait in its queue here and are forwarded
-//! with it, so every message is delivered exactly once at the process's current home.
+//! know where its peer runs, and carries its sender's pid, which the receiver can read. A
+//! message is *accepted* only when it is queued here, on its receiver's inbox; a message that
+//! cannot be queued (no such process, no inbox, the inbox or a quota full) is refused with
+//! the reason, which reaches the sender (`acceptance`). So nothing accepted is dropped.
+//! Messages that arrive while a process is frozen for migration wait in its queue here and
+//! are forwarded with it, already accepted: the destination queues them whatever its quotas.
 //!
 //! The queues are kernel-local (not in the UArea): what moves is the process's endpoints, and
 //! the messages follow them over the NoC.
 
-use abi::{Pid, PortId};
+use abi::{Errno, Pid, PortId};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use spin::Mutex;
@@ -18,8 +21,11 @@ use uarea::{BlockReason, EndpointKind, Role};
 use crate::envelope::{Mail, MailKind};
 use crate::process::Table;
 
-/// Messages kept per inbox before further ones are dropped and counted.
+/// Messages kept per inbox before further ones are refused.
 pub const QUEUE_LIMIT: usize = abi::limits::INBOX_MESSAGES;
+
+/// One queued message: its sender (if a process) and its payload.
+pub type Queued = (Option<Pid>, Vec<u8>);
 
 /// What one process has queued on all its inboxes.
 #[derive(Default, Clone, Copy)]
@@ -29,46 +35,49 @@ struct Usage {
 }
 
 /// One inbox's queue with its key, as `remove_queues` hands it back.
-type KeyedQueue = ((Pid, u16), VecDeque<Vec<u8>>);
+type KeyedQueue = ((Pid, u16), VecDeque<Queued>);
 
 struct Store {
-    queues: BTreeMap<(Pid, u16), VecDeque<Vec<u8>>>,
+    queues: BTreeMap<(Pid, u16), VecDeque<Queued>>,
     /// Queued per process (the quota of `abi::limits`), and on the whole cluster.
     usage: BTreeMap<Pid, Usage>,
     total_messages: usize,
-    /// Messages dropped: no such inbox, or a queue or quota full.
-    dropped: u64,
+    /// Messages refused: no such inbox, or a queue or quota full.
+    refused: u64,
 }
 
 static STORE: Mutex<Store> = Mutex::new(Store {
     queues: BTreeMap::new(),
     usage: BTreeMap::new(),
     total_messages: 0,
-    dropped: 0,
+    refused: 0,
 });
 
 impl Store {
-    /// Queues `data` for `(pid, port)` if the inbox, the process and the cluster all have
-    /// room; false otherwise. Allocation failures count as no room.
-    fn push(&mut self, pid: Pid, port: u16, data: Vec<u8>) -> bool {
+    /// Queues a message for `(pid, port)` if the inbox, the process, the cluster and the
+    /// kernel heap's budget all have room (`EAGAIN` otherwise); `forced` (a message accepted
+    /// elsewhere, following its receiver) skips the quotas. Allocation failures count as no
+    /// room.
+    fn push(&mut self, pid: Pid, port: u16, message: Queued, forced: bool) -> Result<(), Errno> {
+        let len = message.1.len();
         let usage = self.usage.get(&pid).copied().unwrap_or_default();
-        if usage.messages >= abi::limits::QUEUED_MESSAGES_PER_PROCESS
-            || usage.bytes + data.len() > abi::limits::QUEUED_BYTES_PER_PROCESS
+        let over_quota = usage.messages >= abi::limits::QUEUED_MESSAGES_PER_PROCESS
+            || usage.bytes + len > abi::limits::QUEUED_BYTES_PER_PROCESS
             || self.total_messages >= abi::limits::QUEUED_MESSAGES_PER_CLUSTER
-        {
-            return false;
+            || !crate::budget::admits(len + 64);
+        if over_quota && !forced {
+            return Err(Errno::EAGAIN);
         }
         let queue = self.queues.entry((pid, port)).or_default();
-        if queue.len() >= QUEUE_LIMIT || queue.try_reserve(1).is_err() {
-            return false;
+        if (queue.len() >= QUEUE_LIMIT && !forced) || queue.try_reserve(1).is_err() {
+            return Err(Errno::EAGAIN);
         }
-        let len = data.len();
-        queue.push_back(data);
+        queue.push_back(message);
         let usage = self.usage.entry(pid).or_default();
         usage.messages += 1;
         usage.bytes += len;
         self.total_messages += 1;
-        true
+        Ok(())
     }
 
     /// Accounts for `messages` messages of `bytes` bytes of `pid` leaving the queues.
@@ -94,7 +103,7 @@ impl Store {
         let mut removed = Vec::new();
         for key in keys {
             if let Some(queue) = self.queues.remove(&key) {
-                let bytes = queue.iter().map(Vec::len).sum();
+                let bytes = queue.iter().map(|(_, data)| data.len()).sum();
                 self.release(key.0, queue.len(), bytes);
                 removed.push((key, queue));
             }
@@ -112,31 +121,30 @@ fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> R {
     hal::cpu::without_interrupts(|| f(&mut STORE.lock()))
 }
 
-/// True if `pid` (here) has an inbox on `port`.
-fn has_inbox(table: &Table, pid: Pid, port: PortId) -> bool {
-    table.processes.get(&pid).is_some_and(|p| {
-        p.uarea.endpoints.iter().any(|e| {
-            e.kind == EndpointKind::Mailbox && e.role == Role::Receiver && e.local_port == port
-        })
-    })
+/// Whether `pid` is a live process here with an inbox on `port` (`ESRCH`, `ECONNREFUSED`).
+fn has_inbox(table: &Table, pid: Pid, port: PortId) -> Result<(), Errno> {
+    let process = table
+        .processes
+        .get(&pid)
+        .filter(|p| p.uarea.exit.exit_code.is_none())
+        .ok_or(Errno::ESRCH)?;
+    let listening = process.uarea.endpoints.iter().any(|e| {
+        e.kind == EndpointKind::Mailbox && e.role == Role::Receiver && e.local_port == port
+    });
+    listening.then_some(()).ok_or(Errno::ECONNREFUSED)
 }
 
-/// Delivers a message to a process on this cluster and wakes its readers. Returns false (and
-/// counts a drop) if it has no inbox on that port or the queue is full.
-pub fn deliver(table: &mut Table, mail: Mail) -> bool {
-    if !has_inbox(table, mail.pid, mail.port) {
-        with_store(|s| s.dropped += 1);
-        return false;
-    }
-    let queued = with_store(|store| {
-        let queued = store.push(mail.pid, mail.port.0, mail.data);
-        if !queued {
-            store.dropped += 1;
-        }
-        queued
+/// Queues a message for a process on this cluster and wakes its readers, or says why not:
+/// `ESRCH` no such live process, `ECONNREFUSED` no inbox on that port, `EAGAIN` the inbox
+/// or a quota is full. A [`MailKind::MailboxMoved`] message is queued whatever the quotas.
+pub fn deliver(table: &mut Table, mail: Mail) -> Result<(), Errno> {
+    let forced = mail.kind == MailKind::MailboxMoved;
+    let queued = has_inbox(table, mail.pid, mail.port).and_then(|()| {
+        with_store(|store| store.push(mail.pid, mail.port.0, (mail.from, mail.data), forced))
     });
-    if queued {
-        wake_readers(table, mail.pid, mail.port);
+    match queued {
+        Ok(()) => wake_readers(table, mail.pid, mail.port),
+        Err(_) => with_store(|s| s.refused += 1),
     }
     queued
 }
@@ -148,15 +156,15 @@ fn wake_readers(table: &mut Table, pid: Pid, port: PortId) {
     });
 }
 
-/// Takes the oldest message of `(pid, port)`.
-pub fn take(pid: Pid, port: PortId) -> Option<Vec<u8>> {
+/// Takes the oldest message of `(pid, port)`, with its sender.
+pub fn take(pid: Pid, port: PortId) -> Option<Queued> {
     with_store(|store| {
-        let data = store
+        let message = store
             .queues
             .get_mut(&(pid, port.0))
             .and_then(|q| q.pop_front())?;
-        store.release(pid, 1, data.len());
-        Some(data)
+        store.release(pid, 1, message.1.len());
+        Some(message)
     })
 }
 
@@ -167,23 +175,25 @@ pub fn discard(pid: Pid, port: Option<PortId>) {
     });
 }
 
-/// Removes every queued message of `pid` (it is leaving this cluster).
+/// Removes every queued message of `pid` (it is leaving this cluster), as envelopes that
+/// the destination queues as already accepted.
 pub fn drain(pid: Pid) -> Vec<Mail> {
     with_store(|store| {
         let mut mails = Vec::new();
         for (key, queue) in store.remove_queues(|p, _| p == pid) {
-            mails.extend(queue.into_iter().map(|data| Mail {
+            mails.extend(queue.into_iter().map(|(from, data)| Mail {
                 pid,
                 port: PortId(key.1),
-                kind: MailKind::Mailbox,
+                kind: MailKind::MailboxMoved,
                 data,
+                from,
             }));
         }
         mails
     })
 }
 
-/// Messages dropped on this cluster so far.
+/// Messages refused on this cluster so far (each refusal was reported to its sender).
 pub fn dropped() -> u64 {
-    with_store(|s| s.dropped)
+    with_store(|s| s.refused)
 }

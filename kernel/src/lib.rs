@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+pub mod acceptance;
+pub mod budget;
 pub mod cmdline;
 pub mod elf;
 pub mod envelope;

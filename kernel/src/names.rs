@@ -18,12 +18,15 @@ pub const NAME_MAX: usize = 32;
 pub use crate::requests::NameChange as Change;
 
 static NAMES: Mutex<BTreeMap<String, Pid>> = Mutex::new(BTreeMap::new());
+/// Links announced by other clusters that this replica did not apply (it was full).
+static REFUSED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn with<R>(f: impl FnOnce(&mut BTreeMap<String, Pid>) -> R) -> R {
     hal::cpu::without_interrupts(|| f(&mut NAMES.lock()))
 }
 
-/// Tells the other replicas (through the daemons).
+/// Tells the other replicas (through the daemons). An unlink must reach them whatever the
+/// queue holds (a process's names go when it ends), a link may be refused (`EAGAIN`).
 fn announce(change: Change) {
     crate::requests::post(crate::requests::Request::Name(change));
 }
@@ -41,6 +44,8 @@ pub enum LinkError {
     /// `pid` already has `NAMES_PER_PROCESS` names, or the replica holds
     /// `NAMES_PER_CLUSTER`.
     Full,
+    /// The daemons' queue is full, or the kernel heap at its budget: try again.
+    Busy,
 }
 
 /// Links `name` to `pid` here and announces it.
@@ -56,13 +61,21 @@ pub fn link(name: &str, pid: Pid) -> Result<(), LinkError> {
         if of_pid >= abi::limits::NAMES_PER_PROCESS || n.len() >= abi::limits::NAMES_PER_CLUSTER {
             return Err(LinkError::Full);
         }
+        if !crate::budget::admits(name.len() + 64) {
+            return Err(LinkError::Busy);
+        }
         n.insert(name.into(), pid);
         Ok(())
     })?;
-    announce(Change::Link {
+    let announced = crate::requests::try_post(crate::requests::Request::Name(Change::Link {
         name: name.into(),
         pid,
-    });
+    }));
+    if announced.is_err() {
+        // Nobody else heard of it: undo, so the replicas stay the same.
+        with(|n| n.remove(name));
+        return Err(LinkError::Busy);
+    }
     Ok(())
 }
 
@@ -95,13 +108,30 @@ pub fn forget(pid: Pid) {
 }
 
 /// Applies a change announced by another cluster.
+///
+/// Links from elsewhere are bounded too: a replica holds at most `NAMES_PER_REPLICA` names
+/// and `NAMES_PER_PROCESS` per pid, within the heap budget; a link beyond is not applied
+/// (and counted, [`refused`]), so other clusters cannot fill this kernel's heap. Every
+/// cluster enforces the same per-pid limit when linking, so a well-behaved machine never
+/// reaches these.
 pub fn apply(change: Change) {
     with(|n| match change {
         Change::Link { name, pid } => {
-            let keep = n.get(&name).is_some_and(|current| *current < pid);
-            if !keep {
-                n.insert(name, pid);
+            let current = n.get(&name).copied();
+            if current.is_some_and(|current| current < pid) {
+                return;
             }
+            if current.is_none() {
+                let of_pid = n.values().filter(|p| **p == pid).count();
+                if n.len() >= abi::limits::NAMES_PER_REPLICA
+                    || of_pid >= abi::limits::NAMES_PER_PROCESS
+                    || !crate::budget::admits(name.len() + 64)
+                {
+                    REFUSED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+            n.insert(name, pid);
         }
         Change::Unlink { name, pid } => {
             if n.get(&name) == Some(&pid) {
@@ -109,6 +139,16 @@ pub fn apply(change: Change) {
             }
         }
     });
+}
+
+/// Links from other clusters this replica refused so far.
+pub fn refused() -> u64 {
+    REFUSED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Names in this replica.
+pub fn count() -> usize {
+    with(|n| n.len())
 }
 
 /// Every name, for the monitor.

@@ -7,7 +7,8 @@
 //! daemons find their work here instead of in the process table's fields.
 //!
 //! The types carried are defined here, not in the modules that post them, so this module
-//! depends on nothing else in the kernel and every poster depends on it alone.
+//! depends on nothing else in the kernel but the heap budget, and every poster depends on
+//! it alone. The queue is bounded for user-driven requests ([`try_post`]).
 
 use abi::{ClusterId, Pid, PortId, Tid};
 use alloc::collections::VecDeque;
@@ -36,6 +37,58 @@ pub enum Request {
     PortalClaim(PortalClaim),
     /// Post-copy: a thread of `pid` waits for `page`, still at the cluster it left.
     PageFault { pid: Pid, page: u64 },
+    /// News of a child for its parent, which does not run here (or is frozen): routed to
+    /// wherever the parent lives.
+    ChildNews {
+        parent: Pid,
+        child: Pid,
+        news: ChildNews,
+    },
+}
+
+/// What a parent learns of a child that does not run next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildNews {
+    /// It ended with this code.
+    Exited(i32),
+    /// It now lives on `cluster`, after `moves` migrations.
+    Moved { cluster: ClusterId, moves: u32 },
+}
+
+/// Bytes of [`ChildNews::encode`]: child pid, what, value, moves.
+pub const CHILD_NEWS_LEN: usize = 13;
+
+impl ChildNews {
+    /// The envelope data that carries `(child, news)`.
+    pub fn encode(child: Pid, news: ChildNews) -> [u8; CHILD_NEWS_LEN] {
+        let mut out = [0u8; CHILD_NEWS_LEN];
+        out[0..4].copy_from_slice(&child.raw().to_le_bytes());
+        let (what, value, moves) = match news {
+            ChildNews::Exited(code) => (0u8, code as u32, 0),
+            ChildNews::Moved { cluster, moves } => (1u8, u32::from(cluster.0), moves),
+        };
+        out[4] = what;
+        out[5..9].copy_from_slice(&value.to_le_bytes());
+        out[9..13].copy_from_slice(&moves.to_le_bytes());
+        out
+    }
+
+    /// Parses envelope data; `None` if malformed.
+    pub fn decode(data: &[u8]) -> Option<(Pid, ChildNews)> {
+        let data: &[u8; CHILD_NEWS_LEN] = data.try_into().ok()?;
+        let word =
+            |at: usize| u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        let child = Pid::from_raw(word(0))?;
+        let news = match data[4] {
+            0 => ChildNews::Exited(word(5) as i32),
+            1 => ChildNews::Moved {
+                cluster: ClusterId(u16::try_from(word(5)).ok()?),
+                moves: word(9),
+            },
+            _ => return None,
+        };
+        Some((child, news))
+    }
 }
 
 /// A `migrate` request.
@@ -86,9 +139,32 @@ pub struct PortalClaim {
 
 static PENDING: Mutex<VecDeque<Request>> = Mutex::new(VecDeque::new());
 
-/// Posts a request for the daemons' next pass.
+/// Posts a request of the kernel's own for the daemons' next pass (an exit report, news
+/// of a child): never refused, and bounded by the processes that can cause one.
 pub fn post(request: Request) {
     hal::cpu::without_interrupts(|| PENDING.lock().push_back(request));
+}
+
+/// Posts a request a user call asks for: `EAGAIN` if `REQUESTS_QUEUED_PER_CLUSTER` wait
+/// already or the kernel heap is at its user budget, so no loop of calls within one time
+/// slice (before the daemons run) can fill the heap.
+pub fn try_post(request: Request) -> Result<(), abi::Errno> {
+    hal::cpu::without_interrupts(|| {
+        let mut pending = PENDING.lock();
+        if pending.len() >= abi::limits::REQUESTS_QUEUED_PER_CLUSTER
+            || !crate::budget::admits(core::mem::size_of::<Request>())
+            || pending.try_reserve(1).is_err()
+        {
+            return Err(abi::Errno::EAGAIN);
+        }
+        pending.push_back(request);
+        Ok(())
+    })
+}
+
+/// Requests waiting for the daemons.
+pub fn queued() -> usize {
+    hal::cpu::without_interrupts(|| PENDING.lock().len())
 }
 
 /// Takes every pending request, oldest first (the daemons' side).

@@ -129,6 +129,7 @@ pub fn drain(pid: Pid) -> Vec<Mail> {
                         port: PortId(key.1),
                         kind: MailKind::SyncSignal,
                         data: from.raw().to_le_bytes().to_vec(),
+                        from: Some(from),
                     });
                 }
             }

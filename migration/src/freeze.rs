@@ -5,7 +5,9 @@
 //! with its registers saved, or blocked in a system call. Blocked threads are rewound to the
 //! `syscall` instruction with their arguments intact (a `sleep` keeps only its remaining
 //! time) and become ready, so after restore they simply issue the call again; nothing is lost
-//! or done twice, because a blocked call has not had its effect yet.
+//! or done twice, because a blocked call has not had its effect yet. The one exception is a
+//! `mailbox_write` whose message has left and awaits its answer (`kernel::acceptance`): it
+//! has had its effect, so it stays blocked, and its answer follows the process.
 
 use abi::Pid;
 use kernel::process::Table;
@@ -34,6 +36,9 @@ pub fn freeze(table: &mut Table, pid: Pid) -> Result<(), MigrationError> {
     }
     let mut rewound = alloc::vec::Vec::new();
     for thread in &mut uarea.threads {
+        if kernel::acceptance::awaits_answer(thread) {
+            continue;
+        }
         if let ThreadState::Blocked(reason) = thread.state {
             thread.context.rip -= abi::conv::SYSCALL_INSN_LEN;
             if let BlockReason::Sleep { deadline_ns } = reason {

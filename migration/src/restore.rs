@@ -9,7 +9,7 @@ use hal::paging::AddressSpace;
 use kernel::process::memory::page_flags;
 use kernel::process::Table;
 use uarea::image::{ImageError, ImageReader, Manifest, PageBytes, PageTransport};
-use uarea::UAreaFlags;
+use uarea::{Perms, UAreaFlags};
 use x86_64::structures::paging::{Page, PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
@@ -190,10 +190,30 @@ impl Restorer {
             thread.restart_syscall = false;
         }
         let mut space = self.space;
+        // Pages written by DMA that will run as code: QEMU must not run stale translations.
+        prepare_code(&space, &uarea.memory);
         space.set_remote(self.remote);
         table
             .insert_restored(uarea, space)
             .map_err(|_| MigrationError::Refused)?;
         Ok(pid)
+    }
+}
+
+/// The pages of every executable segment, which arrived by DMA (or were carried from
+/// pre-copy) into frames that may have held other code: made fit to run before the process
+/// can (see `hal::noc::dma_code`, a QEMU TCG quirk). Inline pages were copied by the CPU and
+/// need it not, but they are few and it is harmless.
+fn prepare_code(space: &AddressSpace, memory: &uarea::MemoryMap) {
+    for segment in memory
+        .segments
+        .iter()
+        .filter(|s| s.perms.contains(Perms::X))
+    {
+        space.for_each_mapped(segment.start, segment.end(), |address| {
+            if let Some((phys, _)) = space.translate(VirtAddr::new(address)) {
+                hal::noc::dma_code::prepare_to_execute(PhysFrame::containing_address(phys));
+            }
+        });
     }
 }

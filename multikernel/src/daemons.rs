@@ -88,6 +88,7 @@ impl Daemons {
             self.serve(request);
         }
         self.forwarder.step(&self.registry);
+        with_table(kernel::services::tick);
         self.relay.step(&mut self.forwarder, &self.registry);
         while let Ok(message) = mailbox::try_read(&self.inbox) {
             match Message::decode(&message.payload) {
@@ -131,6 +132,11 @@ impl Daemons {
             let (mut ctx, source, destination) = self.ctx();
             source.on_peer_gone(cluster, &mut ctx);
             destination.on_peer_gone(cluster, &mut ctx);
+            // Writers whose message went there, and parents waiting for a child there.
+            with_table(|table| {
+                kernel::acceptance::cluster_gone(table, cluster);
+                table.wake_all_child_waiters();
+            });
         }
     }
 
@@ -152,6 +158,20 @@ impl Daemons {
                 let (mut ctx, _, destination) = self.ctx();
                 destination.on_page_fault(pid, page, &mut ctx);
             }
+            Request::ChildNews {
+                parent,
+                child,
+                news,
+            } => self.forwarder.send(
+                kernel::envelope::Mail {
+                    pid: parent,
+                    port: abi::PortId(0),
+                    kind: kernel::envelope::MailKind::ChildNews,
+                    data: kernel::requests::ChildNews::encode(child, news).to_vec(),
+                    from: None,
+                },
+                &self.registry,
+            ),
         }
     }
 

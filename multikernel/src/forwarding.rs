@@ -4,10 +4,19 @@
 //! home knows where it lives ([`LocationRegistry`]); a cluster a process left keeps a
 //! *forwarding pointer* to where it went, so mail in flight during a move still arrives. Mail
 //! that the NoC cannot take yet waits here in order, never dropped.
+//!
+//! The cluster where a mailbox message's journey ends answers its sender (`kernel::
+//! acceptance`): queued, or refused with the reason — the receiver's kernel's verdict,
+//! `ESRCH` when nobody here knows the process, `EHOSTDOWN` when the next hop left the
+//! machine. Answers and a parent's news of its children travel the same way, by [`send`].
+//!
+//! [`send`]: MailForwarder::send
 
+use abi::Errno;
 use abi::{ClusterId, Pid};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
+use kernel::acceptance;
 use kernel::envelope::{self as ipc, Mail};
 use kernel::noc::{mailbox, NocError};
 use kernel::process::with_table;
@@ -65,28 +74,61 @@ impl MailForwarder {
             }
         }
         while let Ok(message) = mailbox::try_read(&self.inbox) {
-            match Mail::decode(&message.payload) {
+            match Mail::decode(&message.payload, message.tag) {
                 Some(mail) => self.route(mail, registry),
                 None => self.dropped += 1,
             }
         }
     }
 
-    /// Delivers `mail` here, or sends it one hop closer to its process.
+    /// Delivers `mail` here, or sends it one hop closer to its process; a mailbox message
+    /// that ends here (delivered, or with nowhere to go) is answered.
     pub fn route(&mut self, mail: Mail, registry: &LocationRegistry) {
         let pid = mail.pid;
-        let delivered = with_table(|table| {
-            let here = table.processes.contains_key(&pid);
-            if here {
-                ipc::deliver_local(table, mail.clone());
-            }
-            here
+        let verdict = with_table(|table| {
+            table
+                .processes
+                .contains_key(&pid)
+                .then(|| ipc::deliver_local(table, mail.clone()))
         });
-        if delivered {
+        let verdict = match verdict {
+            Some(verdict) => verdict,
+            None => match self.next_hop(pid, registry) {
+                Some(cluster) if cluster != chip::here() && chip::alive(cluster) => {
+                    return self.forward(cluster, mail);
+                }
+                Some(cluster) if cluster != chip::here() => Err(Errno::EHOSTDOWN),
+                _ => Err(Errno::ESRCH),
+            },
+        };
+        if verdict.is_err() {
+            self.dropped += 1;
+        }
+        if let Some(answer) = acceptance::answer(&mail, verdict) {
+            self.send(answer, registry);
+        }
+    }
+
+    /// Sends a kernel envelope (an answer, a child's news) to its process wherever it
+    /// lives: here, along a pointer, by the registry, or to its home, which knows.
+    pub fn send(&mut self, mail: Mail, registry: &LocationRegistry) {
+        let pid = mail.pid;
+        let here = with_table(|table| {
+            table
+                .processes
+                .contains_key(&pid)
+                .then(|| ipc::deliver_local(table, mail.clone()))
+        });
+        if here.is_some() {
             return;
         }
-        match self.next_hop(pid, registry) {
-            Some(cluster) if cluster != chip::here() => self.forward(cluster, mail),
+        let next = self
+            .next_hop(pid, registry)
+            .or_else(|| (pid.birth_cluster() != chip::here()).then_some(pid.birth_cluster()));
+        match next {
+            Some(cluster) if cluster != chip::here() && chip::alive(cluster) => {
+                self.forward(cluster, mail)
+            }
             _ => self.dropped += 1,
         }
     }
@@ -99,7 +141,8 @@ impl MailForwarder {
     }
 }
 
-/// Room may have appeared on the NoC: threads blocked writing mail try again.
+/// Room may have appeared on the NoC (or an answer came): threads blocked writing mail try
+/// again — not those whose message left and awaits its answer.
 fn restart_blocked_writers() {
     with_table(|table| {
         let blocked: Vec<(Pid, abi::Tid)> = table
@@ -107,10 +150,10 @@ fn restart_blocked_writers() {
             .iter()
             .flat_map(|(pid, p)| {
                 p.uarea.threads.iter().filter_map(move |t| {
-                    matches!(
+                    (matches!(
                         t.state,
                         ThreadState::Blocked(BlockReason::MailboxWrite { .. })
-                    )
+                    ) && !acceptance::awaits_answer(t))
                     .then_some((*pid, t.tid))
                 })
             })

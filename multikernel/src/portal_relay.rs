@@ -121,6 +121,7 @@ impl PortalRelay {
                     port: transfer.to.1,
                     kind: MailKind::PortalClaim,
                     data,
+                    from: None,
                 };
                 let sent = with_table(|table| kernel::envelope::send(table, claim.clone()));
                 if sent.is_err() {

@@ -1,13 +1,14 @@
 //! The spawner: processes created on, killed on and exiting on other clusters.
 //!
 //! A process spawned elsewhere gets a pid born at its parent's cluster, which stays its home:
-//! the home records where it lives, and wherever it ends its exit is reported home, where
-//! the parent's `wait` finds it. A kill goes to where the process lives, asked of its home
+//! the home records where it lives, and wherever it ends its exit is reported home (which
+//! frees its number). Its parent, wherever it lives by then, hears of the exit as news
+//! (`kernel::process::children`), where its `wait` finds it. A kill goes to where the process lives, asked of its home
 //! (or followed along forwarding pointers) when this cluster does not host it.
 
 use abi::{ClusterId, Pid};
 use kernel::process::{with_table, Table, KILLED_EXIT_CODE};
-use kernel::requests::RemoteSpawn;
+use kernel::requests::{ChildNews, RemoteSpawn};
 
 use crate::chip;
 use crate::forwarding::MailForwarder;
@@ -33,7 +34,10 @@ impl Spawner {
             heapless_str::Name::try_from(spawn.program.as_str()),
             heapless_str::Args::try_from(spawn.args.as_str()),
         ) else {
-            with_table(|table| table.record_remote_exit(spawn.pid, SPAWN_FAILED));
+            with_table(|table| {
+                table.record_remote_exit(spawn.pid, SPAWN_FAILED);
+                table.child_news(spawn.parent, spawn.pid, ChildNews::Exited(SPAWN_FAILED));
+            });
             return;
         };
         registry.set(spawn.pid, spawn.cluster);
@@ -48,7 +52,8 @@ impl Spawner {
         );
     }
 
-    /// Another cluster asks for a process here.
+    /// Another cluster asks for a process here. If it cannot be created, its home frees the
+    /// number and its parent (wherever it lives now) hears of an exit with `SPAWN_FAILED`.
     pub fn on_spawn(
         &mut self,
         from: ClusterId,
@@ -66,6 +71,11 @@ impl Spawner {
                     code: SPAWN_FAILED,
                 },
             );
+            kernel::requests::post(kernel::requests::Request::ChildNews {
+                parent,
+                child: pid,
+                news: ChildNews::Exited(SPAWN_FAILED),
+            });
         }
     }
 

@@ -26,9 +26,9 @@ use crate::UArea;
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"UAREA\0\0\0";
 /// The version this build writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The oldest version this build reads.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 1;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 2;
 /// Envelope header size.
 pub const HEADER_LEN: usize = 20;
 /// Largest payload accepted (checked before decoding anything).

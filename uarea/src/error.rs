@@ -289,6 +289,11 @@ pub enum Invariant {
         /// The waiting thread.
         waiter: Tid,
     },
+    /// A child is the process itself or listed twice.
+    BadChild {
+        /// The child's raw pid.
+        pid: u32,
+    },
     /// Two endpoints share a descriptor.
     DuplicateDescriptor(u32),
     /// Two receivers of the same kind share a local port.

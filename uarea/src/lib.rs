@@ -58,7 +58,7 @@ pub use envelope::{
 pub use error::{AddressFault, Invariant, UAreaError};
 pub use header::{Header, UAreaFlags};
 pub use memory::{Backing, MemoryMap, Perms, Segment, SegmentKind};
-pub use process::{Counters, ExitState, Joiner, Sched};
+pub use process::{Child, Counters, ExitState, Joiner, Sched};
 pub use thread::{BlockReason, Context, FxSave, StackExtent, Thread, ThreadState};
 pub use validate::{MAX_ENDPOINTS, MAX_SEGMENTS, MAX_THREADS};
 
@@ -268,5 +268,37 @@ mod tests {
         let len = uarea.encode_into(&mut buf).unwrap();
         assert!(buf[len..].iter().all(|&b| b == 0));
         assert_eq!(UArea::decode(&buf), Ok(uarea));
+    }
+
+    #[test]
+    fn children_travel_and_are_checked() {
+        let mut uarea = typical();
+        let child = |local| Child {
+            pid: Pid::new(ClusterId(1), local).unwrap(),
+            cluster: ClusterId(2),
+            moves: 3,
+            exit_code: Some(-9),
+        };
+        uarea.exit.children = vec![child(7), child(8)];
+        let decoded = UArea::decode(&uarea.encode()).unwrap();
+        assert_eq!(decoded.exit.children, uarea.exit.children);
+
+        let mut twice = uarea.clone();
+        twice.exit.children.push(child(7));
+        assert!(matches!(twice.validate(), Err(Invariant::BadChild { .. })));
+        let mut itself = uarea.clone();
+        itself.exit.children[0].pid = itself.header.pid;
+        assert!(matches!(itself.validate(), Err(Invariant::BadChild { .. })));
+        let mut crowded = uarea;
+        crowded.exit.children = (1..=abi::limits::CHILDREN_PER_PROCESS as u32 + 1)
+            .map(child)
+            .collect();
+        assert!(matches!(
+            crowded.validate(),
+            Err(Invariant::TooMany {
+                what: "children",
+                ..
+            })
+        ));
     }
 }

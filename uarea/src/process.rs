@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use abi::Tid;
+use abi::{ClusterId, Pid, Tid};
 use serde::{Deserialize, Serialize};
 
 /// The process's share of the scheduler: its own run queue and parameters.
@@ -50,6 +50,23 @@ pub struct ExitState {
     pub exit_code: Option<i32>,
     /// Pending joins (each waiter at most once).
     pub joiners: Vec<Joiner>,
+    /// The children not yet reaped, wherever they live: the process tree travels with the
+    /// parent, so `wait` and `kill` work on whichever cluster it runs.
+    pub children: Vec<Child>,
+}
+
+/// One child of the process, not yet reaped by `wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Child {
+    /// The child's pid.
+    pub pid: Pid,
+    /// Where it lives, as last reported (its spawn, then each migration's commit).
+    pub cluster: ClusterId,
+    /// Migrations of the child behind `cluster`: a report older than the one applied is
+    /// ignored (reports can overtake each other on the NoC).
+    pub moves: u32,
+    /// Its exit code, once its exit reached the parent.
+    pub exit_code: Option<i32>,
 }
 
 /// Per-process statistics, carried across migrations.

@@ -14,6 +14,7 @@
 //! draining happens in [`poll`], outside interrupt context.
 
 pub mod dma;
+pub mod dma_code;
 pub mod ivshmem;
 pub mod msix;
 pub mod pci;

@@ -37,6 +37,8 @@ pub struct MailboxTx {
 pub struct Message {
     pub source: ClusterId,
     pub payload: Payload,
+    /// The sender's 4-byte tag (the wire header's `arg`; 0 from [`write`]).
+    pub tag: u32,
 }
 
 #[derive(Default)]
@@ -74,6 +76,7 @@ impl Mailboxes {
         queue.messages.push_back(Message {
             source: header.src,
             payload,
+            tag: header.arg,
         });
         self.received += 1;
         events.push(Event::Mailbox(header.port));
@@ -109,7 +112,15 @@ pub fn open(remote: ClusterId, port: PortId) -> Result<MailboxTx, NocError> {
 
 /// Sends one message. `WouldBlock` when the TX ring and backlog are full.
 pub fn write(to: &MailboxTx, payload: &Payload) -> Result<(), NocError> {
-    let header = Header::mailbox(ClusterId(0), to.remote, to.port, 0);
+    write_tagged(to, payload, 0)
+}
+
+/// Sends one message with a 4-byte tag beside the payload (it travels in the wire header's
+/// `arg`, which mailbox messages leave free): the user-mail envelope carries its sender's
+/// pid there, so the 120-byte payload keeps room for a full user message.
+pub fn write_tagged(to: &MailboxTx, payload: &Payload, tag: u32) -> Result<(), NocError> {
+    let mut header = Header::mailbox(ClusterId(0), to.remote, to.port, 0);
+    header.arg = tag;
     let result = with_state(|s| s.send_or_queue(header, payload, false));
     if result == Err(NocError::WouldBlock) {
         pump();

@@ -1,10 +1,9 @@
-//! How processes end: exit and kill, exit codes kept until a parent reaps them, children
-//! that live on other clusters, and orphans nobody waits for.
+//! How processes end: exit and kill, exit codes kept until a parent reaps them (wherever it
+//! lives, see `children`), and orphans nobody waits for.
 
-use abi::{Errno, Pid, Tid};
+use abi::Pid;
 use alloc::vec::Vec;
 use spin::Mutex;
-use uarea::ThreadState;
 
 use super::{console, Table, ORPHAN_RECORDS};
 
@@ -51,20 +50,21 @@ impl Table {
         }
         log::info!("process {pid} exited with code {code}");
         let parent = process.uarea.header.parent;
+        process.uarea.exit.children.clear();
         if pid.birth_cluster() != self.cluster {
             crate::requests::post(crate::requests::Request::ExitReport { pid, code });
         }
         self.orphan_children(pid);
-        // Only a live parent will ever wait; a zombie parent's children are orphans.
-        match parent.filter(|p| self.is_alive(*p)) {
-            Some(parent) => self.wake_child_waiters(parent),
-            None => self.reap_now(pid, code),
+        // The parent learns of it wherever it lives; only one running here keeps a zombie.
+        let zombie = parent.is_some_and(|parent| self.tell_parent(parent, pid, code));
+        if !zombie {
+            self.reap_now(pid, code);
         }
     }
 
-    /// `parent` ended: nobody will wait for its children. Zombies among them are reaped now,
-    /// the others become orphans (reaped as soon as they exit), and the exits of its children
-    /// on other clusters are no longer kept for it.
+    /// `parent` ended: nobody will wait for its children. Zombies among them here are reaped
+    /// now, the others become orphans (reaped as soon as they exit; the exits of those on
+    /// other clusters find no parent and are dropped).
     fn orphan_children(&mut self, parent: Pid) {
         let children: Vec<(Pid, Option<i32>)> = self
             .processes
@@ -82,105 +82,35 @@ impl Table {
                 }
             }
         }
-        self.remote_children.retain(|(p, _, _)| *p != parent);
     }
 
-    /// Records the exit of a process that died on another cluster (reported by its host):
-    /// its parent here can now reap it, else it is kept as an orphan exit.
+    /// Records the exit of a process born here that ended on another cluster (reported by
+    /// its host): its number is free again, and its code is kept with the orphan exits
+    /// (kernel-side waiting; its parent heard of it as news, wherever it lives).
     pub fn record_remote_exit(&mut self, pid: Pid, code: i32) {
         self.arrived(pid); // its number is no longer used elsewhere
-        if let Some(entry) = self
-            .remote_children
-            .iter_mut()
-            .find(|(_, child, _)| *child == pid)
-        {
-            entry.2 = Some(code);
-            let parent = entry.0;
-            self.wake_child_waiters(parent);
-        } else if self.orphan_exit_code(pid).is_none() {
-            self.reap_now(pid, code);
+        if self.orphan_exit_code(pid).is_none() && !self.processes.contains_key(&pid) {
+            self.push_orphan_exit(pid, code);
         }
     }
 
-    /// A local process's child now lives elsewhere (it migrated, or was spawned there).
-    pub fn adopt_remote_child(&mut self, parent: Pid, child: Pid) {
-        if self.processes.contains_key(&parent)
-            && !self.remote_children.iter().any(|(_, c, _)| *c == child)
-        {
-            self.remote_children.push((parent, child, None));
-        }
+    /// `parent` left this cluster: its zombie children here were recorded in its UArea
+    /// before it froze (or follow it as news), so they go.
+    pub fn reap_zombies_of(&mut self, parent: Pid) {
+        self.processes.retain(|_, p| {
+            !(p.uarea.header.parent == Some(parent) && p.uarea.exit.exit_code.is_some())
+        });
     }
 
     fn reap_now(&mut self, pid: Pid, code: i32) {
         self.processes.remove(&pid);
+        self.push_orphan_exit(pid, code);
+    }
+
+    fn push_orphan_exit(&mut self, pid: Pid, code: i32) {
         self.orphan_exits.push_back((pid, code));
         if self.orphan_exits.len() > ORPHAN_RECORDS {
             self.orphan_exits.pop_front();
-        }
-    }
-
-    fn wake_child_waiters(&mut self, parent: Pid) {
-        let waiting: Vec<Tid> = self.processes.get(&parent).map_or(Vec::new(), |p| {
-            p.uarea
-                .threads
-                .iter()
-                .filter(|t| {
-                    matches!(
-                        t.state,
-                        ThreadState::Blocked(uarea::BlockReason::ChildWait { .. })
-                    )
-                })
-                .map(|t| t.tid)
-                .collect()
-        });
-        for tid in waiting {
-            self.restart_blocked(parent, tid);
-        }
-    }
-
-    /// Reaps an exited child of `parent` (`None`: any child). `Ok(None)` means children exist
-    /// but none has exited yet.
-    pub fn reap_child(
-        &mut self,
-        parent: Pid,
-        child: Option<Pid>,
-    ) -> Result<Option<(Pid, i32)>, Errno> {
-        // Children on other clusters first: their exits arrive as reports.
-        let remote = self.remote_children.iter().position(|(p, c, code)| {
-            *p == parent && child.is_none_or(|want| want == *c) && code.is_some()
-        });
-        if let Some(index) = remote {
-            let (_, pid, code) = self.remote_children.remove(index);
-            return Ok(Some((pid, code.unwrap_or(0))));
-        }
-        let remote_alive = self
-            .remote_children
-            .iter()
-            .any(|(p, c, _)| *p == parent && child.is_none_or(|want| want == *c));
-        let children: Vec<(Pid, Option<i32>)> = self
-            .processes
-            .iter()
-            .filter(|(pid, p)| {
-                p.uarea.header.parent == Some(parent) && child.is_none_or(|c| c == **pid)
-            })
-            .map(|(pid, p)| (*pid, p.uarea.exit.exit_code))
-            .collect();
-        if children.is_empty() {
-            return if remote_alive {
-                Ok(None)
-            } else {
-                Err(Errno::ECHILD)
-            };
-        }
-        match children
-            .iter()
-            .find_map(|(pid, code)| code.map(|c| (*pid, c)))
-        {
-            Some((pid, code)) => {
-                self.processes.remove(&pid);
-                Ok(Some((pid, code)))
-            }
-            None => Ok(None),
         }
     }
 

@@ -6,6 +6,7 @@
 //! a partial console line. That split is what lets migration move a process by shipping its
 //! UArea and its pages.
 
+mod children;
 pub mod console;
 pub mod context;
 pub mod exit;
@@ -70,11 +71,9 @@ pub struct Table {
     pub current: Option<(Pid, Tid)>,
     next_local: u32,
     pub cluster: ClusterId,
-    /// Exit codes of processes no parent will wait for.
+    /// Exit codes of processes no parent here waits for (orphans, and processes born here
+    /// that ended elsewhere).
     orphan_exits: VecDeque<(Pid, i32)>,
-    /// Children of local processes that live on other clusters: (parent, child, exit code once
-    /// reported).
-    pub remote_children: Vec<(Pid, Pid, Option<i32>)>,
     /// Processes born here that live on other clusters (their numbers are not reused).
     departed: BTreeSet<Pid>,
 }
@@ -86,7 +85,6 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     next_local: 1,
     cluster: ClusterId(0),
     orphan_exits: VecDeque::new(),
-    remote_children: Vec::new(),
     departed: BTreeSet::new(),
 });
 
@@ -226,6 +224,10 @@ impl Table {
         );
         self.ready.push_back(pid);
         self.arrived(pid);
+        if let Some(parent) = parent.filter(|p| self.processes.contains_key(p)) {
+            // Checked above: the parent has room (a parent elsewhere recorded it at `spawn`).
+            let _ = self.add_child(parent, pid, self.cluster);
+        }
         log::info!("spawned process {pid} `{program}`");
         Ok(pid)
     }
@@ -244,8 +246,6 @@ impl Table {
         if self.processes.contains_key(&pid) {
             return Err(Errno::EEXIST);
         }
-        // A child that comes back is a local child again.
-        self.remote_children.retain(|(_, child, _)| *child != pid);
         self.arrived(pid);
         let runnable = !uarea.sched.run_queue.is_empty();
         self.processes.insert(
@@ -269,23 +269,9 @@ impl Table {
         let process = self.processes.remove(&pid);
         if process.is_some() {
             self.departed(pid);
+            self.reap_zombies_of(pid);
         }
         process
-    }
-
-    /// Children of `parent` not yet reaped, here (zombies included) or on other clusters.
-    pub fn children_of(&self, parent: Pid) -> usize {
-        let here = self
-            .processes
-            .values()
-            .filter(|p| p.uarea.header.parent == Some(parent))
-            .count();
-        let elsewhere = self
-            .remote_children
-            .iter()
-            .filter(|(p, _, _)| *p == parent)
-            .count();
-        here + elsewhere
     }
 
     /// Puts a thread at the back of its process's run queue.

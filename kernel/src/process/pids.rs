@@ -35,13 +35,20 @@ impl Table {
     fn pid_in_use(&self, pid: Pid) -> bool {
         self.processes.contains_key(&pid)
             || self.departed.contains(&pid)
-            || self.remote_children.iter().any(|(_, c, _)| *c == pid)
+            || self.is_someones_child(pid)
             || self.orphan_exits.iter().any(|(p, _)| *p == pid)
     }
 
     /// The next local number `reserve_pid` tries (tests use it to reach the wrap-around).
     pub fn set_next_local(&mut self, local: u32) {
         self.next_local = local.clamp(1, Pid::MAX_LOCAL);
+    }
+
+    /// A number reserved for a spawn that did not go ahead is free again.
+    pub fn unreserve_pid(&mut self, pid: Pid) {
+        if !self.processes.contains_key(&pid) {
+            self.departed.remove(&pid);
+        }
     }
 
     /// `pid` now lives here: it no longer reserves its number as living elsewhere.

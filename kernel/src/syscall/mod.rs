@@ -28,6 +28,9 @@ pub enum Outcome {
     Return(Result<usize, Errno>),
     /// Block the caller; it is woken by completion or restart (see `Table`).
     Block(BlockReason),
+    /// Block the caller with this result already in its return register: what it returns if
+    /// woken without a completion (a write awaiting its answer, see `acceptance`).
+    BlockReturning(BlockReason, Result<usize, Errno>),
     /// Return 0 and give up the CPU.
     Yield,
     /// The caller (or its whole process) is gone.
@@ -131,6 +134,10 @@ fn dispatch(frame: &mut TrapFrame) {
             leave(frame, Leave::Ready)
         }
         Outcome::Block(reason) => leave(frame, Leave::Blocked(reason)),
+        Outcome::BlockReturning(reason, result) => {
+            frame.rax = SyscallResult::encode(result).raw() as u64;
+            leave(frame, Leave::Blocked(reason))
+        }
         Outcome::Gone => leave(frame, Leave::Gone),
     }
 }
@@ -163,6 +170,7 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         MailboxRead => mailbox::read(table, call),
         MailboxWrite => mailbox::write(table, call),
         MailboxClose => Outcome::Return(mailbox::close(table, call)),
+        MailboxReadFrom => mailbox::read_from(table, call),
         PortalCreate => Outcome::Return(portal::create(table, call)),
         PortalAllow => Outcome::Return(portal::allow(table, call)),
         PortalOpen => Outcome::Return(portal::open(table, call)),

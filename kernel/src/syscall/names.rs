@@ -19,13 +19,8 @@ fn read_name(table: &mut Table, call: &Call) -> Result<String, Errno> {
 fn may_name(table: &Table, call: &Call, pid: Pid) -> bool {
     pid == call.pid
         || table
-            .processes
-            .get(&pid)
-            .is_some_and(|p| p.uarea.header.parent == Some(call.pid))
-        || table
-            .remote_children
-            .iter()
-            .any(|(parent, child, _)| *parent == call.pid && *child == pid)
+            .child(call.pid, pid)
+            .is_some_and(|c| c.exit_code.is_none())
 }
 
 pub fn link(table: &mut Table, call: &Call) -> Result<usize, Errno> {
@@ -38,6 +33,7 @@ pub fn link(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         Ok(()) => Ok(0),
         Err(names::LinkError::Taken) => Err(Errno::EEXIST),
         Err(names::LinkError::Full) => Err(Errno::ENOSPC),
+        Err(names::LinkError::Busy) => Err(Errno::EAGAIN),
     }
 }
 

@@ -65,6 +65,7 @@ pub fn allow(table: &mut Table, call: &Call) -> Result<usize, Errno> {
             port: sender_port,
             kind: MailKind::PortalAllow,
             data,
+            from: None,
         },
     )?;
     Ok(0)

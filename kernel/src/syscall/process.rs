@@ -99,16 +99,23 @@ pub fn spawn(table: &mut Table, call: &Call) -> Result<usize, Errno> {
             return Err(Errno::EAGAIN);
         }
         let pid = table.reserve_pid().ok_or(Errno::EAGAIN)?;
-        table.adopt_remote_child(call.pid, pid);
-        crate::requests::post(crate::requests::Request::Spawn(
-            crate::requests::RemoteSpawn {
-                pid,
-                parent: call.pid,
-                cluster: abi::ClusterId(cluster as u16),
-                program: name,
-                args: args_text,
-            },
-        ));
+        let target = abi::ClusterId(cluster as u16);
+        let posted = table.add_child(call.pid, pid, target).and_then(|()| {
+            crate::requests::try_post(crate::requests::Request::Spawn(
+                crate::requests::RemoteSpawn {
+                    pid,
+                    parent: call.pid,
+                    cluster: target,
+                    program: name,
+                    args: args_text,
+                },
+            ))
+        });
+        if let Err(errno) = posted {
+            table.forget_child(call.pid, pid);
+            table.unreserve_pid(pid);
+            return Err(errno);
+        }
         return Ok(pid.raw() as usize);
     }
     let pid = table.spawn(&name, &args, Some(call.pid))?;
@@ -156,7 +163,7 @@ pub fn wait(table: &mut Table, call: &Call) -> Outcome {
     }
 }
 
-/// A process may kill itself and its own children (see `docs/abi.md`).
+/// A process may kill itself and its own children (see `docs/abi.md`), wherever they live.
 pub fn kill(table: &mut Table, call: &Call) -> Outcome {
     let Some(target) = Pid::from_arg(call.args[0]) else {
         return Outcome::Return(Err(Errno::EINVAL));
@@ -165,32 +172,25 @@ pub fn kill(table: &mut Table, call: &Call) -> Outcome {
         table.exit_process(target, KILLED_EXIT_CODE);
         return Outcome::Gone;
     }
-    let remote_child = table
-        .remote_children
-        .iter()
-        .any(|(p, c, code)| *p == call.pid && *c == target && code.is_none());
-    if remote_child && !table.processes.contains_key(&target) {
-        // It lives on another cluster: the daemons deliver the kill there.
-        crate::requests::post(crate::requests::Request::Kill(target));
-        return Outcome::Return(Ok(0));
+    let Some(child) = table.child(call.pid, target) else {
+        let exists = table.is_alive(target);
+        return Outcome::Return(Err(if exists { Errno::EPERM } else { Errno::ESRCH }));
+    };
+    if child.exit_code.is_some() {
+        return Outcome::Return(Err(Errno::ESRCH)); // ended, not yet reaped
     }
-    let Some(victim) = table
+    let here_and_running = table
         .processes
         .get(&target)
-        .filter(|_| table.is_alive(target))
-    else {
-        return Outcome::Return(Err(Errno::ESRCH));
-    };
-    if victim.uarea.header.parent != Some(call.pid) {
-        return Outcome::Return(Err(Errno::EPERM));
-    }
-    if victim.uarea.is_frozen() {
-        // Migrating: the migration daemon applies it to whichever copy survives.
-        crate::requests::post(crate::requests::Request::Kill(target));
+        .is_some_and(|p| p.uarea.exit.exit_code.is_none() && !p.uarea.is_frozen());
+    if here_and_running {
+        table.exit_process(target, KILLED_EXIT_CODE);
         return Outcome::Return(Ok(0));
     }
-    table.exit_process(target, KILLED_EXIT_CODE);
-    Outcome::Return(Ok(0))
+    // Elsewhere, or migrating: the daemons deliver the kill where it lives (a migration in
+    // flight applies it to whichever copy survives). Its exit reaches us as news.
+    let posted = crate::requests::try_post(crate::requests::Request::Kill(target));
+    Outcome::Return(posted.map(|()| 0))
 }
 
 /// Writes up to `capacity` records; returns how many processes there are in all.

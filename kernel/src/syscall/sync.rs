@@ -92,6 +92,7 @@ pub fn signal(table: &mut Table, call: &Call) -> Result<usize, Errno> {
             port: sync_point.local_port,
             kind: MailKind::SyncSignal,
             data: call.pid.raw().to_le_bytes().to_vec(),
+            from: Some(call.pid),
         };
         envelope::send(table, mail)?;
     }

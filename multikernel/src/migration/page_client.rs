@@ -287,6 +287,10 @@ fn map(pid: Pid, page: u64, frame: PhysFrame<Size4KiB>) -> bool {
         if !process.space.arrived(page) {
             return false;
         }
+        if segment.perms.contains(uarea::Perms::X) {
+            // Written by DMA and about to run as code: QEMU must drop stale translations.
+            hal::noc::dma_code::prepare_to_execute(frame);
+        }
         let flags = kernel::process::memory::page_flags(segment.perms);
         let target = Page::containing_address(x86_64::VirtAddr::new(page));
         if process.space.map(target, frame, flags).is_err() {

@@ -355,16 +355,9 @@ impl MigrationSource {
     fn free(&mut self, pid: Pid, to: ClusterId, ctx: &mut Ctx) {
         let remote = self.postcopy_remote.remove(&pid);
         self.forget_transfer(pid);
-        let space = with_table(|table| {
-            let process = table.remove_migrated(pid)?;
-            // A parent here can still wait for it: its exit is reported home.
-            if let Some(parent) = process.uarea.header.parent {
-                if pid.birth_cluster() == table.cluster {
-                    table.adopt_remote_child(parent, pid);
-                }
-            }
-            Some(process.into_parts().1)
-        });
+        // Its parent, wherever it lives, learns where it went.
+        let space = with_table(|table| table.remove_departed_child(pid, to))
+            .map(|process| process.into_parts().1);
         // Post-copy: its remaining pages are served from here until they are all there.
         if let (Some(remote), Some(space)) = (remote, space) {
             self.servers.start(pid, to, space, remote);

@@ -75,6 +75,7 @@ pub const SUITES: &[Suite] = &[
     test("noc", 4),
     test("noc_sync", 16),
     test("migration", 4),
+    test("harden_noc", 4),
     test("migration_live", 4),
     bench("bench_kernel", 1),
     bench("bench_migration", 16),

@@ -158,6 +158,8 @@ fn inbox_flood_is_held_to_the_quota() -> Result<(), String> {
     run_until(|| printed(pid, "harden: flooded").is_some() || exit_code(pid).is_some());
     let (_, heap_after) = hal::heap::stats();
     let queued = kernel::ipc::queued(pid);
+    let accepted = printed(pid, "harden: flooded ")
+        .and_then(|l| l["harden: flooded ".len()..].parse::<usize>().ok());
     with_table(|t| t.exit_process(pid, 0));
     let failures: Vec<String> = console_history(Some(pid))
         .into_iter()
@@ -168,6 +170,8 @@ fn inbox_flood_is_held_to_the_quota() -> Result<(), String> {
         queued <= abi::limits::QUEUED_MESSAGES_PER_PROCESS,
         "{queued} messages queued for one process"
     );
+    // Nothing accepted was dropped: every `Ok` is a queued message.
+    ensure_eq!(accepted, Some(queued));
     let grown = heap_after.saturating_sub(heap_before);
     ensure!(
         grown < 2 * abi::limits::QUEUED_BYTES_PER_PROCESS,

@@ -14,6 +14,8 @@ pub mod exceptions;
 pub mod fatal;
 pub mod frames;
 pub mod harden;
+pub mod harden_budget;
+pub mod harden_noc;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
@@ -21,6 +23,7 @@ pub mod migration_live;
 pub mod migration_noc;
 pub mod noc;
 pub mod noc_bench;
+pub mod noc_code;
 pub mod noc_dma;
 pub mod paging;
 pub mod process;
@@ -43,7 +46,7 @@ pub static SUITES: &[Suite] = &[
     },
     Suite {
         name: "process",
-        tests: &[process::TESTS, harden::TESTS],
+        tests: &[process::TESTS, harden::TESTS, harden_budget::TESTS],
         serving: None,
     },
     Suite {
@@ -55,6 +58,11 @@ pub static SUITES: &[Suite] = &[
         name: "migration",
         tests: &[migration_noc::DRIVER],
         serving: Some(&[migration_noc::SERVING]),
+    },
+    Suite {
+        name: "harden_noc",
+        tests: &[harden_noc::DRIVER],
+        serving: Some(&[harden_noc::SERVING]),
     },
     Suite {
         name: "migration_live",

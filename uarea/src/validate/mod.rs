@@ -402,6 +402,21 @@ impl UArea {
                 });
             }
         }
+        too_many(
+            "children",
+            self.exit.children.len(),
+            abi::limits::CHILDREN_PER_PROCESS,
+        )?;
+        for (i, child) in self.exit.children.iter().enumerate() {
+            valid_pid("exit.children.pid", child.pid)?;
+            if child.pid == self.header.pid
+                || self.exit.children[..i].iter().any(|c| c.pid == child.pid)
+            {
+                return Err(Invariant::BadChild {
+                    pid: child.pid.raw(),
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -289,6 +289,16 @@ pub fn build(raw: RawProcess) -> UArea {
     run_queue.sort();
 
     let [syscalls, page_faults, context_switches, migrations, cpu_time_ns] = raw.counters;
+    // A few children, born on other clusters than the process (so never the process itself).
+    let children = (0..u32::from(raw.priority % 4))
+        .map(|n| uarea::Child {
+            pid: Pid::new(ClusterId(raw.birth.wrapping_add(1 + n as u16) % 256), 1 + n).unwrap(),
+            cluster: ClusterId(n as u16),
+            moves: n,
+            exit_code: (n % 2 == 1).then_some(-(n as i32)),
+        })
+        .filter(|c| c.pid != header.pid)
+        .collect();
     UArea {
         header,
         thread_count: threads.len() as u32,
@@ -302,6 +312,7 @@ pub fn build(raw: RawProcess) -> UArea {
         exit: ExitState {
             exit_code: raw.exit_code,
             joiners,
+            children,
         },
         memory,
         endpoints,

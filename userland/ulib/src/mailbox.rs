@@ -33,6 +33,27 @@ impl Inbox {
         }?;
         Ok(buffer[..len].to_vec())
     }
+
+    /// Waits for the next message and returns it with its sender (`None`: the kernel).
+    pub fn recv_from(&self) -> Result<(Vec<u8>, Option<Pid>), Errno> {
+        let mut buffer = [0u8; MAX];
+        let mut from = 0u32;
+        // SAFETY: the buffer is ours and MAX bytes long; `from` is ours and 4 bytes.
+        let len = unsafe {
+            crate::raw::syscall6(
+                Syscall::MailboxReadFrom,
+                [
+                    self.md,
+                    buffer.as_mut_ptr() as u64,
+                    MAX as u64,
+                    &mut from as *mut u32 as u64,
+                    0,
+                    0,
+                ],
+            )
+        }?;
+        Ok((buffer[..len].to_vec(), Pid::from_raw(from)))
+    }
 }
 
 impl Drop for Inbox {
@@ -53,7 +74,9 @@ impl Outbox {
             .map(|md| Outbox { md: md as u64 })
     }
 
-    /// Sends one message (1..=MAX bytes).
+    /// Sends one message (1..=MAX bytes); `Ok` once it is queued on the receiver's inbox
+    /// (`EAGAIN` inbox full, `ECONNREFUSED` no inbox, `ESRCH` no such process, `EHOSTDOWN`
+    /// its cluster went down, `ETIMEDOUT` no answer: see `docs/abi.md`).
     pub fn send(&self, data: &[u8]) -> Result<(), Errno> {
         call(
             Syscall::MailboxWrite,

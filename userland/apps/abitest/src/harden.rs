@@ -35,6 +35,7 @@ pub fn run(case: &str) -> i32 {
         "munmap-huge" => munmap_huge(&mut v),
         "names" => names(&mut v),
         "inbox-flood" => inbox_flood(&mut v),
+        "mailbox-from" => mailbox_from(&mut v),
         "children" => children(&mut v),
         "orphan" => orphan(&mut v),
         _ => v.check("known case", false, case),
@@ -158,11 +159,13 @@ fn names(v: &mut Verdict) {
     );
 }
 
-/// Flood 16 of our own inboxes with 1,024 messages each; the kernel keeps only our quota.
-/// The kernel side checks how much it queued (`harden: flooded` is its cue).
+/// Flood 16 of our own inboxes with 1,024 messages each: the kernel accepts only our quota,
+/// and says so (`EAGAIN`) for every message beyond it instead of dropping it after `Ok`.
+/// The kernel side checks it queued exactly what was accepted (`harden: flooded N`).
 fn inbox_flood(v: &mut Verdict) {
     let me = ulib::process::getpid();
     let payload = [0x5Au8; 112];
+    let (mut accepted, mut refused) = (0usize, 0usize);
     for port in 0..16u16 {
         let inbox = ulib::mailbox::Inbox::create(100 + port);
         let outbox = ulib::mailbox::Outbox::open(me, 100 + port);
@@ -171,13 +174,60 @@ fn inbox_flood(v: &mut Verdict) {
         };
         core::mem::forget(inbox);
         for _ in 0..1024 {
-            if let Err(errno) = outbox.send(&payload) {
-                return v.check("send", false, errno);
+            match outbox.send(&payload) {
+                Ok(()) => accepted += 1,
+                Err(Errno::EAGAIN) => refused += 1,
+                Err(errno) => return v.check("send", false, errno),
             }
         }
     }
-    println!("harden: flooded");
+    let quota = ulib::abi::limits::QUEUED_MESSAGES_PER_PROCESS;
+    v.check("accepted up to the quota", accepted == quota, accepted);
+    v.check("the rest refused", refused == 16 * 1024 - quota, refused);
+    println!("harden: flooded {accepted}");
     ulib::time::sleep_ms(60_000);
+}
+
+/// `mailbox_read_from` names the sender; a write says why it was not accepted.
+fn mailbox_from(v: &mut Verdict) {
+    let me = ulib::process::getpid();
+    let (Ok(inbox), Ok(outbox)) = (
+        ulib::mailbox::Inbox::create(200),
+        ulib::mailbox::Outbox::open(me, 200),
+    ) else {
+        return v.check("inbox and outbox", false, ());
+    };
+    let sent = outbox.send(b"who am I");
+    v.check("send to self", sent.is_ok(), sent);
+    let got = inbox.recv_from();
+    v.check(
+        "read_from names the sender",
+        got == Ok((b"who am I".to_vec(), Some(me))),
+        got,
+    );
+    let no_inbox = ulib::mailbox::Outbox::open(me, 201).map(|o| o.send(b"x"));
+    v.check(
+        "no inbox: ECONNREFUSED",
+        no_inbox == Ok(Err(Errno::ECONNREFUSED)),
+        no_inbox,
+    );
+    let stranger = Pid::new(ulib::process::cluster_id(), Pid::MAX_LOCAL).unwrap_or(me);
+    let no_one = ulib::mailbox::Outbox::open(stranger, 200).map(|o| o.send(b"x"));
+    v.check(
+        "no such process: ESRCH",
+        no_one == Ok(Err(Errno::ESRCH)),
+        no_one,
+    );
+    let mut buffer = [0u8; 112];
+    let bad = call(
+        Syscall::MailboxReadFrom,
+        &[0, buffer.as_mut_ptr() as u64, 112, 0xFFFF_8000_0000_0000],
+    );
+    v.check(
+        "kernel-half sender pointer: EFAULT",
+        bad == Err(Errno::EFAULT),
+        bad,
+    );
 }
 
 /// Children not yet reaped are limited; waiting for them makes room again.

@@ -13,6 +13,7 @@ extern crate alloc;
 
 mod checks;
 mod harden;
+mod tree;
 
 use ulib::println;
 
@@ -27,6 +28,10 @@ fn main(args: ulib::rt::Args) -> i32 {
         Some("fpu") => checks::fpu(args.number(2, 2000)),
         Some("threads") => checks::many_threads(args.number(2, 1000)),
         Some("spin") => spin(args.number(2, 1000)),
+        Some("exit-after") => tree::exit_after(args.number(2, 0), args.number(3, 0)),
+        Some("tree") => tree::tree(),
+        Some("mail-remote") => tree::mail_remote(args.number(2, 1)),
+        Some("mail-sink") => tree::mail_sink(),
         Some("barrier") => checks::barrier(),
         Some("portal") => checks::portal_remote(args.number(2, 1)),
         Some("names") => checks::names_remote(args.number(2, 1)),

@@ -114,6 +114,7 @@ fn arguments(number: u64, rng: &mut Rng, t: &Targets) -> Option<[u64; 6]> {
         // Block until another party acts: they would wedge a lone fuzzer.
         Some(
             Syscall::MailboxRead
+            | Syscall::MailboxReadFrom
             | Syscall::PortalRead
             | Syscall::PortalWrite
             | Syscall::SyncWait
