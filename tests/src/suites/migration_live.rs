@@ -127,27 +127,38 @@ fn a_precopy_record_counts_its_rounds() -> Result<(), String> {
 }
 
 fn precopy_to_a_refusing_destination_leaves_it_running() -> Result<(), String> {
-    let pid = spawn_case("dirty", 1)?;
-    multikernel::set_refusing(ClusterId(2), true);
-    let options = MigrateOptions::new(Strategy::PreCopy);
-    multikernel::request_migration_with(pid, ClusterId(2), options);
-    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
-    let outcome = multikernel::outcome(pid);
-    multikernel::set_refusing(ClusterId(2), false);
-    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
-    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
-    ensure_eq!(frozen, Some(false));
-    precopy_to(pid, 2)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    refused_then_moves("dirty", 2, Strategy::PreCopy)
 }
 
 /// A corrupted page transfer during the rounds: the migration fails, the process never
 /// stopped, and it moves intact afterwards.
 fn dma_fault_mid_precopy_leaves_the_process_at_home() -> Result<(), String> {
-    let pid = spawn_case("dirty", 1)?;
+    faulted_then_moves("dirty", Strategy::PreCopy)
+}
+
+/// A destination that refuses: the migration fails, the process runs on here, unfrozen,
+/// and moves fine once the destination accepts again.
+fn refused_then_moves(name: &str, to: u16, strategy: Strategy) -> Result<(), String> {
+    let pid = spawn_case(name, 1)?;
+    multikernel::set_refusing(ClusterId(to), true);
+    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
+    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
+    let outcome = multikernel::outcome(pid);
+    multikernel::set_refusing(ClusterId(to), false);
+    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    move_by(pid, to, strategy)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The engine corrupts the next transfer: the migration fails, the process is still here
+/// and intact, and it moves fine afterwards.
+fn faulted_then_moves(name: &str, strategy: Strategy) -> Result<(), String> {
+    let pid = spawn_case(name, 1)?;
     crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
-    multikernel::request_migration_with(pid, ClusterId(1), MigrateOptions::new(Strategy::PreCopy));
+    multikernel::request_migration_with(pid, ClusterId(1), MigrateOptions::new(strategy));
     run_until("the failed migration", || {
         multikernel::outcome(pid).is_some()
     })?;
@@ -158,7 +169,7 @@ fn dma_fault_mid_precopy_leaves_the_process_at_home() -> Result<(), String> {
     );
     ensure!(with_table(|t| t.is_alive(pid)), "the process is gone");
     ensure_eq!(multikernel::location(pid), None);
-    precopy_to(pid, 1)?;
+    move_by(pid, 1, strategy)?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }
@@ -231,39 +242,12 @@ fn a_postcopy_resumes_before_its_pages_arrive() -> Result<(), String> {
 }
 
 fn postcopy_to_a_refusing_destination_leaves_it_running() -> Result<(), String> {
-    let pid = spawn_case("memory", 1)?;
-    multikernel::set_refusing(ClusterId(3), true);
-    let options = MigrateOptions::new(Strategy::PostCopy);
-    multikernel::request_migration_with(pid, ClusterId(3), options);
-    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
-    let outcome = multikernel::outcome(pid);
-    multikernel::set_refusing(ClusterId(3), false);
-    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
-    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
-    ensure_eq!(frozen, Some(false));
-    postcopy_to(pid, 3)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    refused_then_moves("memory", 3, Strategy::PostCopy)
 }
 
 /// A corrupted transfer of the image (before the commit): the process stays home, intact.
 fn dma_fault_mid_postcopy_image_leaves_the_process_at_home() -> Result<(), String> {
-    let pid = spawn_case("memory", 1)?;
-    crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
-    let options = MigrateOptions::new(Strategy::PostCopy);
-    multikernel::request_migration_with(pid, ClusterId(1), options);
-    run_until("the failed migration", || {
-        multikernel::outcome(pid).is_some()
-    })?;
-    let outcome = multikernel::outcome(pid);
-    ensure!(
-        matches!(outcome, Some(Err(_))),
-        "a corrupted transfer succeeded: {outcome:?}"
-    );
-    ensure!(with_table(|t| t.is_alive(pid)), "the process is gone");
-    postcopy_to(pid, 1)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    faulted_then_moves("memory", Strategy::PostCopy)
 }
 
 /// The link from the new cluster back to the old one loses every daemon message for a while

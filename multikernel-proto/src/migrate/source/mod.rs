@@ -5,12 +5,7 @@
 //! decided the process is never thawed here; a commit is re-sent until `Committed` or until
 //! the destination is gone; a kill or mail held during the migration is released exactly
 //! once (here after an abort, or with/after the commit).
-//!
-//! A *live* strategy (pre-copy) offers the process while it still runs: after `Accept` the
-//! driver copies pages while it runs ([`Action::StartPreCopy`]), and only then is it frozen
-//! for the final copy, which follows the same path as stop-and-copy from the transfer on.
-//! Until the freeze nothing is held: a kill or mail reaches the running process as usual, and
-//! a process that ends meanwhile ends the migration (the driver reports it gone).
+//! Live strategies (pre-copy, hybrid): `live.rs`; kills and mail held meanwhile: `held.rs`.
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -20,6 +15,9 @@ use uarea::image::Manifest;
 
 use super::{elapsed, Action, Config, MailToken, MigrateError, RequestId};
 use crate::message::Message;
+
+mod held;
+mod live;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Request {
@@ -70,12 +68,6 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Kills and mail for the process wait for the outcome: stop-and-copy from the start
-    /// (it freezes at once), a live strategy only once frozen.
-    fn is_holding(&self) -> bool {
-        !self.request.is_live() || self.frozen
-    }
-
     /// Offers the process with `manifest`: the Offer to send (and re-send until answered).
     fn offer(&mut self, mut manifest: Manifest, now_ns: u64) -> Action {
         let sequence = self.sequence;
@@ -195,58 +187,6 @@ impl Source {
             Ok(manifest) => {
                 flight.frozen = true;
                 actions.push(flight.offer(manifest, now_ns));
-            }
-            Err(error) => self.abort(error, now_ns, &mut actions),
-        }
-        actions
-    }
-
-    /// Live: the driver measured the running process for its offer (`Ok(manifest)`), or
-    /// could not (it is gone, no memory...).
-    pub fn on_surveyed(
-        &mut self,
-        sequence: u32,
-        surveyed: Result<Manifest, MigrateError>,
-        now_ns: u64,
-    ) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
-            return actions;
-        };
-        if flight.phase != Phase::Surveying {
-            return actions;
-        }
-        match surveyed {
-            Ok(manifest) => actions.push(flight.offer(manifest, now_ns)),
-            Err(error) => self.abort(error, now_ns, &mut actions),
-        }
-        actions
-    }
-
-    /// Live: the copy while the process ran is over (`Ok`: freeze it for the final copy),
-    /// or failed (the process ended, the link failed...).
-    pub fn on_precopy_done(
-        &mut self,
-        sequence: u32,
-        result: Result<(), MigrateError>,
-        now_ns: u64,
-    ) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
-            return actions;
-        };
-        if flight.phase != Phase::PreCopying {
-            return actions;
-        }
-        match result {
-            Ok(()) => {
-                flight.phase = Phase::Freezing;
-                flight.progress_ns = now_ns;
-                actions.push(Action::Freeze {
-                    pid: flight.request.pid,
-                    to: flight.request.to,
-                    sequence,
-                });
             }
             Err(error) => self.abort(error, now_ns, &mut actions),
         }
@@ -415,52 +355,6 @@ impl Source {
         }
         self.start_next(now_ns, &mut actions);
         actions
-    }
-
-    /// A kill for `pid` arrived here. `true`: it is migrating, frozen, and the kill is held
-    /// (applied once, to the copy that survives); `false`: not migrating, or still running
-    /// (live, before the freeze): the driver applies it.
-    pub fn hold_kill(&mut self, pid: Pid, code: i32) -> bool {
-        match self.holding(pid) {
-            Some(flight) => {
-                flight.held_kill.get_or_insert(code);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// User mail for `pid` arrived here. `true`: it is migrating and the mail is held;
-    /// `false`: the driver delivers or forwards it as usual.
-    pub fn hold_mail(&mut self, pid: Pid, mail: MailToken) -> bool {
-        match self.holding(pid) {
-            Some(flight) => {
-                flight.held_mail.push(mail);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Whether `pid` is migrating from here and frozen (before the decision): kills and mail
-    /// for it are held.
-    pub fn holds(&self, pid: Pid) -> bool {
-        self.in_flight
-            .as_ref()
-            .is_some_and(|f| f.request.pid == pid && f.is_holding())
-    }
-
-    /// Whether `pid` has a migration from here in flight (frozen or, live, still running).
-    pub fn is_migrating(&self, pid: Pid) -> bool {
-        self.in_flight
-            .as_ref()
-            .is_some_and(|f| f.request.pid == pid)
-    }
-
-    fn holding(&mut self, pid: Pid) -> Option<&mut InFlight> {
-        self.in_flight
-            .as_mut()
-            .filter(|f| f.request.pid == pid && f.is_holding())
     }
 
     /// Nothing in flight, queued or unacknowledged.
