@@ -205,15 +205,7 @@ impl World {
                     .get(&pid)
                     .is_some_and(|c| c.state == State::Running);
                 let surveyed = if running {
-                    Ok(Manifest {
-                        pid,
-                        source: at,
-                        destination: to,
-                        uarea_len: 64,
-                        page_count: 1,
-                        sequence,
-                        transport: uarea::image::PageTransport::Inline,
-                    })
+                    Ok(manifest(pid, at, to, sequence))
                 } else {
                     Err(MigrateError::NoSuchProcess)
                 };
@@ -245,15 +237,7 @@ impl World {
                         copy.state = State::Frozen;
                         let snapshot = copy.mail.clone();
                         cluster.snapshots.insert(sequence, snapshot);
-                        Ok(Manifest {
-                            pid,
-                            source: at,
-                            destination: to,
-                            uarea_len: 64,
-                            page_count: 1,
-                            sequence,
-                            transport: uarea::image::PageTransport::Inline,
-                        })
+                        Ok(manifest(pid, at, to, sequence))
                     }
                     Some(copy) if copy.state == State::Running => Err(MigrateError::OutOfMemory),
                     _ => Err(MigrateError::NoSuchProcess),
@@ -471,5 +455,18 @@ impl World {
             info.committed_by = None;
         }
         Ok(())
+    }
+}
+
+/// The model's image of one process: its size does not matter to the protocol.
+fn manifest(pid: Pid, source: ClusterId, destination: ClusterId, sequence: u32) -> Manifest {
+    Manifest {
+        pid,
+        source,
+        destination,
+        uarea_len: 64,
+        page_count: 1,
+        sequence,
+        transport: uarea::image::PageTransport::Inline,
     }
 }

@@ -1,6 +1,7 @@
 //! Live migration between clusters (4 clusters, one boot): the zdtm cases moved by
-//! pre-copy, a process that keeps writing its memory while it moves, and pre-copy's failure
-//! paths. Cluster 0 drives, as in `migration_noc`; the others serve.
+//! pre-copy, post-copy and hybrid, a process that keeps writing its memory while it moves,
+//! and each strategy's failure paths. Cluster 0 drives, as in `migration_noc`; the others
+//! serve.
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
 use alloc::string::String;
@@ -8,8 +9,9 @@ use kernel::process::with_table;
 use migration::MigrationError;
 
 use super::migration_noc::{
-    all_clusters_joined, case_moved_by, exit_code, nothing_left_frozen, release_the_other_clusters,
-    run_until, serve_until_the_driver_is_done, spawn_case,
+    all_clusters_joined, case_moved_by, exit_code, faulted_then_moves, move_by,
+    nothing_left_frozen, refused_then_moves, release_the_other_clusters, run_until,
+    serve_until_the_driver_is_done, spawn_case,
 };
 use crate::{ensure, ensure_eq, tests};
 
@@ -53,30 +55,21 @@ fn hybrid_to(pid: Pid, to: u16) -> Result<(), String> {
     move_by(pid, to, Strategy::Hybrid)
 }
 
-fn move_by(pid: Pid, to: u16, strategy: Strategy) -> Result<(), String> {
-    let before = kernel::migstats::recent().len();
-    // The record is kept by the source: wait for it only when that is this cluster.
-    let from_here = with_table(|t| t.is_alive(pid));
-    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
-    if to == kernel::noc::cluster().0 {
-        return run_until("the process to come home", || {
-            with_table(|t| t.processes.contains_key(&pid)) && multikernel::location(pid).is_none()
-        });
-    }
-    run_until("the migration", || {
-        multikernel::location(pid) == Some(ClusterId(to))
-            || matches!(multikernel::outcome(pid), Some(Err(_)))
-    })?;
-    if let Some(Err(error)) = multikernel::outcome(pid) {
-        return Err(alloc::format!(
-            "{} to c{to} failed: {error:?}",
-            strategy.name()
-        ));
-    }
-    if from_here {
-        run_until("the record", || kernel::migstats::recent().len() > before)?;
-    }
-    Ok(())
+/// The latest record of `pid` (a fresh process moved once from here): the move by
+/// `strategy`, and a success. It is written when the destination confirms, so it may follow
+/// the arrival.
+fn record_of(pid: Pid, strategy: Strategy) -> Result<kernel::migstats::Record, String> {
+    let latest = || {
+        kernel::migstats::recent()
+            .into_iter()
+            .rev()
+            .find(|r| r.pid == pid)
+    };
+    run_until("the record", || latest().is_some())?;
+    let record = latest().ok_or("no record")?;
+    ensure_eq!(record.strategy, strategy);
+    ensure!(record.failure.is_none(), "{record:?}");
+    Ok(record)
 }
 
 fn case(name: &str, path: &[u16]) -> Result<(), String> {
@@ -111,13 +104,7 @@ fn a_process_writing_its_memory_moves_intact() -> Result<(), String> {
 fn a_precopy_record_counts_its_rounds() -> Result<(), String> {
     let pid = spawn_case("dirty", 1)?;
     precopy_to(pid, 3)?;
-    let record = kernel::migstats::recent()
-        .into_iter()
-        .rev()
-        .find(|r| r.pid == pid)
-        .ok_or("no record")?;
-    ensure_eq!(record.strategy, Strategy::PreCopy);
-    ensure!(record.failure.is_none(), "{record:?}");
+    let record = record_of(pid, Strategy::PreCopy)?;
     ensure!(record.rounds >= 1, "no round: {record:?}");
     // Its 4 MiB went while it ran; the final copy sent only part of it again.
     ensure!(record.pages_live >= 1024, "{record:?}");
@@ -134,44 +121,6 @@ fn precopy_to_a_refusing_destination_leaves_it_running() -> Result<(), String> {
 /// stopped, and it moves intact afterwards.
 fn dma_fault_mid_precopy_leaves_the_process_at_home() -> Result<(), String> {
     faulted_then_moves("dirty", Strategy::PreCopy)
-}
-
-/// A destination that refuses: the migration fails, the process runs on here, unfrozen,
-/// and moves fine once the destination accepts again.
-fn refused_then_moves(name: &str, to: u16, strategy: Strategy) -> Result<(), String> {
-    let pid = spawn_case(name, 1)?;
-    multikernel::set_refusing(ClusterId(to), true);
-    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
-    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
-    let outcome = multikernel::outcome(pid);
-    multikernel::set_refusing(ClusterId(to), false);
-    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
-    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
-    ensure_eq!(frozen, Some(false));
-    move_by(pid, to, strategy)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
-}
-
-/// The engine corrupts the next transfer: the migration fails, the process is still here
-/// and intact, and it moves fine afterwards.
-fn faulted_then_moves(name: &str, strategy: Strategy) -> Result<(), String> {
-    let pid = spawn_case(name, 1)?;
-    crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
-    multikernel::request_migration_with(pid, ClusterId(1), MigrateOptions::new(strategy));
-    run_until("the failed migration", || {
-        multikernel::outcome(pid).is_some()
-    })?;
-    let outcome = multikernel::outcome(pid);
-    ensure!(
-        matches!(outcome, Some(Err(_))),
-        "a corrupted transfer succeeded: {outcome:?}"
-    );
-    ensure!(with_table(|t| t.is_alive(pid)), "the process is gone");
-    ensure_eq!(multikernel::location(pid), None);
-    move_by(pid, 1, strategy)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
 }
 
 /// A kill while the rounds run reaches the running process at once; the migration ends and
@@ -225,13 +174,7 @@ fn a_process_writing_its_memory_moves_intact_by_postcopy() -> Result<(), String>
 fn a_postcopy_resumes_before_its_pages_arrive() -> Result<(), String> {
     let pid = spawn_case("heap64", 1)?;
     postcopy_to(pid, 2)?;
-    let record = kernel::migstats::recent()
-        .into_iter()
-        .rev()
-        .find(|r| r.pid == pid)
-        .ok_or("no record")?;
-    ensure_eq!(record.strategy, Strategy::PostCopy);
-    ensure!(record.failure.is_none(), "{record:?}");
+    let record = record_of(pid, Strategy::PostCopy)?;
     ensure!(
         record.pages < 1024,
         "{} pages went before it resumed",
@@ -304,13 +247,7 @@ fn every_case_moves_by_hybrid() -> Result<(), String> {
 fn a_hybrid_record_counts_one_round_and_its_pages_by_phase() -> Result<(), String> {
     let pid = spawn_case("heap64", 1)?;
     hybrid_to(pid, 3)?;
-    let record = kernel::migstats::recent()
-        .into_iter()
-        .rev()
-        .find(|r| r.pid == pid)
-        .ok_or("no record")?;
-    ensure_eq!(record.strategy, Strategy::Hybrid);
-    ensure!(record.failure.is_none(), "{record:?}");
+    let record = record_of(pid, Strategy::Hybrid)?;
     ensure_eq!(record.rounds, 1);
     ensure!(record.pages_live >= 16_384, "{record:?}");
     let stopped = record.pages - record.pages_live;

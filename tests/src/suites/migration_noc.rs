@@ -4,7 +4,7 @@
 //! home from whichever cluster it ends on. The other clusters serve: they run what arrives
 //! until cluster 0 says the suite is over, then check nothing was left frozen.
 
-use abi::{ClusterId, Pid};
+use abi::{ClusterId, MigrateOptions, Pid, Strategy};
 use alloc::string::String;
 use kernel::noc::{self, sync};
 use kernel::process::{scheduler, with_table};
@@ -93,10 +93,15 @@ pub fn spawn_case(case: &str, moves: u32) -> Result<Pid, String> {
     Ok(pid)
 }
 
-/// Moves `pid` to `to` and waits until its home knows it arrived.
+/// Moves `pid` to `to` (stop-and-copy) and waits until its home knows it arrived.
 pub fn move_to(pid: Pid, to: u16) -> Result<(), String> {
+    move_by(pid, to, Strategy::StopAndCopy)
+}
+
+/// Moves `pid` to `to` by `strategy` and waits until its home knows it arrived.
+pub fn move_by(pid: Pid, to: u16, strategy: Strategy) -> Result<(), String> {
     let here = noc::cluster().0;
-    multikernel::request_migration(pid, ClusterId(to));
+    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
     if to == here {
         run_until("the process to come home", || {
             with_table(|t| t.processes.contains_key(&pid)) && multikernel::location(pid).is_none()
@@ -107,12 +112,59 @@ pub fn move_to(pid: Pid, to: u16) -> Result<(), String> {
                 || matches!(multikernel::outcome(pid), Some(Err(_)))
         })?;
         match multikernel::outcome(pid) {
-            Some(Err(error)) if multikernel::location(pid) != Some(ClusterId(to)) => {
-                Err(alloc::format!("migration to c{to} failed: {error:?}"))
-            }
+            Some(Err(error)) if multikernel::location(pid) != Some(ClusterId(to)) => Err(
+                alloc::format!("{} to c{to} failed: {error:?}", strategy.name()),
+            ),
             _ => Ok(()),
         }
     }
+}
+
+/// A destination that refuses: the migration fails, the process runs on here, unfrozen,
+/// and moves fine once the destination accepts again.
+pub fn refused_then_moves(name: &str, to: u16, strategy: Strategy) -> Result<(), String> {
+    let pid = spawn_case(name, 1)?;
+    multikernel::set_refusing(ClusterId(to), true);
+    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
+    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
+    let outcome = multikernel::outcome(pid);
+    multikernel::set_refusing(ClusterId(to), false);
+    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
+    ensure!(
+        with_table(|t| t.is_alive(pid)),
+        "the process died after a refused migration"
+    );
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    // It still works, and can still move.
+    move_by(pid, to, strategy)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The DMA engine corrupts the next transfer: the migration fails, the process is still
+/// here and intact, and it moves fine afterwards.
+pub fn faulted_then_moves(name: &str, strategy: Strategy) -> Result<(), String> {
+    let pid = spawn_case(name, 1)?;
+    crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
+    multikernel::request_migration_with(pid, ClusterId(1), MigrateOptions::new(strategy));
+    run_until("the failed migration", || {
+        multikernel::outcome(pid).is_some()
+    })?;
+    let outcome = multikernel::outcome(pid);
+    ensure!(
+        matches!(outcome, Some(Err(_))),
+        "a corrupted transfer succeeded: {outcome:?}"
+    );
+    ensure!(
+        with_table(|t| t.is_alive(pid)),
+        "the process is gone after a failed migration"
+    );
+    ensure_eq!(multikernel::location(pid), None);
+    // Nothing lost: it moves fine afterwards and its memory checks out.
+    move_by(pid, 1, strategy)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
 }
 
 pub fn exit_code(pid: Pid) -> Result<i32, String> {
@@ -250,23 +302,7 @@ fn heap_of_64_mib() -> Result<(), String> {
 }
 
 fn destination_refuses() -> Result<(), String> {
-    let pid = spawn_case("memory", 1)?;
-    multikernel::set_refusing(ClusterId(2), true);
-    multikernel::request_migration(pid, ClusterId(2));
-    run_until("the refusal", || multikernel::outcome(pid).is_some())?;
-    let outcome = multikernel::outcome(pid);
-    multikernel::set_refusing(ClusterId(2), false);
-    ensure_eq!(outcome, Some(Err(MigrationError::Refused)));
-    ensure!(
-        with_table(|t| t.is_alive(pid)),
-        "the process died after a refused migration"
-    );
-    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
-    ensure_eq!(frozen, Some(false));
-    // It still works, and can still move.
-    move_to(pid, 2)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    refused_then_moves("memory", 2, Strategy::StopAndCopy)
 }
 
 fn lost_offer_is_sent_again() -> Result<(), String> {
@@ -286,26 +322,7 @@ fn lost_offer_is_sent_again() -> Result<(), String> {
 /// The DMA engine fails the image mid-migration: the source aborts and thaws the process,
 /// which runs on at home, intact (issue 10: a DMA fault leaves the process at its source).
 fn dma_fault_mid_migration_leaves_the_process_at_home() -> Result<(), String> {
-    let pid = spawn_case("memory", 1)?;
-    crate::suites::migration_atomic::arm_router("dma-corrupt 1")?;
-    multikernel::request_migration(pid, ClusterId(1));
-    run_until("the failed migration", || {
-        multikernel::outcome(pid).is_some()
-    })?;
-    let outcome = multikernel::outcome(pid);
-    ensure!(
-        matches!(outcome, Some(Err(_))),
-        "a corrupted transfer succeeded: {outcome:?}"
-    );
-    ensure!(
-        with_table(|t| t.is_alive(pid)),
-        "the process is gone after a failed migration"
-    );
-    ensure_eq!(multikernel::location(pid), None);
-    // Nothing lost: it moves fine afterwards and its memory checks out.
-    move_to(pid, 1)?;
-    ensure_eq!(exit_code(pid)?, 0);
-    Ok(())
+    faulted_then_moves("memory", Strategy::StopAndCopy)
 }
 
 /// The last case: a 64 MiB process starts moving to cluster 3, and the other clusters are

@@ -22,12 +22,9 @@ impl Source {
         now_ns: u64,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
+        let Some(flight) = self.in_phase(sequence, Phase::Surveying) else {
             return actions;
         };
-        if flight.phase != Phase::Surveying {
-            return actions;
-        }
         match surveyed {
             Ok(manifest) => actions.push(flight.offer(manifest, now_ns)),
             Err(error) => self.abort(error, now_ns, &mut actions),
@@ -44,12 +41,9 @@ impl Source {
         now_ns: u64,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
+        let Some(flight) = self.in_phase(sequence, Phase::PreCopying) else {
             return actions;
         };
-        if flight.phase != Phase::PreCopying {
-            return actions;
-        }
         match result {
             Ok(()) => {
                 flight.phase = Phase::Freezing;

@@ -166,12 +166,9 @@ impl Source {
         now_ns: u64,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
+        let Some(flight) = self.in_phase(sequence, Phase::Freezing) else {
             return actions;
         };
-        if flight.phase != Phase::Freezing {
-            return actions;
-        }
         match frozen {
             // Live: the destination accepted long ago; the final image follows at once.
             Ok(_) if flight.request.is_live() => {
@@ -208,12 +205,9 @@ impl Source {
         now_ns: u64,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(flight) = self.current(sequence, None) else {
+        let Some(flight) = self.in_phase(sequence, Phase::Transferring) else {
             return actions;
         };
-        if flight.phase != Phase::Transferring {
-            return actions;
-        }
         match result {
             Ok(crc) => {
                 flight.phase = Phase::AwaitingPrepared { crc };
@@ -383,6 +377,12 @@ impl Source {
             .iter()
             .map(|d| d.sent_ns.saturating_add(c.retransmit_ns));
         flight.into_iter().chain(decided).min()
+    }
+
+    /// The migration in flight as `sequence`, if it is in `phase` (a driver completion for
+    /// any other state is stale and ignored).
+    fn in_phase(&mut self, sequence: u32, phase: Phase) -> Option<&mut InFlight> {
+        self.current(sequence, None).filter(|f| f.phase == phase)
     }
 
     fn current(&mut self, sequence: u32, from: Option<ClusterId>) -> Option<&mut InFlight> {
