@@ -60,6 +60,9 @@ errnos! {
     ESRCH = 3, "no such process";
     /// The call was interrupted (a killed process's blocked threads).
     EINTR = 4, "interrupted system call";
+    /// A transfer failed on its way (the NoC's DMA engine reported corruption or a vanished
+    /// peer): nothing was delivered.
+    EIO = 5, "input/output error";
     /// Argument block too large (spawn arguments).
     E2BIG = 7, "argument list too long";
     /// Not an open endpoint descriptor, or the wrong kind of descriptor.
