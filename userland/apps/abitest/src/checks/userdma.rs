@@ -136,7 +136,9 @@ pub fn dma_hold(on: u16) -> i32 {
     });
     println!("dma-hold: writing");
     let _ = trigger.recv();
-    let unmapped = ulib::heap::munmap(buffer, MIB);
+    // SAFETY: nothing here touches the buffer again; the writer thread is blocked in its
+    // `write` (the kernel holds the pages the transfer reads until it completes).
+    let unmapped = unsafe { ulib::heap::munmap(buffer, MIB) };
     println!("dma-hold: munmap {unmapped:?}, exiting");
     ulib::process::exit(if unmapped.is_ok() { 0 } else { 1 })
 }
