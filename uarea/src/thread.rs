@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use abi::{Pid, Tid};
+use abi::{ClusterId, Pid, Tid};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -92,6 +92,19 @@ pub enum BlockReason {
     ChildWait {
         /// The child waited for.
         pid: Option<Pid>,
+    },
+    /// `portal_write` to another cluster: the NoC's DMA engine reads the writer's own pages
+    /// (held by the kernel) and the call returns with the engine's completion. Format 2.
+    /// Never in a frozen image: a freeze waits until the write completed or failed.
+    PortalDma {
+        /// Descriptor of the portal.
+        descriptor: u32,
+    },
+    /// `migrate` of the caller's own process: returns 0 on the destination once it moved,
+    /// or the error at the source. The one blocked state a freeze keeps (format 2).
+    Migrating {
+        /// Where the call asked to go.
+        destination: ClusterId,
     },
 }
 
