@@ -6,6 +6,13 @@
 //! `syscall` instruction with their arguments intact (a `sleep` keeps only its remaining
 //! time) and become ready, so after restore they simply issue the call again; nothing is lost
 //! or done twice, because a blocked call has not had its effect yet.
+//!
+//! Two blocked calls are exceptions. A thread in its own process's `migrate`
+//! (`BlockReason::Migrating`) stays blocked: the call's answer depends on the outcome, so the
+//! copy that travels answers it 0 (`crate::snapshot`) and the source the error. A thread in a
+//! `portal_write` the DMA engine is carrying out (`PortalDma`) has had its effect half-way:
+//! such a process is not frozen at all until the write ended ([`write_in_flight`]; the
+//! migration daemon waits for it), so a write is never re-issued nor lost.
 
 use abi::Pid;
 use kernel::process::Table;
@@ -22,6 +29,9 @@ pub fn freeze(table: &mut Table, pid: Pid) -> Result<(), MigrationError> {
         // Only happens if called from inside one of the process's own system calls.
         return Err(MigrationError::AlreadyFrozen);
     }
+    if write_in_flight(table, pid) {
+        return Err(MigrationError::WriteInFlight);
+    }
     table.flush_console(pid);
     let now = hal::clock::now_ns();
     let process = table
@@ -34,6 +44,9 @@ pub fn freeze(table: &mut Table, pid: Pid) -> Result<(), MigrationError> {
     }
     let mut rewound = alloc::vec::Vec::new();
     for thread in &mut uarea.threads {
+        if let ThreadState::Blocked(BlockReason::Migrating { .. }) = thread.state {
+            continue; // answered by the outcome (see the module docs)
+        }
         if let ThreadState::Blocked(reason) = thread.state {
             thread.context.rip -= abi::conv::SYSCALL_INSN_LEN;
             if let BlockReason::Sleep { deadline_ns } = reason {
@@ -49,6 +62,12 @@ pub fn freeze(table: &mut Table, pid: Pid) -> Result<(), MigrationError> {
     uarea.header.flags.set(UAreaFlags::FROZEN, true);
     table.ready.retain(|p| *p != pid);
     Ok(())
+}
+
+/// True while a thread of `pid` waits for a portal write the DMA engine has not finished:
+/// [`freeze`] refuses such a process (`WriteInFlight`), the daemon tries again later.
+pub fn write_in_flight(table: &Table, pid: Pid) -> bool {
+    kernel::userdma::write_in_flight(table, pid)
 }
 
 /// Lets a frozen process run again where it is (a migration failed, or it was a checkpoint).

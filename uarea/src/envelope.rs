@@ -209,7 +209,9 @@ impl UArea {
             });
         }
         if version < 2 && uarea.uses_format_2() {
-            return Err(UAreaError::Invalid(Invariant::NewerThanItsVersion { version }));
+            return Err(UAreaError::Invalid(Invariant::NewerThanItsVersion {
+                version,
+            }));
         }
         uarea.validate()?;
         Ok(uarea)

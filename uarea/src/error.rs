@@ -242,8 +242,7 @@ pub enum Invariant {
     /// A thread is blocked in a portal write the DMA engine is carrying out, in a frozen
     /// image: its pages are held at the source, so a freeze waits for the write to end.
     WriteInFlightWhileFrozen(Tid),
-    /// A thread waits for a migration of its process to this very cluster or to a cluster
-    /// that cannot exist.
+    /// A thread waits for a migration of its process to a cluster that cannot exist.
     BadMigrationDestination {
         /// The thread.
         tid: Tid,

@@ -7,7 +7,7 @@
 //! happened. Requests are kept here with the caller's thread and the timestamps the
 //! migration's record needs.
 
-use abi::{ClusterId, Errno, Pid};
+use abi::{ClusterId, Pid};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use kernel::noc::portal;
@@ -19,6 +19,7 @@ use multikernel_proto::message::Message;
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 use uarea::image::PageTransport;
 
+use super::caller::{answer, migration_error};
 use super::stats::{self, Timeline};
 use super::Ctx;
 use crate::chip;
@@ -76,7 +77,13 @@ pub struct MigrationSource {
     transfer: Option<Transfer>,
     /// Outcome of the latest migration of each pid that left from here.
     outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
+    /// Freezes waiting for a portal write of the process to end: (pid, to, sequence, since).
+    freezes_waiting: Vec<(Pid, ClusterId, u32, u64)>,
 }
+
+/// How long a freeze waits for a portal write of the process to end (the relay's stall limit
+/// plus the engine's timeout); then the migration fails with `EBUSY`.
+const WRITE_WAIT_NS: u64 = crate::STALL_NS + kernel::noc::portal::WRITE_TIMEOUT_NS;
 
 impl Default for MigrationSource {
     fn default() -> MigrationSource {
@@ -92,6 +99,7 @@ impl MigrationSource {
             snapshots: BTreeMap::new(),
             transfer: None,
             outcomes: BTreeMap::new(),
+            freezes_waiting: Vec::new(),
         }
     }
 
@@ -154,6 +162,11 @@ impl MigrationSource {
             )
         };
         if with_table(|table| table.is_alive(pid)) {
+            if self.pending.values().any(|p| p.request.pid == pid) && request.caller.is_some() {
+                // Its own `migrate` while another migration of it is under way: `EBUSY`.
+                answer(request.caller, Err(MigrationError::AlreadyFrozen));
+                return;
+            }
             self.outcomes.remove(&pid);
             let now = hal::clock::now_ns();
             let (id, actions) = self.machine.request(pid, request.destination, now);
@@ -209,9 +222,12 @@ impl MigrationSource {
         }
     }
 
-    /// One pass: stream the image, then let the machine's timers run.
+    /// One pass: waiting freezes, stream the image, then let the machine's timers run.
     pub fn step(&mut self, ctx: &mut Ctx) {
         let now = hal::clock::now_ns();
+        for (pid, to, sequence, since) in core::mem::take(&mut self.freezes_waiting) {
+            self.freeze_or_wait(pid, to, sequence, since, ctx);
+        }
         if let Some(done) = self.send_image(now) {
             let actions = self.machine.on_transfer_done(done.0, done.1, now);
             self.run(actions, ctx);
@@ -253,11 +269,7 @@ impl MigrationSource {
             match action {
                 Action::Send { to, message } => ctx.out.send(to, message),
                 Action::Freeze { pid, to, sequence } => {
-                    let frozen = self.freeze(pid, to, sequence);
-                    let more = self
-                        .machine
-                        .on_frozen(sequence, frozen, hal::clock::now_ns());
-                    self.run(more, ctx);
+                    self.freeze_or_wait(pid, to, sequence, hal::clock::now_ns(), ctx)
                 }
                 Action::StartTransfer { pid, to, sequence } => {
                     if !self.start_transfer(pid, to, sequence) {
@@ -296,6 +308,28 @@ impl MigrationSource {
         }
     }
 
+    /// Freezes `pid` now, or, while a portal write of it is in flight (the engine reads its
+    /// held pages), on a later pass — for at most [`WRITE_WAIT_NS`].
+    fn freeze_or_wait(
+        &mut self,
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+        since: u64,
+        ctx: &mut Ctx,
+    ) {
+        let now = hal::clock::now_ns();
+        let busy = with_table(|table| freeze::write_in_flight(table, pid));
+        if busy && now.saturating_sub(since) <= WRITE_WAIT_NS {
+            self.freezes_waiting.push((pid, to, sequence, since));
+            hal::timer::wake_after(1_000_000);
+            return;
+        }
+        let frozen = self.freeze(pid, to, sequence);
+        let more = self.machine.on_frozen(sequence, frozen, now);
+        self.run(more, ctx);
+    }
+
     fn freeze(
         &mut self,
         pid: Pid,
@@ -320,6 +354,7 @@ impl MigrationSource {
             Err(error) => {
                 let protocol_error = match error {
                     MigrationError::OutOfMemory => MigrateError::OutOfMemory,
+                    MigrationError::WriteInFlight => MigrateError::Busy,
                     MigrationError::BadDestination => MigrateError::BadDestination,
                     _ => MigrateError::NoSuchProcess,
                 };
@@ -417,18 +452,7 @@ impl MigrationSource {
             return;
         };
         let error = p.freeze_error.clone().unwrap_or(migration_error(error));
-        if let Some((caller, tid)) = p.request.caller {
-            // The thread that called `migrate` gets the error, here.
-            with_table(|table| {
-                if let Some(thread) = table
-                    .processes
-                    .get_mut(&caller)
-                    .and_then(|p| p.uarea.thread_mut(tid))
-                {
-                    thread.context.rax = Errno::from(error.clone()).as_return() as u64;
-                }
-            });
-        }
+        answer(p.request.caller, Err(error.clone()));
         stats::failed(pid, (chip::here(), p.request.destination), p.at, &error);
         self.outcomes.insert(pid, Err(error));
     }
@@ -450,20 +474,6 @@ impl MigrationSource {
         self.pending
             .values_mut()
             .find(|p| p.sequence == Some(sequence))
-    }
-}
-
-/// The kernel's name for a protocol failure (what `migrate` returns and the record says).
-fn migration_error(error: MigrateError) -> MigrationError {
-    match error {
-        MigrateError::Refused | MigrateError::Busy => MigrationError::Refused,
-        MigrateError::Timeout => MigrationError::Timeout,
-        MigrateError::PeerGone | MigrateError::TransferFailed | MigrateError::BadImage => {
-            MigrationError::LinkError
-        }
-        MigrateError::OutOfMemory => MigrationError::OutOfMemory,
-        MigrateError::NoSuchProcess => MigrationError::NoSuchProcess,
-        MigrateError::BadDestination => MigrationError::BadDestination,
     }
 }
 

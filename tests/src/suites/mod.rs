@@ -18,6 +18,7 @@ pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
 pub mod migration_noc;
+pub mod migration_userdma;
 pub mod noc;
 pub mod noc_bench;
 pub mod noc_dma;

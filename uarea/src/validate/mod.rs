@@ -370,9 +370,9 @@ impl UArea {
                 endpoint(descriptor, EndpointKind::Portal, Role::Sender)
             }
             BlockReason::Migrating { destination } => {
-                if destination.0 >= ClusterId::MAX_CLUSTERS
-                    || destination == self.header.current_cluster
-                {
+                // Not checked against `current_cluster`: a snapshot already names the
+                // destination there.
+                if destination.0 >= ClusterId::MAX_CLUSTERS {
                     Err(Invariant::BadMigrationDestination { tid, destination })
                 } else {
                     Ok(())

@@ -241,10 +241,7 @@ pub fn build(raw: RawProcess) -> UArea {
             12 if !raw.frozen => of_kind(EndpointKind::Portal, Role::Sender)
                 .and_then(|descriptor| blocked(BlockReason::PortalDma { descriptor })),
             13 => {
-                // Any cluster but the one the process is on.
-                let others = ClusterId::MAX_CLUSTERS - 1;
-                let pick = (t.pick % others as u32) as u16;
-                let destination = ClusterId(pick + u16::from(pick >= raw.current));
+                let destination = ClusterId((t.pick % ClusterId::MAX_CLUSTERS as u32) as u16);
                 blocked(BlockReason::Migrating { destination })
             }
             _ => None,

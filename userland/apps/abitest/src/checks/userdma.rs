@@ -134,7 +134,7 @@ pub fn dma_hold(on: u16) -> i32 {
         let result = sender.write(data);
         println!("dma-hold: write returned {result:?}");
     });
-    println!("dma-hold: writing");
+    println!("dma-hold: writing to child {}", child.raw());
     let _ = trigger.recv();
     // SAFETY: nothing here touches the buffer again; the writer thread is blocked in its
     // `write` (the kernel holds the pages the transfer reads until it completes).
