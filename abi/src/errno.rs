@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn unknown_negative_codes_decode_as_enosys() {
-        for raw in [-5, -1000, isize::MIN] {
+        for raw in [-6, -1000, isize::MIN] {
             assert_eq!(SyscallResult::from_raw(raw).decode(), Err(Errno::ENOSYS));
             assert_eq!(SyscallResult::from_raw(raw).raw(), raw);
         }
@@ -242,6 +242,7 @@ mod tests {
     #[test]
     fn codes_match_linux() {
         assert_eq!(Errno::EPERM.code(), 1);
+        assert_eq!(Errno::EIO.code(), 5);
         assert_eq!(Errno::EFAULT.code(), 14);
         assert_eq!(Errno::EINVAL.code(), 22);
         assert_eq!(Errno::ENOSYS.code(), 38);
