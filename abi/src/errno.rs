@@ -60,6 +60,9 @@ errnos! {
     ESRCH = 3, "no such process";
     /// The call was interrupted (a killed process's blocked threads).
     EINTR = 4, "interrupted system call";
+    /// A transfer failed on its way (the NoC's DMA engine reported corruption or a vanished
+    /// peer): nothing was delivered.
+    EIO = 5, "input/output error";
     /// Argument block too large (spawn arguments).
     E2BIG = 7, "argument list too long";
     /// Not an open endpoint descriptor, or the wrong kind of descriptor.
@@ -234,7 +237,7 @@ mod tests {
 
     #[test]
     fn unknown_negative_codes_decode_as_enosys() {
-        for raw in [-5, -1000, isize::MIN] {
+        for raw in [-6, -1000, isize::MIN] {
             assert_eq!(SyscallResult::from_raw(raw).decode(), Err(Errno::ENOSYS));
             assert_eq!(SyscallResult::from_raw(raw).raw(), raw);
         }
@@ -243,6 +246,7 @@ mod tests {
     #[test]
     fn codes_match_linux() {
         assert_eq!(Errno::EPERM.code(), 1);
+        assert_eq!(Errno::EIO.code(), 5);
         assert_eq!(Errno::EFAULT.code(), 14);
         assert_eq!(Errno::EINVAL.code(), 22);
         assert_eq!(Errno::ENOSYS.code(), 38);

@@ -26,6 +26,7 @@ pub mod requests;
 pub mod services;
 pub mod sync;
 pub mod syscall;
+pub mod userdma;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;

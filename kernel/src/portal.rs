@@ -5,8 +5,10 @@
 //! receiver's `allow` sends the sender an *allowance*; a sender's `write` consumes one and
 //! queues the data here. A transfer to a process on this cluster is handed over at once; one
 //! to another cluster is *claimed* (a routed message to the receiver), the receiving kernel
-//! admits it on its user-portal NoC port when that port is free, and the data goes over the
-//! kernel's portal service (32 KiB chunks) — one transfer in flight per sending cluster.
+//! admits it on its user-portal NoC port when that port is free (granting a kernel receive
+//! buffer), and the DMA engine copies the writer's own held pages into it (`crate::userdma`)
+//! — one transfer in flight per sending cluster. The reader's `portal_read` copies the
+//! buffer into its memory.
 
 use abi::{Pid, PortId};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -133,6 +135,16 @@ pub fn take_allowance(sender: Pid, port: PortId, to: (Pid, PortId)) -> bool {
             None => false,
         }
     })
+}
+
+/// Gives back an allowance taken by [`take_allowance`] (the write failed before sending).
+pub fn return_allowance(sender: Pid, port: PortId, to: (Pid, PortId)) {
+    with_state(|s| {
+        s.allowances
+            .entry((sender, port.0))
+            .or_default()
+            .push_front(to)
+    });
 }
 
 /// Hands a transfer to a receiver on this cluster and wakes its readers.

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 /// Something the kernel asks of the daemons.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Request {
     /// Move a process (wherever it lives now) to another cluster.
     Migrate(MigrationRequest),
@@ -122,11 +122,40 @@ pub enum NameChange {
 }
 
 /// A user portal transfer waiting to leave this cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct PortalTransfer {
     pub from: (Pid, PortId),
     pub to: (Pid, PortId),
-    pub data: Vec<u8>,
+    /// The writing thread: blocked in `portal_write` until the transfer ends.
+    pub writer: Tid,
+    pub source: PortalSource,
+}
+
+/// Where a user portal transfer's bytes are read from.
+#[derive(Debug)]
+pub enum PortalSource {
+    /// The writer's own pages, as physical `(address, length)` pieces in order, held
+    /// (pinned) until the DMA engine is done with them.
+    Pinned {
+        pieces: Vec<(u64, u32)>,
+        _held: hal::frames::Pinned,
+    },
+    /// A kernel copy (a buffer whose pages do not fit one DMA range list).
+    Copied(Vec<u8>),
+}
+
+impl PortalSource {
+    /// Bytes to move.
+    pub fn len(&self) -> usize {
+        match self {
+            PortalSource::Pinned { pieces, .. } => pieces.iter().map(|p| p.1 as usize).sum(),
+            PortalSource::Copied(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A claim by another cluster to deliver a user portal transfer here.

@@ -46,6 +46,9 @@ pub enum MigrationError {
     LinkError,
     /// No answer in time.
     Timeout,
+    /// A portal write of the process was still in flight (held pages the DMA engine reads)
+    /// for longer than the daemon waits (docs/migration.md).
+    WriteInFlight,
 }
 
 impl From<MigrationError> for abi::Errno {
@@ -60,6 +63,7 @@ impl From<MigrationError> for abi::Errno {
             MigrationError::OutOfMemory => Errno::ENOMEM,
             MigrationError::LinkError => Errno::EHOSTUNREACH,
             MigrationError::Timeout => Errno::ETIMEDOUT,
+            MigrationError::WriteInFlight => Errno::EBUSY,
         }
     }
 }

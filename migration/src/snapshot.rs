@@ -68,6 +68,7 @@ impl Snapshot {
             .ok_or(MigrationError::NoSuchProcess)?;
         let mut uarea = process.uarea.clone();
         uarea.header.current_cluster = destination;
+        answer_migrating(&mut uarea, destination);
         let encoded = uarea.encode();
         let mut pages = Vec::new();
         // A page-table walk: bounded by the pages that exist, not by the segments' lengths
@@ -230,4 +231,26 @@ impl Snapshot {
     pub fn remote_pages(&self) -> impl Iterator<Item = u64> + '_ {
         self.remote.iter().copied()
     }
+}
+
+/// The copy that travels answers the threads waiting for their own process's migration
+/// (`BlockReason::Migrating`; the live process keeps them blocked, for the source to answer
+/// if the migration fails): one that asked for `destination` returns 0 there, one that asked
+/// for another cluster is rewound to ask again from there.
+fn answer_migrating(uarea: &mut uarea::UArea, destination: ClusterId) {
+    use uarea::{BlockReason, ThreadState};
+    let mut answered = Vec::new();
+    for thread in &mut uarea.threads {
+        if let ThreadState::Blocked(BlockReason::Migrating { destination: asked }) = thread.state {
+            if asked == destination {
+                thread.context.rax = 0;
+            } else {
+                thread.context.rip -= abi::conv::SYSCALL_INSN_LEN;
+                thread.restart_syscall = true;
+            }
+            thread.state = ThreadState::Ready;
+            answered.push(thread.tid);
+        }
+    }
+    uarea.sched.run_queue.extend(answered);
 }

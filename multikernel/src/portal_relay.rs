@@ -1,15 +1,21 @@
 //! The user portal relay: bulk transfers between processes on different clusters.
 //!
-//! The sending kernel queues the data and sends the receiver a *claim* (routed like mail, so
-//! it finds the receiver wherever it lives). The receiving relay admits one claimed transfer
-//! at a time by allowing the sender's cluster on its NoC portal, and hands what arrives to the
-//! receiving process (see `kernel::portal`). One transfer is in flight per sending cluster.
+//! The sending kernel holds the writer's pages (`kernel::userdma`) and the relay sends the
+//! receiver a *claim* (routed like mail, so it finds the receiver wherever it lives). The
+//! receiving relay admits one claimed transfer at a time by allowing the sender's cluster on
+//! its NoC portal (a grant of a kernel receive buffer), and hands what arrives to the
+//! receiving process (see `kernel::portal`). The sending relay then posts a DMA descriptor
+//! naming the writer's pages and returns to the scheduler loop; the engine's completion, a
+//! later pass, ends the writer's `portal_write` with `Ok(len)` or the error. One transfer is
+//! in flight per sending cluster. A write with no completion in time returns `ETIMEDOUT`, but
+//! its pages stay held until a fence proves the engine is done with them.
 
 use alloc::collections::VecDeque;
 use kernel::envelope::{Mail, MailKind};
 use kernel::noc::{portal, NocError};
 use kernel::process::with_table;
-use kernel::requests::{PortalClaim, PortalTransfer};
+use kernel::requests::{PortalClaim, PortalSource, PortalTransfer};
+use kernel::userdma;
 
 use crate::chip;
 use crate::forwarding::MailForwarder;
@@ -27,6 +33,10 @@ pub struct PortalRelay {
     outgoing: VecDeque<PortalTransfer>,
     /// The transfer being sent (claimed, waiting for the receiving kernel's allow).
     sending: Option<(PortalTransfer, u64)>,
+    /// The transfer the DMA engine carries out: descriptor posted, completion awaited.
+    in_flight: Option<InFlight>,
+    /// Writes given up on (no completion in time), held until the engine is done with them.
+    abandoned: alloc::vec::Vec<(PortalTransfer, portal::Fence)>,
     /// Transfers that arrived for a receiver that had left.
     pub dropped: u64,
 }
@@ -39,6 +49,8 @@ impl PortalRelay {
             admitted: None,
             outgoing: VecDeque::new(),
             sending: None,
+            in_flight: None,
+            abandoned: alloc::vec::Vec::new(),
             dropped: 0,
         })
     }
@@ -55,7 +67,11 @@ impl PortalRelay {
 
     /// True while a transfer is admitted or being sent.
     pub fn is_busy(&self) -> bool {
-        self.admitted.is_some() || self.sending.is_some() || !self.outgoing.is_empty()
+        self.admitted.is_some()
+            || self.sending.is_some()
+            || self.in_flight.is_some()
+            || !self.abandoned.is_empty()
+            || !self.outgoing.is_empty()
     }
 
     /// When an admitted or outgoing transfer will be abandoned if nothing moves.
@@ -64,10 +80,15 @@ impl PortalRelay {
             self.admitted.as_ref().map(|(_, since)| *since),
             self.sending.as_ref().map(|(_, since)| *since),
         ];
+        let posted = self
+            .in_flight
+            .as_ref()
+            .map(|f| f.since.saturating_add(portal::WRITE_TIMEOUT_NS + 1));
         since
             .into_iter()
             .flatten()
             .map(|s| s.saturating_add(STALL_NS + 1))
+            .chain(posted)
             .min()
     }
 
@@ -79,16 +100,22 @@ impl PortalRelay {
 
     /// Receiving: admit one claimed transfer at a time, hand its data to the process.
     fn receive(&mut self, now: u64) {
-        while let Ok((from, data)) = portal::try_read_vec(&self.port) {
-            match self.admitted.take() {
-                Some((claim, _)) if claim.cluster.0 == from.0 => with_table(|table| {
-                    if table.processes.contains_key(&claim.to.0) {
-                        kernel::portal::deliver_data(table, claim.from.0, claim.to, data);
-                    } else {
-                        self.dropped += 1; // the receiver left meanwhile
-                    }
-                }),
-                other => self.admitted = other,
+        loop {
+            match portal::try_read_vec(&self.port) {
+                Ok((from, data)) => match self.admitted.take() {
+                    Some((claim, _)) if claim.cluster.0 == from.0 => with_table(|table| {
+                        if table.processes.contains_key(&claim.to.0) {
+                            kernel::portal::deliver_data(table, claim.from.0, claim.to, data);
+                        } else {
+                            self.dropped += 1; // the receiver left meanwhile
+                        }
+                    }),
+                    other => self.admitted = other,
+                },
+                Err(NocError::WouldBlock) => break,
+                // The engine failed the admitted transfer: nothing of it is delivered, and
+                // its writer hears the error from its own kernel.
+                Err(_) => self.admitted = None,
             }
         }
         if self
@@ -109,8 +136,28 @@ impl PortalRelay {
         }
     }
 
-    /// Sending: claim the next transfer, then write it once the receiving kernel allows us.
+    /// Sending: claim the next transfer, post it once the receiving kernel allows us, and end
+    /// the writer's call when the engine completes it.
     fn transmit(&mut self, now: u64, forwarder: &mut MailForwarder, registry: &LocationRegistry) {
+        self.abandoned.retain_mut(|(_, fence)| !fence.passed());
+        if let Some(flight) = self.in_flight.take() {
+            match portal::take_completion(&flight.posted) {
+                Some(result) => finish(&flight.transfer, result.map_err(userdma::errno)),
+                None if now.saturating_sub(flight.since) > portal::WRITE_TIMEOUT_NS => {
+                    log::warn!(
+                        "user portal transfer to {}: no completion",
+                        flight.transfer.to.0
+                    );
+                    portal::abandon(flight.posted);
+                    finish(&flight.transfer, Err(abi::Errno::ETIMEDOUT));
+                    self.abandoned.push((flight.transfer, portal::Fence::new()));
+                }
+                None => {
+                    self.in_flight = Some(flight);
+                    return;
+                }
+            }
+        }
         if self.sending.is_none() {
             if let Some(transfer) = self.outgoing.pop_front() {
                 let mut data = transfer.from.0.raw().to_le_bytes().to_vec();
@@ -134,13 +181,46 @@ impl PortalRelay {
             let allowed = chip::others()
                 .filter_map(|c| portal::open(c, kernel::portal::USER_PORTAL_PORT).ok())
                 .find(portal::is_allowed);
-            match allowed {
-                Some(tx) if portal::write(&tx, &transfer.data).is_ok() => {}
-                _ if now.saturating_sub(since) > STALL_NS => {
-                    log::warn!("user portal transfer to {} abandoned", transfer.to.0);
+            let posted = allowed.map(|tx| match &transfer.source {
+                PortalSource::Pinned { pieces, .. } => portal::post_ranges(&tx, pieces),
+                PortalSource::Copied(data) => portal::post_buffer(&tx, data),
+            });
+            match posted {
+                Some(Ok(posted)) => {
+                    self.in_flight = Some(InFlight {
+                        transfer,
+                        posted,
+                        since: now,
+                    })
                 }
-                _ => self.sending = Some((transfer, since)),
+                Some(Err(NocError::WouldBlock)) | None if now.saturating_sub(since) <= STALL_NS => {
+                    self.sending = Some((transfer, since))
+                }
+                Some(Err(error)) => finish(&transfer, Err(userdma::errno(error))),
+                None => {
+                    log::warn!("user portal transfer to {} abandoned", transfer.to.0);
+                    finish(&transfer, Err(abi::Errno::ETIMEDOUT));
+                }
             }
         }
     }
+}
+
+/// A user transfer the DMA engine carries out.
+struct InFlight {
+    transfer: PortalTransfer,
+    posted: portal::Posted,
+    since: u64,
+}
+
+/// Ends the writer's `portal_write` (if it is still waiting): the length, or the error.
+fn finish(transfer: &PortalTransfer, result: Result<(), abi::Errno>) {
+    let len = transfer.source.len();
+    with_table(|table| {
+        userdma::write_done(
+            table,
+            (transfer.from.0, transfer.writer),
+            result.map(|()| len),
+        )
+    });
 }

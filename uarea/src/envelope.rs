@@ -20,14 +20,18 @@ use alloc::vec::Vec;
 
 use postcard::ser_flavors::Size;
 
-use crate::error::UAreaError;
+use crate::error::{Invariant, UAreaError};
+use crate::thread::{BlockReason, ThreadState};
 use crate::UArea;
 
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"UAREA\0\0\0";
-/// The version this build writes.
-pub const FORMAT_VERSION: u16 = 2;
-/// The oldest version this build reads.
+/// The version this build writes. 3 added `BlockReason::PortalDma` and
+/// `BlockReason::Migrating` at the end of the enum (2 added the exit record's children and
+/// `BlockReason::RemotePage`).
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest version this build reads. Version 2 is version 3 without the two new block
+/// reasons, so the same types decode it; a version-2 image that names one is rejected.
 pub const OLDEST_SUPPORTED_VERSION: u16 = 2;
 /// Envelope header size.
 pub const HEADER_LEN: usize = 20;
@@ -54,6 +58,16 @@ fn checksum(header: &[u8], payload: &[u8]) -> u32 {
 }
 
 impl UArea {
+    /// True if a thread is in a state format 2 cannot express.
+    fn uses_format_3(&self) -> bool {
+        self.threads.iter().any(|t| {
+            matches!(
+                t.state,
+                ThreadState::Blocked(BlockReason::PortalDma { .. } | BlockReason::Migrating { .. })
+            )
+        })
+    }
+
     fn payload_len(&self) -> usize {
         // Measuring cannot fail: the Size flavor never runs out of space and
         // every UArea field is serializable.
@@ -194,6 +208,11 @@ impl UArea {
                 declared,
                 actual: declared - unused.len(),
             });
+        }
+        if version < 3 && uarea.uses_format_3() {
+            return Err(UAreaError::Invalid(Invariant::NewerThanItsVersion {
+                version,
+            }));
         }
         uarea.validate()?;
         Ok(uarea)

@@ -244,6 +244,22 @@ pub enum Invariant {
         /// The descriptor.
         descriptor: u32,
     },
+    /// A thread is blocked in a portal write the DMA engine is carrying out, in a frozen
+    /// image: its pages are held at the source, so a freeze waits for the write to end.
+    WriteInFlightWhileFrozen(Tid),
+    /// A thread waits for a migration of its process to a cluster that cannot exist.
+    BadMigrationDestination {
+        /// The thread.
+        tid: Tid,
+        /// The destination it names.
+        destination: ClusterId,
+    },
+    /// A state the image's format version does not have (a version-2 image naming a
+    /// version-3 block reason).
+    NewerThanItsVersion {
+        /// The image's version.
+        version: u16,
+    },
     /// A segment has zero length.
     EmptySegment {
         /// Its start.

@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use abi::{Pid, Tid};
+use abi::{ClusterId, Pid, Tid};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -101,6 +101,19 @@ pub enum BlockReason {
         /// The thread was in a system call that touched the page (it re-issues the call),
         /// rather than faulting on it (it re-executes the faulting instruction).
         syscall: bool,
+    },
+    /// `portal_write` to another cluster: the NoC's DMA engine reads the writer's own pages
+    /// (held by the kernel) and the call returns with the engine's completion. Format 3.
+    /// Never in a frozen image: a freeze waits until the write completed or failed.
+    PortalDma {
+        /// Descriptor of the portal.
+        descriptor: u32,
+    },
+    /// `migrate` of the caller's own process: returns 0 on the destination once it moved,
+    /// or the error at the source. The one blocked state a freeze keeps (format 3).
+    Migrating {
+        /// Where the call asked to go.
+        destination: ClusterId,
     },
 }
 

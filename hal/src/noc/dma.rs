@@ -85,6 +85,20 @@ impl RangeList {
         RangeList::store(&pieces[..count], len as u32)
     }
 
+    /// Describes physical pieces `(address, length)`, in order (a user buffer the kernel
+    /// translated and holds: a portal write from the writer's own pages).
+    pub fn of_ranges(ranges: &[(u64, u32)]) -> Result<RangeList, ListError> {
+        let len = ranges
+            .iter()
+            .try_fold(0u64, |sum, r| sum.checked_add(u64::from(r.1)))
+            .filter(|len| *len <= dma::MAX_DMA_TRANSFER)
+            .ok_or(ListError::BadLength)?;
+        let mut pieces = [Range::default(); MAX_RANGES];
+        let count =
+            dma::coalesce(ranges.iter().copied(), &mut pieces).ok_or(ListError::TooFragmented)?;
+        RangeList::store(&pieces[..count], len as u32)
+    }
+
     /// Writes `pieces` into a fresh frame the router reads.
     fn store(pieces: &[Range], bytes: u32) -> Result<RangeList, ListError> {
         let count = pieces.len();

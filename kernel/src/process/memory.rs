@@ -11,7 +11,7 @@ use abi::Errno;
 use alloc::vec::Vec;
 use hal::paging::AddressSpace;
 use uarea::{Backing, MemoryMap, Perms, Segment, SegmentKind};
-use x86_64::structures::paging::{Page, PageTableFlags, Size4KiB};
+use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
 use x86_64::VirtAddr;
 
 use crate::elf::{self, ElfError, Executable};
@@ -232,6 +232,39 @@ pub fn copy_from_user(
     for_each_chunk(space, Some(map), address, len, Perms::R, |chunk, offset| {
         out[offset..offset + chunk.len()].copy_from_slice(chunk);
     })
+}
+
+/// A user buffer as a DMA engine sees it: its frames, and the physical `(address, length)`
+/// piece of each that the buffer covers.
+pub type UserFrames = (Vec<PhysFrame>, Vec<(u64, u32)>);
+
+/// The frames behind the user range `[address, address + len)` (readable; demand-zero pages
+/// get their frame now), in order, with the piece of each the range covers as physical
+/// `(address, length)`: what a DMA engine reads for a portal write.
+pub fn user_frames(
+    space: &mut AddressSpace,
+    map: &MemoryMap,
+    address: u64,
+    len: usize,
+) -> Result<UserFrames, Errno> {
+    check_range(map, address, len as u64, Perms::R)?;
+    let pages = (address % PAGE + len as u64).div_ceil(PAGE) as usize;
+    let (mut frames, mut pieces) = (Vec::new(), Vec::new());
+    frames.try_reserve_exact(pages).map_err(|_| Errno::ENOMEM)?;
+    pieces.try_reserve_exact(pages).map_err(|_| Errno::ENOMEM)?;
+    let end = address + len as u64; // checked by check_range
+    let mut cursor = address;
+    while cursor < end {
+        ensure_page(space, map, cursor, Perms::R)?;
+        let (phys, _) = space
+            .translate(VirtAddr::new(cursor))
+            .ok_or(Errno::EFAULT)?;
+        let chunk = (PAGE - cursor % PAGE).min(end - cursor);
+        frames.push(PhysFrame::containing_address(phys));
+        pieces.push((phys.as_u64(), chunk as u32));
+        cursor += chunk;
+    }
+    Ok((frames, pieces))
 }
 
 /// Copies `data` into user memory, checking the segments (write access).

@@ -84,9 +84,23 @@ pub struct Send {
     pub data: alloc::vec::Vec<u8>,
 }
 
+/// A checked send call whose data has not been read: the user buffer `[buffer, buffer + len)`
+/// is readable.
+pub struct Target {
+    pub endpoint: Endpoint,
+    pub to: (abi::Pid, PortId),
+    pub buffer: u64,
+    pub len: usize,
+}
+
 /// Checks a send call: the descriptor is a sending endpoint of `kind` addressed to a process,
 /// `len` is 1..=`max` (`EINVAL` / `EMSGSIZE`), and the buffer is readable (`EFAULT`).
-pub fn send(table: &mut Table, call: &Call, kind: EndpointKind, max: usize) -> Result<Send, Errno> {
+pub fn send_target(
+    table: &mut Table,
+    call: &Call,
+    kind: EndpointKind,
+    max: usize,
+) -> Result<Target, Errno> {
     let endpoint = find(table, call, kind, Role::Sender)?;
     let Peer::Process { pid, port } = endpoint.peer else {
         return Err(Errno::EBADF);
@@ -98,10 +112,28 @@ pub fn send(table: &mut Table, call: &Call, kind: EndpointKind, max: usize) -> R
     if len > max {
         return Err(Errno::EMSGSIZE);
     }
-    let data = call.read_user(table, buffer, len)?;
-    Ok(Send {
+    let process = call.process(table)?;
+    crate::process::memory::check_range(
+        &process.uarea.memory,
+        buffer,
+        len as u64,
+        uarea::Perms::R,
+    )?;
+    Ok(Target {
         endpoint,
         to: (pid, port),
+        buffer,
+        len,
+    })
+}
+
+/// [`send_target`], and the data copied in.
+pub fn send(table: &mut Table, call: &Call, kind: EndpointKind, max: usize) -> Result<Send, Errno> {
+    let target = send_target(table, call, kind, max)?;
+    let data = call.read_user(table, target.buffer, target.len)?;
+    Ok(Send {
+        endpoint: target.endpoint,
+        to: target.to,
         data,
     })
 }

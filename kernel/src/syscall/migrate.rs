@@ -1,6 +1,7 @@
 //! `migrate` and `migration_stats`: the user-facing triggers of the migration daemon.
 
 use abi::{ClusterId, Errno, Pid};
+use uarea::{BlockReason, ThreadState};
 
 use super::{Call, Outcome};
 use crate::migstats::{self, RECORD_LEN};
@@ -9,9 +10,10 @@ use crate::requests::{post, MigrationRequest, Request};
 
 /// `migrate(pid, cluster)`: a process may move itself or one of its children.
 ///
-/// Moving itself, the calling thread gives up the CPU; its call returns 0 on the destination,
-/// or the error here (the process then keeps running here, unchanged). Moving a child returns
-/// 0 once the request is queued; the child carries on either way.
+/// Moving itself, the calling thread blocks (`BlockReason::Migrating`) until the outcome: its
+/// call returns 0 on the destination, or the error here (the process then keeps running
+/// here, unchanged) — `EBUSY` at once if another migration of it is under way. Moving a child
+/// returns 0 once the request is queued; the child carries on either way.
 pub fn migrate(table: &mut Table, call: &Call) -> Outcome {
     request(table, call, abi::MigrateOptions::STOP_AND_COPY)
 }
@@ -62,16 +64,23 @@ fn request(table: &mut Table, call: &Call, options: abi::MigrateOptions) -> Outc
         return Outcome::Return(Err(Errno::EPERM));
     }
     let caller = (target == call.pid).then_some((call.pid, call.tid));
+    let already = process
+        .uarea
+        .threads
+        .iter()
+        .any(|t| matches!(t.state, ThreadState::Blocked(BlockReason::Migrating { .. })));
+    if caller.is_some() && already {
+        return Outcome::Return(Err(Errno::EBUSY)); // another thread's `migrate` is under way
+    }
     post(Request::Migrate(MigrationRequest {
         pid: target,
         destination,
         caller,
         options,
     }));
-    if caller.is_some() {
-        Outcome::Yield
-    } else {
-        Outcome::Return(Ok(0))
+    match caller {
+        Some(_) => Outcome::Block(BlockReason::Migrating { destination }),
+        None => Outcome::Return(Ok(0)),
     }
 }
 

@@ -7,6 +7,7 @@ use super::{endpoints, Call, Outcome};
 use crate::envelope::{self, Mail, MailKind};
 use crate::portal::{self, Outgoing};
 use crate::process::{memory, Table};
+use crate::userdma;
 
 fn port(arg: u64) -> Result<PortId, Errno> {
     u16::try_from(arg).map(PortId).map_err(|_| Errno::EINVAL)
@@ -71,32 +72,41 @@ pub fn allow(table: &mut Table, call: &Call) -> Result<usize, Errno> {
     Ok(0)
 }
 
+/// `portal_write(pd, buf, len)`. To a process here: a kernel copy handed over at once. To
+/// one on another cluster: the writer's pages are held and named to the DMA engine, and the
+/// thread blocks until the engine's completion (`crate::userdma`).
 pub fn write(table: &mut Table, call: &Call) -> Outcome {
-    let endpoints::Send {
-        endpoint: sender,
-        to: (to_pid, to_port),
-        data,
-    } = match endpoints::send(table, call, EndpointKind::Portal, PORTAL_MAX_TRANSFER) {
-        Ok(send) => send,
-        Err(errno) => return Outcome::Return(Err(errno)),
+    write_checked(table, call).unwrap_or_else(|errno| Outcome::Return(Err(errno)))
+}
+
+fn write_checked(table: &mut Table, call: &Call) -> Result<Outcome, Errno> {
+    let target = endpoints::send_target(table, call, EndpointKind::Portal, PORTAL_MAX_TRANSFER)?;
+    let from = (call.pid, target.endpoint.local_port);
+    let descriptor = target.endpoint.descriptor;
+    let local = table.processes.contains_key(&target.to.0);
+    let data = match local {
+        true => Some(call.read_user(table, target.buffer, target.len)?),
+        false => None,
     };
-    let len = data.len();
-    if !portal::take_allowance(call.pid, sender.local_port, (to_pid, to_port)) {
+    if !portal::take_allowance(call.pid, from.1, target.to) {
         // Not allowed yet: wait for the receiver's allowance, then re-issue.
-        return Outcome::Block(BlockReason::PortalWrite {
-            descriptor: sender.descriptor,
-        });
+        return Ok(Outcome::Block(BlockReason::PortalWrite { descriptor }));
     }
-    if table.processes.contains_key(&to_pid) {
-        portal::deliver_data(table, call.pid, (to_pid, to_port), data);
-    } else {
-        portal::queue_outgoing(Outgoing {
-            from: (call.pid, sender.local_port),
-            to: (to_pid, to_port),
-            data,
-        });
+    if let Some(data) = data {
+        portal::deliver_data(table, call.pid, target.to, data);
+        return Ok(Outcome::Return(Ok(target.len)));
     }
-    Outcome::Return(Ok(len))
+    let held = call
+        .process(table)
+        .and_then(|process| userdma::hold_buffer(process, target.buffer, target.len));
+    let source = held.inspect_err(|_| portal::return_allowance(call.pid, from.1, target.to))?;
+    portal::queue_outgoing(Outgoing {
+        from,
+        to: target.to,
+        writer: call.tid,
+        source,
+    });
+    Ok(Outcome::Block(BlockReason::PortalDma { descriptor }))
 }
 
 pub fn read(table: &mut Table, call: &Call) -> Outcome {

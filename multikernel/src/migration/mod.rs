@@ -5,6 +5,7 @@
 //! and checked on the host by a deterministic simulation; these modules drive its machines
 //! against the process table, the portals and the other daemons.
 
+mod caller;
 pub mod destination;
 mod incoming;
 mod outgoing;

@@ -14,7 +14,12 @@ use uarea::image::PageTransport;
 use super::precopy::Step;
 use super::source::MigrationSource;
 use super::transfer::Transfer;
+use super::Ctx;
 use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
+
+/// How long a freeze waits for a portal write of the process to end (the relay's stall limit
+/// plus the engine's timeout); then the migration fails with `EBUSY`.
+const WRITE_WAIT_NS: u64 = crate::STALL_NS + kernel::noc::portal::WRITE_TIMEOUT_NS;
 
 impl MigrationSource {
     /// Sends what the destination allows — index chunks, then page batches; the sequence
@@ -81,7 +86,29 @@ impl MigrationSource {
         Some((sequence, result))
     }
 
-    pub(super) fn freeze(
+    /// Freezes `pid` now, or, while a portal write of it is in flight (the engine reads its
+    /// held pages), on a later pass — for at most [`WRITE_WAIT_NS`].
+    pub(super) fn freeze_or_wait(
+        &mut self,
+        pid: Pid,
+        to: ClusterId,
+        sequence: u32,
+        since: u64,
+        ctx: &mut Ctx,
+    ) {
+        let now = hal::clock::now_ns();
+        let busy = with_table(|table| freeze::write_in_flight(table, pid));
+        if busy && now.saturating_sub(since) <= WRITE_WAIT_NS {
+            self.freezes_waiting.push((pid, to, sequence, since));
+            hal::timer::wake_after(1_000_000);
+            return;
+        }
+        let frozen = self.freeze(pid, to, sequence);
+        let more = self.machine.on_frozen(sequence, frozen, now);
+        self.run(more, ctx);
+    }
+
+    fn freeze(
         &mut self,
         pid: Pid,
         to: ClusterId,
@@ -127,6 +154,7 @@ impl MigrationSource {
             Err(error) => {
                 let protocol_error = match error {
                     MigrationError::OutOfMemory => MigrateError::OutOfMemory,
+                    MigrationError::WriteInFlight => MigrateError::Busy,
                     MigrationError::BadDestination => MigrateError::BadDestination,
                     _ => MigrateError::NoSuchProcess,
                 };

@@ -7,7 +7,7 @@
 //! happened. Requests are kept here with the caller's thread and the timestamps the
 //! migration's record needs.
 
-use abi::{ClusterId, Errno, Pid};
+use abi::{ClusterId, Pid};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use kernel::process::with_table;
@@ -17,6 +17,7 @@ use migration::{freeze, MigrationError};
 use multikernel_proto::message::Message;
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 
+use super::caller::{answer, migration_error};
 use super::page_server::PageServers;
 use super::precopy::{PreCopy, PreCopyStats};
 use super::stats::{self, Timeline};
@@ -74,6 +75,8 @@ pub struct MigrationSource {
     deferred: Vec<MigrationRequest>,
     /// Outcome of the latest migration of each pid that left from here.
     pub(super) outcomes: BTreeMap<Pid, Result<ClusterId, MigrationError>>,
+    /// Freezes waiting for a portal write of the process to end: (pid, to, sequence, since).
+    pub(super) freezes_waiting: Vec<(Pid, ClusterId, u32, u64)>,
 }
 
 impl Default for MigrationSource {
@@ -94,6 +97,7 @@ impl MigrationSource {
             servers: PageServers::default(),
             deferred: Vec::new(),
             outcomes: BTreeMap::new(),
+            freezes_waiting: Vec::new(),
         }
     }
 
@@ -169,6 +173,11 @@ impl MigrationSource {
             )
         };
         if with_table(|table| table.is_alive(pid)) {
+            if self.pending.values().any(|p| p.request.pid == pid) && request.caller.is_some() {
+                // Its own `migrate` while another migration of it is under way: `EBUSY`.
+                answer(request.caller, Err(MigrationError::AlreadyFrozen));
+                return;
+            }
             self.outcomes.remove(&pid);
             let now = hal::clock::now_ns();
             let strategy = request.options.strategy;
@@ -242,6 +251,9 @@ impl MigrationSource {
     /// One pass: stream the image, then let the machine's timers run.
     pub fn step(&mut self, ctx: &mut Ctx) {
         let now = hal::clock::now_ns();
+        for (pid, to, sequence, since) in core::mem::take(&mut self.freezes_waiting) {
+            self.freeze_or_wait(pid, to, sequence, since, ctx);
+        }
         if let Some(done) = self.send_precopy(now) {
             let actions = self.machine.on_precopy_done(done.0, done.1, now);
             self.run(actions, ctx);
@@ -262,16 +274,12 @@ impl MigrationSource {
     }
 
     /// Does what the machine says, in order (follow-up actions first).
-    fn run(&mut self, actions: Vec<Action>, ctx: &mut Ctx) {
+    pub(super) fn run(&mut self, actions: Vec<Action>, ctx: &mut Ctx) {
         for action in actions {
             match action {
                 Action::Send { to, message } => ctx.out.send(to, message),
                 Action::Freeze { pid, to, sequence } => {
-                    let frozen = self.freeze(pid, to, sequence);
-                    let more = self
-                        .machine
-                        .on_frozen(sequence, frozen, hal::clock::now_ns());
-                    self.run(more, ctx);
+                    self.freeze_or_wait(pid, to, sequence, hal::clock::now_ns(), ctx)
                 }
                 Action::Survey { pid, to, sequence } => {
                     let surveyed = self.survey(pid, to, sequence);
@@ -390,18 +398,7 @@ impl MigrationSource {
             return;
         };
         let error = p.freeze_error.clone().unwrap_or(migration_error(error));
-        if let Some((caller, tid)) = p.request.caller {
-            // The thread that called `migrate` gets the error, here.
-            with_table(|table| {
-                if let Some(thread) = table
-                    .processes
-                    .get_mut(&caller)
-                    .and_then(|p| p.uarea.thread_mut(tid))
-                {
-                    thread.context.rax = Errno::from(error.clone()).as_return() as u64;
-                }
-            });
-        }
+        answer(p.request.caller, Err(error.clone()));
         let strategy = p.request.options.strategy;
         stats::failed(
             pid,
@@ -436,19 +433,5 @@ impl MigrationSource {
         self.pending
             .values_mut()
             .find(|p| p.sequence == Some(sequence))
-    }
-}
-
-/// The kernel's name for a protocol failure (what `migrate` returns and the record says).
-fn migration_error(error: MigrateError) -> MigrationError {
-    match error {
-        MigrateError::Refused | MigrateError::Busy => MigrationError::Refused,
-        MigrateError::Timeout => MigrationError::Timeout,
-        MigrateError::PeerGone | MigrateError::TransferFailed | MigrateError::BadImage => {
-            MigrationError::LinkError
-        }
-        MigrateError::OutOfMemory => MigrationError::OutOfMemory,
-        MigrateError::NoSuchProcess => MigrationError::NoSuchProcess,
-        MigrateError::BadDestination => MigrationError::BadDestination,
     }
 }

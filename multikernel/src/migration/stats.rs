@@ -92,5 +92,6 @@ fn failure_name(error: &MigrationError) -> &'static str {
         MigrationError::OutOfMemory => "destination out of memory",
         MigrationError::LinkError => "link error or destination gone",
         MigrationError::Timeout => "timed out",
+        MigrationError::WriteInFlight => "a portal write stayed in flight",
     }
 }

@@ -15,6 +15,11 @@ use crate::suites::migration_atomic::{
     kill_while_awaiting_prepared, kill_while_committing, kill_while_offered,
     kill_while_transferring,
 };
+use crate::suites::migration_userdma::{
+    self_migration_refused_returns_the_error, self_migration_while_another_is_in_flight,
+    user_portal_dma_fault_reaches_the_writer, user_portal_write_by_dma_arrives_intact,
+    writer_unmaps_and_exits_mid_transfer,
+};
 use crate::{ensure, ensure_eq, tests};
 
 pub const DRIVER: &[crate::framework::Test] = tests![
@@ -46,6 +51,11 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     kill_while_transferring,
     kill_while_awaiting_prepared,
     kill_while_committing,
+    user_portal_write_by_dma_arrives_intact,
+    user_portal_dma_fault_reaches_the_writer,
+    self_migration_refused_returns_the_error,
+    self_migration_while_another_is_in_flight,
+    writer_unmaps_and_exits_mid_transfer,
     destination_gone_mid_transfer,
 ];
 

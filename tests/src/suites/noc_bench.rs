@@ -13,6 +13,7 @@ pub const TESTS: &[crate::framework::Test] = tests![
     all_clusters_joined,
     mailbox_round_trip,
     portal_throughput,
+    user_portal_throughput,
     finish_together,
 ];
 
@@ -138,6 +139,42 @@ fn portal_throughput() -> Result<(), String> {
             })?;
         }
     }
+    Ok(())
+}
+
+/// 1 MiB `portal_write`s between two processes (cluster 0 → cluster 1), timed by the writer
+/// from its first write to the reader's "done": the user path (syscall, relay, DMA from the
+/// writer's pages, reader's copy) next to the kernel's own portal above.
+fn user_portal_throughput() -> Result<(), String> {
+    use super::migration_noc::{release_the_other_clusters, serve_until_the_driver_is_done};
+    const TRANSFERS: usize = 8;
+    if noc::cluster().0 != 0 {
+        return serve_until_the_driver_is_done();
+    }
+    let count = alloc::format!("{TRANSFERS}");
+    let pid =
+        kernel::process::with_table(|t| t.spawn("abitest", &["portal-bench", "1", &count], None))
+            .map_err(|e| alloc::format!("spawn: {e:?}"))?;
+    let code = super::migration_noc::exit_code(pid);
+    release_the_other_clusters()?;
+    ensure!(code == Ok(0), "portal-bench ended {code:?}");
+    let line = kernel::process::console_history(Some(pid))
+        .into_iter()
+        .find(|l| l.starts_with("portal-bench:"))
+        .ok_or("no portal-bench line")?;
+    let ns: u64 = line
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or("bad portal-bench line")?;
+    let mb_s_milli = (TRANSFERS as u64 * (1 << 20)) * 1_000_000 / ns.max(1);
+    hal::println!(
+        "bench user_portal_mb_s {} {}.{:03}",
+        1 << 20,
+        mb_s_milli / 1000,
+        mb_s_milli % 1000
+    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 use alloc::vec::Vec;
 
 use abi::types::{PAGE_SIZE, USER_END};
-use abi::{Pid, Tid, PROC_NAME_MAX};
+use abi::{ClusterId, Pid, Tid, PROC_NAME_MAX};
 
 use crate::endpoint::{EndpointKind, Role};
 use crate::error::{AddressFault, Invariant};
@@ -265,6 +265,9 @@ impl UArea {
 
         match thread.state {
             ThreadState::Running if frozen => return Err(Invariant::RunningWhileFrozen(tid)),
+            ThreadState::Blocked(BlockReason::PortalDma { .. }) if frozen => {
+                return Err(Invariant::WriteInFlightWhileFrozen(tid))
+            }
             ThreadState::Blocked(reason) => self.validate_block(tid, reason)?,
             _ => {}
         }
@@ -364,6 +367,18 @@ impl UArea {
                 Some(pid) => valid_pid("Blocked::ChildWait.pid", pid),
                 None => Ok(()),
             },
+            BlockReason::PortalDma { descriptor } => {
+                endpoint(descriptor, EndpointKind::Portal, Role::Sender)
+            }
+            BlockReason::Migrating { destination } => {
+                // Not checked against `current_cluster`: a snapshot already names the
+                // destination there.
+                if destination.0 >= ClusterId::MAX_CLUSTERS {
+                    Err(Invariant::BadMigrationDestination { tid, destination })
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 

@@ -211,7 +211,7 @@ pub fn build(raw: RawProcess) -> UArea {
             (!matching.is_empty()).then(|| matching[pick % matching.len()])
         };
         let blocked = |reason| Some(ThreadState::Blocked(reason));
-        let state = match t.state % 12 {
+        let state = match t.state % 14 {
             0..=2 => Some(ThreadState::Ready),
             3 if !raw.frozen => Some(ThreadState::Running),
             4 => Some(ThreadState::Exited { code: t.code }),
@@ -238,6 +238,12 @@ pub fn build(raw: RawProcess) -> UArea {
             11 => blocked(BlockReason::ChildWait {
                 pid: Pid::new(ClusterId(raw.birth), 1 + t.pick % Pid::MAX_LOCAL),
             }),
+            12 if !raw.frozen => of_kind(EndpointKind::Portal, Role::Sender)
+                .and_then(|descriptor| blocked(BlockReason::PortalDma { descriptor })),
+            13 => {
+                let destination = ClusterId((t.pick % ClusterId::MAX_CLUSTERS as u32) as u16);
+                blocked(BlockReason::Migrating { destination })
+            }
             _ => None,
         }
         .unwrap_or(ThreadState::Ready);

@@ -37,6 +37,7 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
     let console = outcome.consoles.first().context("no cluster 0 console")?;
     let mut rtt = Vec::new();
     let mut portal = Vec::new();
+    let mut user_portal = Vec::new();
     for line in console.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -49,11 +50,15 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
             ["bench", "portal_mb_s", size, mb_s] => {
                 portal.push((size.to_string(), mb_s.parse::<f64>()?))
             }
+            ["bench", "user_portal_mb_s", size, mb_s] => {
+                user_portal.push((size.to_string(), mb_s.parse::<f64>()?))
+            }
             _ => {}
         }
     }
     if rtt.len() != 2
         || portal.len() != 3
+        || user_portal.len() != 1
         || !outcome.exits.iter().all(|e| *e == Some(qemu::EXIT_SUCCESS))
     {
         bail!(
@@ -68,6 +73,7 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
         "model": super::model_json(&model),
         "mailbox_rtt_us": { "median": rtt[0].2, "p99": rtt[0].3 },
         "portal_mb_s": {},
+        "user_portal_mb_s": {},
         "all_joined_s": outcome.all_joined_s.unwrap_or(0.0),
         "all_booted_s": outcome.all_booted_s.unwrap_or(0.0),
     });
@@ -84,6 +90,10 @@ pub fn bench_noc(args: &BenchArgs) -> Result<i32> {
             format!("{} MB/s", model.link_mbps)
         };
         println!("portal {size}: {mb_s} MB/s (link model {limit}, goal >= 1000 MB/s)");
+    }
+    for (size, mb_s) in &user_portal {
+        report["user_portal_mb_s"][size] = serde_json::json!(mb_s);
+        println!("user portal_write {size}: {mb_s} MB/s (process on c0 to process on c1)");
     }
     println!("{}", serde_json::to_string(&report)?);
     super::write_json(args.json.as_deref(), &report)?;

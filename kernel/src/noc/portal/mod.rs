@@ -236,6 +236,102 @@ fn write_list(
     to: &PortalTx,
     describe: impl FnOnce() -> Result<RangeList, hal::noc::dma::ListError>,
 ) -> Result<(), NocError> {
+    let posted = post_list(to, describe)?;
+    let _ = super::wait_until(WRITE_TIMEOUT_NS, || {
+        with_state(|s| s.portals.sent.contains_key(&posted.transfer))
+    });
+    // The router has read the list (or never will).
+    take_completion(&posted).unwrap_or_else(|| {
+        abandon(posted);
+        Err(NocError::TimedOut)
+    })
+}
+
+/// A write whose descriptor went to the router and whose completion has not been taken yet
+/// ([`post_ranges`]). It owns the range list the router reads.
+pub struct Posted {
+    transfer: (u16, u16, u32),
+    _list: RangeList,
+}
+
+/// Starts a write of physical pieces `(address, length)` (≤ 1 MiB in all, at most
+/// `MAX_RANGES` after coalescing) and returns at once: the caller polls
+/// [`take_completion`] and keeps the memory alive (pinned) until then — or, if it gives up,
+/// until [`Fence::passed`]. Errors as [`write`], before anything was sent.
+pub fn post_ranges(to: &PortalTx, ranges: &[(u64, u32)]) -> Result<Posted, NocError> {
+    post_list(to, || RangeList::of_ranges(ranges))
+}
+
+/// As [`post_ranges`], from a kernel buffer (frame-backed, alive until the completion).
+pub fn post_buffer(to: &PortalTx, data: &[u8]) -> Result<Posted, NocError> {
+    if data.len() > MAX_PORTAL_TRANSFER {
+        return Err(NocError::TooLarge);
+    }
+    post_list(to, || RangeList::of_buffer(data.as_ptr(), data.len()))
+}
+
+/// The completion of `posted`, once it came: `Ok`, or the engine's error.
+pub fn take_completion(posted: &Posted) -> Option<Result<(), NocError>> {
+    let done = with_state(|s| {
+        let done = s.portals.sent.remove(&posted.transfer)?;
+        s.portals.writing.remove(&posted.transfer);
+        Some(done)
+    })?;
+    Some(match done.status {
+        Status::Ok => Ok(()),
+        status => Err(status_error(status)),
+    })
+}
+
+/// Gives up waiting for `posted` (a late completion is kept as unclaimed).
+pub fn abandon(posted: Posted) {
+    with_state(|s| s.portals.writing.remove(&posted.transfer));
+}
+
+/// Proof that the DMA engine is done with everything this cluster asked of it before the
+/// fence was set: the router takes one cluster's requests in order, each to its end, so once
+/// a request sent after them has left our TX ring it has finished with them (copied, failed
+/// or dropped). What a timed-out write's pages wait for before they may be freed.
+pub struct Fence {
+    sent: bool,
+}
+
+impl Fence {
+    /// Sets a fence behind every request sent so far (a revoke of a grant nobody holds:
+    /// the router answers it, harmlessly, as an unclaimed completion).
+    pub fn new() -> Fence {
+        let mut fence = Fence { sent: false };
+        fence.try_send();
+        fence
+    }
+
+    fn try_send(&mut self) {
+        if !self.sent {
+            let revoke = dma::revoke_message(super::cluster(), 0).encode();
+            let header = dma::request_header(Kind::DmaGrant, PortId(0));
+            self.sent = with_state(|s| s.send_or_queue(header, &revoke, true)).is_ok();
+        }
+    }
+
+    /// True once the fence itself left our TX ring.
+    pub fn passed(&mut self) -> bool {
+        self.try_send();
+        pump();
+        self.sent && super::backlog_bytes() == 0 && hal::noc::tx_idle()
+    }
+}
+
+impl Default for Fence {
+    fn default() -> Fence {
+        Fence::new()
+    }
+}
+
+/// Consumes an allowance of `to` and posts the descriptor `describe` builds.
+fn post_list(
+    to: &PortalTx,
+    describe: impl FnOnce() -> Result<RangeList, hal::noc::dma::ListError>,
+) -> Result<Posted, NocError> {
     pump();
     let key = (to.remote.0, to.port.0);
     let id = with_state(|s| {
@@ -263,20 +359,15 @@ fn write_list(
         s.portals.writing.insert(transfer);
         let header = dma::request_header(Kind::DmaDescriptor, to.port);
         s.send_or_queue(header, &descriptor, true)
+    })
+    .inspect_err(|_| {
+        with_state(|s| s.portals.writing.remove(&transfer));
     })?;
-    let _ = super::wait_until(WRITE_TIMEOUT_NS, || {
-        with_state(|s| s.portals.sent.contains_key(&transfer))
-    });
-    let completion = with_state(|s| {
-        s.portals.writing.remove(&transfer);
-        s.portals.sent.remove(&transfer)
-    });
-    drop(list); // the router has read it (or never will)
-    match completion {
-        None => Err(NocError::TimedOut),
-        Some(done) if done.status == Status::Ok => Ok(()),
-        Some(done) => Err(status_error(done.status)),
-    }
+    pump();
+    Ok(Posted {
+        transfer,
+        _list: list,
+    })
 }
 
 /// Takes the oldest completed transfer into `buffer`: `(sender, length)`. `WouldBlock` if none;

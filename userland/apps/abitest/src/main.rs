@@ -37,6 +37,15 @@ fn main(args: ulib::rt::Args) -> i32 {
         Some("names") => checks::names_remote(args.number(2, 1)),
         Some("names-child") => checks::names_child(),
         Some("portal-child") => checks::portal_child(args.get(2).and_then(|p| p.parse().ok())),
+        Some("portal-bench") => checks::portal_bench(args.number(2, 1), args.number(3, 8)),
+        Some("dma-write") => checks::dma_write(args.number(2, 1)),
+        Some("dma-fault") => checks::dma_fault(args.number(2, 1)),
+        Some("dma-hold") => checks::dma_hold(args.number(2, 1)),
+        Some("dma-child") => checks::dma_child(
+            args.get(2).and_then(|p| p.parse().ok()),
+            args.get(3).unwrap_or(""),
+            args.number(4, 1),
+        ),
         Some("barrier-child") => checks::barrier_child(args.get(2).and_then(|p| p.parse().ok())),
         _ => {
             println!(

@@ -12,6 +12,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ulib::println;
 
+mod selfmove;
+
 ulib::main!(main);
 
 static mut DATA: [u64; 512] = [0x0DA7_A000; 512];
@@ -33,6 +35,8 @@ fn main(args: ulib::rt::Args) -> i32 {
         "clock" => clock(moves),
         "dirty" => dirty(moves),
         "selfmove" => selfmove(moves as u16),
+        "selfrefused" => selfmove::refused(moves as u16),
+        "selfbusy" => selfmove::busy(),
         "mailbox" => mailbox(moves),
         "spawnwait" => spawn_wait(moves as u16),
         "flood" => return flood(&args),

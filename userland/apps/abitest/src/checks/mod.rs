@@ -43,8 +43,10 @@ mod endpoints;
 mod memory;
 mod processes;
 mod remote;
+mod userdma;
 
 pub use remote::*;
+pub use userdma::*;
 
 pub fn syscalls() -> i32 {
     let mut t = Tally {
