@@ -308,8 +308,9 @@ fn every_single_byte_flip_of_typical_image_is_rejected() {
                 0..8 => matches!(result, Err(UAreaError::BadMagic { .. })),
                 // A flip that lands on another version this build reads leaves the checksum
                 // to catch it.
-                8..10 if (OLDEST_SUPPORTED_VERSION..=FORMAT_VERSION)
-                    .contains(&u16::from_le_bytes([damaged[8], damaged[9]])) =>
+                8..10
+                    if (OLDEST_SUPPORTED_VERSION..=FORMAT_VERSION)
+                        .contains(&u16::from_le_bytes([damaged[8], damaged[9]])) =>
                 {
                     matches!(result, Err(UAreaError::ChecksumMismatch { .. }))
                 }

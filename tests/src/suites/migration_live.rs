@@ -9,8 +9,8 @@ use kernel::process::with_table;
 use migration::MigrationError;
 
 use super::migration_noc::{
-    all_clusters_joined, case_moved_by, exit_code, faulted_then_moves, move_by,
-    nothing_left_frozen, refused_then_moves, release_the_other_clusters, run_until,
+    all_clusters_joined, case_moved_by, every_case_moves_by, exit_code, faulted_then_moves,
+    move_by, nothing_left_frozen, refused_then_moves, release_the_other_clusters, run_until,
     serve_until_the_driver_is_done, spawn_case,
 };
 use crate::{ensure, ensure_eq, tests};
@@ -72,33 +72,14 @@ fn record_of(pid: Pid, strategy: Strategy) -> Result<kernel::migstats::Record, S
     Ok(record)
 }
 
-fn case(name: &str, path: &[u16]) -> Result<(), String> {
-    case_moved_by(name, path, precopy_to)
-}
-
 /// The zdtm cases of the stop-and-copy suite, each moved away and back by pre-copy (the
 /// way back is asked of cluster 0, the process's home, for a process on cluster 1).
 fn every_case_moves_by_precopy() -> Result<(), String> {
-    for name in [
-        "memory",
-        "threads",
-        "sleep",
-        "futex",
-        "join",
-        "fpu",
-        "recursion",
-        "busy",
-        "clock",
-        "mailbox",
-    ] {
-        case(name, &[1, 0]).map_err(|e| alloc::format!("{name}: {e}"))?;
-    }
-    // Through every other cluster.
-    case("memory", &[1, 2, 3, 0])
+    every_case_moves_by(Strategy::PreCopy)
 }
 
 fn a_process_writing_its_memory_moves_intact() -> Result<(), String> {
-    case("dirty", &[2, 1, 0])
+    case_moved_by("dirty", &[2, 1, 0], precopy_to)
 }
 
 fn a_precopy_record_counts_its_rounds() -> Result<(), String> {
@@ -147,22 +128,7 @@ fn kill_during_precopy_ends_it_once() -> Result<(), String> {
 /// The zdtm cases again, each moved away and back by post-copy: it resumes at once there,
 /// its pages following.
 fn every_case_moves_by_postcopy() -> Result<(), String> {
-    for name in [
-        "heap64",
-        "memory",
-        "threads",
-        "sleep",
-        "futex",
-        "join",
-        "fpu",
-        "recursion",
-        "busy",
-        "clock",
-        "mailbox",
-    ] {
-        case_moved_by(name, &[1, 0], postcopy_to).map_err(|e| alloc::format!("{name}: {e}"))?;
-    }
-    case_moved_by("memory", &[1, 2, 3, 0], postcopy_to)
+    every_case_moves_by(Strategy::PostCopy)
 }
 
 fn a_process_writing_its_memory_moves_intact_by_postcopy() -> Result<(), String> {
@@ -231,15 +197,10 @@ fn source_gone_mid_postcopy_ends_the_process_with_a_report() -> Result<(), Strin
     Ok(())
 }
 
-/// Hybrid: the cases, and the process that keeps writing, moved by one pre-copy round and
-/// then post-copy.
+/// Hybrid: the cases, the process that keeps writing among them, moved by one pre-copy
+/// round and then post-copy.
 fn every_case_moves_by_hybrid() -> Result<(), String> {
-    for name in [
-        "memory", "threads", "sleep", "futex", "fpu", "busy", "clock", "heap64",
-    ] {
-        case_moved_by(name, &[1, 0], hybrid_to).map_err(|e| alloc::format!("{name}: {e}"))?;
-    }
-    case_moved_by("dirty", &[2, 1, 0], hybrid_to)
+    every_case_moves_by(Strategy::Hybrid)
 }
 
 /// One round went while it ran; the pages it did not write again were not sent twice: the

@@ -34,6 +34,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     deep_recursion,
     busy_thread_mid_computation,
     process_migrates_itself,
+    every_case_moves_by_stop_and_copy,
     flooded_mailbox_every_message_once,
     pingpong_across_clusters,
     spawn_on_another_cluster_and_wait,
@@ -90,6 +91,23 @@ pub fn all_clusters_joined() -> Result<(), String> {
     );
     run_until("every cluster to join", noc::all_joined)
 }
+
+/// The zdtm cases that wait to be moved (`zdtm CASE N`): each strategy's suite moves every
+/// one of them away and back.
+pub const CASES: &[&str] = &[
+    "memory",
+    "threads",
+    "sleep",
+    "futex",
+    "join",
+    "fpu",
+    "recursion",
+    "heap64",
+    "busy",
+    "clock",
+    "dirty",
+    "mailbox",
+];
 
 pub fn spawn_case(case: &str, moves: u32) -> Result<Pid, String> {
     let moves = alloc::format!("{moves}");
@@ -193,7 +211,7 @@ fn case(name: &str, path: &[u16]) -> Result<(), String> {
 pub fn case_moved_by(
     name: &str,
     path: &[u16],
-    move_to: fn(Pid, u16) -> Result<(), String>,
+    move_to: impl Fn(Pid, u16) -> Result<(), String>,
 ) -> Result<(), String> {
     let pid = spawn_case(name, path.len() as u32)?;
     for &to in path {
@@ -243,6 +261,31 @@ fn busy_thread_mid_computation() -> Result<(), String> {
 fn process_migrates_itself() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("zdtm", &["selfmove", "3"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    ensure_eq!(multikernel::location(pid), None);
+    Ok(())
+}
+
+fn every_case_moves_by_stop_and_copy() -> Result<(), String> {
+    every_case_moves_by(Strategy::StopAndCopy)
+}
+
+/// Every zdtm case moved away and back by `strategy`, one through every other cluster, and
+/// the case that moves itself (the way back is asked of cluster 0, the process's home).
+pub fn every_case_moves_by(strategy: Strategy) -> Result<(), String> {
+    let move_to = |pid, to| move_by(pid, to, strategy);
+    for name in CASES {
+        case_moved_by(name, &[1, 0], move_to).map_err(|e| alloc::format!("{name}: {e}"))?;
+    }
+    case_moved_by("memory", &[1, 2, 3, 0], move_to)?;
+    moves_itself_by(strategy).map_err(|e| alloc::format!("selfmove: {e}"))
+}
+
+/// `zdtm selfmove 3 STRATEGY`: the process calls `migrate_with` on itself; the call returns 0
+/// on cluster 3, and it finishes there.
+pub fn moves_itself_by(strategy: Strategy) -> Result<(), String> {
+    let args = ["selfmove", "3", strategy.name()];
+    let pid = with_table(|t| t.spawn("zdtm", &args, None)).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     ensure_eq!(multikernel::location(pid), None);
     Ok(())

@@ -139,8 +139,9 @@ pub fn self_migration_refused_returns_the_error() -> Result<(), String> {
     Ok(())
 }
 
-/// (d) Two threads move their process at once: one hears `EBUSY`, the other 0 on the
-/// cluster it asked for (`zdtm selfbusy`).
+/// (d) Two threads move their process at about the same time (`zdtm selfbusy`): each 0 is a
+/// move that happened — overlapping calls give one `EBUSY`, a call after the first move a
+/// second move.
 pub fn self_migration_while_another_is_in_flight() -> Result<(), String> {
     let pid = spawn("zdtm", &["selfbusy"])?;
     ensure_eq!(exit_code(pid)?, 0);

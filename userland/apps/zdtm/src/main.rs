@@ -1,6 +1,7 @@
 //! Migration test cases, after CRIU's zdtm: each case builds some state, says `ready`, waits
 //! until it has been migrated `N` times (default 1), then checks its own state and exits 0
-//! only if everything survived. `zdtm CASE [N]`.
+//! only if everything survived. `zdtm CASE [N]` (`zdtm selfmove CLUSTER [STRATEGY]` moves
+//! itself).
 //!
 //! Cases: memory, threads, sleep, futex, join, fpu, recursion, heap64, busy, clock, dirty.
 #![no_std]
@@ -34,7 +35,7 @@ fn main(args: ulib::rt::Args) -> i32 {
         "busy" => busy(moves),
         "clock" => clock(moves),
         "dirty" => dirty(moves),
-        "selfmove" => selfmove(moves as u16),
+        "selfmove" => selfmove(moves as u16, args.get(3)),
         "selfrefused" => selfmove::refused(moves as u16),
         "selfbusy" => selfmove::busy(),
         "mailbox" => mailbox(moves),
@@ -331,16 +332,27 @@ fn busy(moves: u32) -> bool {
     worker.join() == Ok(true)
 }
 
-/// The process moves itself to cluster `to` with `migrate` and checks where it woke up.
-fn selfmove(to: u16) -> bool {
+/// The process moves itself to cluster `to` with `migrate` (or `migrate_with` and the
+/// strategy named, e.g. `post`) and checks where it woke up.
+fn selfmove(to: u16, strategy: Option<&str>) -> bool {
     let data: Vec<u64> = (0..10_000).map(|i| pattern(i, 9)).collect();
     let from = ulib::process::cluster_id().0;
     println!("ready (cluster {from})");
-    let result = ulib::process::migrate(ulib::process::getpid(), ulib::ClusterId(to));
+    let (me, to) = (ulib::process::getpid(), ulib::ClusterId(to));
+    let result = match strategy.map(ulib::abi::Strategy::from_name) {
+        None => ulib::process::migrate(me, to),
+        Some(Some(strategy)) => {
+            ulib::process::migrate_with(me, to, &ulib::abi::MigrateOptions::new(strategy))
+        }
+        Some(None) => {
+            println!("unknown strategy {strategy:?}");
+            return false;
+        }
+    };
     let now = ulib::process::cluster_id().0;
     println!("migrate returned {result:?}; now on cluster {now}");
     result.is_ok()
-        && now == to
+        && now == to.0
         && ulib::process::migrations() >= 1
         && data.iter().enumerate().all(|(i, v)| *v == pattern(i, 9))
 }
