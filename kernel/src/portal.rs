@@ -24,6 +24,7 @@ pub const USER_PORTAL_PORT: hal::noc::PortId = hal::noc::PortId(0xFE01);
 
 use crate::requests::{post, Request};
 pub use crate::requests::{PortalClaim as Claim, PortalTransfer as Outgoing};
+use crate::requests::{PortalSource, PortalWriter};
 
 /// Transfers delivered to one receiving portal: (sender, data), oldest first.
 type Delivered = VecDeque<(Pid, Vec<u8>)>;
@@ -174,6 +175,50 @@ pub fn take_ready(pid: Pid, port: PortId) -> Option<(Pid, Vec<u8>)> {
 /// Hands a transfer for another cluster to the daemons (they claim and send it).
 pub fn queue_outgoing(transfer: Outgoing) {
     post(Request::PortalOut(transfer));
+}
+
+/// What of `pid`'s portal state must follow it to the cluster it is leaving for: the
+/// allowances it holds as a sender, as the allowance mail that brought them (forwarded like
+/// any mail), and the transfers delivered to it and not yet read, as transfers the kernel
+/// sends to it again, oldest first (the daemons' portal relay). Nothing of it stays here.
+pub fn drain(pid: Pid) -> (Vec<Mail>, Vec<Outgoing>) {
+    with_state(|s| {
+        let mut allowances = Vec::new();
+        s.allowances.retain(|&(sender, port), receivers| {
+            if sender != pid {
+                return true;
+            }
+            for (receiver, receiver_port) in receivers.drain(..) {
+                let mut data = receiver.raw().to_le_bytes().to_vec();
+                data.extend_from_slice(&receiver_port.0.to_le_bytes());
+                allowances.push(Mail {
+                    pid,
+                    port: PortId(port),
+                    kind: MailKind::PortalAllow,
+                    data,
+                    from: None,
+                });
+            }
+            false
+        });
+        let mut unread = Vec::new();
+        s.ready.retain(|&(receiver, port), delivered| {
+            if receiver != pid {
+                return true;
+            }
+            for (sender, data) in delivered.drain(..) {
+                unread.push(Outgoing {
+                    // Delivered data keeps only its sender's pid, all a reader learns.
+                    from: (sender, PortId(0)),
+                    to: (pid, PortId(port)),
+                    writer: PortalWriter::Forward { attempts: 0 },
+                    source: PortalSource::Copied(data),
+                });
+            }
+            false
+        });
+        (allowances, unread)
+    })
 }
 
 /// Forgets a process's portal state (it ended).

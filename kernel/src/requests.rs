@@ -126,9 +126,27 @@ pub enum NameChange {
 pub struct PortalTransfer {
     pub from: (Pid, PortId),
     pub to: (Pid, PortId),
-    /// The writing thread: blocked in `portal_write` until the transfer ends.
-    pub writer: Tid,
+    pub writer: PortalWriter,
     pub source: PortalSource,
+}
+
+/// Who waits for a user portal transfer's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalWriter {
+    /// The writing thread, blocked in `portal_write` until the transfer ends.
+    Thread(Tid),
+    /// Nobody: the kernel forwards a transfer delivered to a receiver that moved on before it
+    /// read it (`crate::portal::drain`). A failed attempt is made again, at most
+    /// [`PortalWriter::FORWARD_ATTEMPTS`] times in all.
+    Forward {
+        /// Attempts made so far.
+        attempts: u8,
+    },
+}
+
+impl PortalWriter {
+    /// Most attempts to forward one transfer; then it is counted as lost and logged.
+    pub const FORWARD_ATTEMPTS: u8 = 4;
 }
 
 /// Where a user portal transfer's bytes are read from.

@@ -84,10 +84,17 @@ fn forget(pid: Pid) {
     with_held(|held| held.retain(|m| m.pid != pid));
 }
 
-/// Everything queued here for `pid` that must follow it to another cluster.
+/// Everything queued here for `pid` that must follow it to another cluster: its mail, its
+/// portal allowances (as mail), and — handed to the daemons' portal relay — the portal
+/// transfers it has not read.
 pub fn drain(pid: Pid) -> Vec<Mail> {
     let mut mails = ipc::drain(pid);
     mails.extend(sync::drain(pid));
+    let (allowances, unread) = portal::drain(pid);
+    mails.extend(allowances);
+    for transfer in unread {
+        portal::queue_outgoing(transfer);
+    }
     mails.extend(with_held(|held| {
         let (leaving, staying) = core::mem::take(held)
             .into_iter()

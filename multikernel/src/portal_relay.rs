@@ -14,7 +14,7 @@ use alloc::collections::VecDeque;
 use kernel::envelope::{Mail, MailKind};
 use kernel::noc::{portal, NocError};
 use kernel::process::with_table;
-use kernel::requests::{PortalClaim, PortalSource, PortalTransfer};
+use kernel::requests::{PortalClaim, PortalSource, PortalTransfer, PortalWriter};
 use kernel::userdma;
 
 use crate::chip;
@@ -37,7 +37,8 @@ pub struct PortalRelay {
     in_flight: Option<InFlight>,
     /// Writes given up on (no completion in time), held until the engine is done with them.
     abandoned: alloc::vec::Vec<(PortalTransfer, portal::Fence)>,
-    /// Transfers that arrived for a receiver that had left.
+    /// Transfers lost: they arrived for a receiver that ended before it read them, or the
+    /// kernel could not forward one to a receiver that moved on (after every attempt).
     pub dropped: u64,
 }
 
@@ -94,22 +95,39 @@ impl PortalRelay {
 
     pub fn step(&mut self, forwarder: &mut MailForwarder, registry: &LocationRegistry) {
         let now = hal::clock::now_ns();
-        self.receive(now);
+        self.receive(now, forwarder, registry);
         self.transmit(now, forwarder, registry);
     }
 
-    /// Receiving: admit one claimed transfer at a time, hand its data to the process.
-    fn receive(&mut self, now: u64) {
+    /// Receiving: admit one claimed transfer at a time, hand its data to the process — or,
+    /// if it moved on meanwhile, send the data after it.
+    fn receive(&mut self, now: u64, forwarder: &MailForwarder, registry: &LocationRegistry) {
         loop {
             match portal::try_read_vec(&self.port) {
                 Ok((from, data)) => match self.admitted.take() {
-                    Some((claim, _)) if claim.cluster.0 == from.0 => with_table(|table| {
-                        if table.processes.contains_key(&claim.to.0) {
-                            kernel::portal::deliver_data(table, claim.from.0, claim.to, data);
-                        } else {
-                            self.dropped += 1; // the receiver left meanwhile
+                    Some((claim, _)) if claim.cluster.0 == from.0 => {
+                        let here = with_table(|table| {
+                            let here = table.processes.contains_key(&claim.to.0);
+                            if here {
+                                kernel::portal::deliver_data(table, claim.from.0, claim.to, data);
+                                None
+                            } else {
+                                Some(data)
+                            }
+                        });
+                        match here {
+                            None => {}
+                            Some(data) if forwarder.next_hop(claim.to.0, registry).is_some() => {
+                                self.outgoing.push_back(PortalTransfer {
+                                    from: claim.from,
+                                    to: claim.to,
+                                    writer: PortalWriter::Forward { attempts: 0 },
+                                    source: PortalSource::Copied(data),
+                                })
+                            }
+                            Some(_) => self.dropped += 1, // the receiver ended meanwhile
                         }
-                    }),
+                    }
                     other => self.admitted = other,
                 },
                 Err(NocError::WouldBlock) => break,
@@ -142,14 +160,17 @@ impl PortalRelay {
         self.abandoned.retain_mut(|(_, fence)| !fence.passed());
         if let Some(flight) = self.in_flight.take() {
             match portal::take_completion(&flight.posted) {
-                Some(result) => finish(&flight.transfer, result.map_err(userdma::errno)),
+                Some(result) => self.finish(flight.transfer, result.map_err(userdma::errno)),
                 None if now.saturating_sub(flight.since) > portal::WRITE_TIMEOUT_NS => {
                     log::warn!(
                         "user portal transfer to {}: no completion",
                         flight.transfer.to.0
                     );
                     portal::abandon(flight.posted);
-                    finish(&flight.transfer, Err(abi::Errno::ETIMEDOUT));
+                    finish_writer(&flight.transfer, Err(abi::Errno::ETIMEDOUT));
+                    if let Some(again) = forward_copy(&flight.transfer) {
+                        self.finish(again, Err(abi::Errno::ETIMEDOUT));
+                    }
                     self.abandoned.push((flight.transfer, portal::Fence::new()));
                 }
                 None => {
@@ -196,10 +217,10 @@ impl PortalRelay {
                 Some(Err(NocError::WouldBlock)) | None if now.saturating_sub(since) <= STALL_NS => {
                     self.sending = Some((transfer, since))
                 }
-                Some(Err(error)) => finish(&transfer, Err(userdma::errno(error))),
+                Some(Err(error)) => self.finish(transfer, Err(userdma::errno(error))),
                 None => {
                     log::warn!("user portal transfer to {} abandoned", transfer.to.0);
-                    finish(&transfer, Err(abi::Errno::ETIMEDOUT));
+                    self.finish(transfer, Err(abi::Errno::ETIMEDOUT));
                 }
             }
         }
@@ -213,14 +234,52 @@ struct InFlight {
     since: u64,
 }
 
-/// Ends the writer's `portal_write` (if it is still waiting): the length, or the error.
-fn finish(transfer: &PortalTransfer, result: Result<(), abi::Errno>) {
+impl PortalRelay {
+    /// A transfer ended: its writer hears how, or — one the kernel forwards — a failed
+    /// attempt is made again, until the last.
+    fn finish(&mut self, transfer: PortalTransfer, result: Result<(), abi::Errno>) {
+        match (transfer.writer, result) {
+            (PortalWriter::Thread(_), result) => finish_writer(&transfer, result),
+            (PortalWriter::Forward { .. }, Ok(())) => {}
+            (PortalWriter::Forward { attempts }, Err(error)) => {
+                let attempts = attempts.saturating_add(1);
+                if attempts < PortalWriter::FORWARD_ATTEMPTS {
+                    let writer = PortalWriter::Forward { attempts };
+                    self.outgoing
+                        .push_back(PortalTransfer { writer, ..transfer });
+                } else {
+                    log::warn!(
+                        "user portal transfer from {} to {} lost: {attempts} attempts to forward it failed ({error:?})",
+                        transfer.from.0,
+                        transfer.to.0
+                    );
+                    self.dropped += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A copy of a transfer the kernel forwards, to try again while the engine may still read
+/// the one given up on.
+fn forward_copy(transfer: &PortalTransfer) -> Option<PortalTransfer> {
+    match (&transfer.writer, &transfer.source) {
+        (PortalWriter::Forward { .. }, PortalSource::Copied(data)) => Some(PortalTransfer {
+            from: transfer.from,
+            to: transfer.to,
+            writer: transfer.writer,
+            source: PortalSource::Copied(data.clone()),
+        }),
+        _ => None,
+    }
+}
+
+/// Ends the writing thread's `portal_write` (if it is still waiting): the length, or the
+/// error. A transfer the kernel forwards has no one waiting.
+fn finish_writer(transfer: &PortalTransfer, result: Result<(), abi::Errno>) {
+    let PortalWriter::Thread(tid) = transfer.writer else {
+        return;
+    };
     let len = transfer.source.len();
-    with_table(|table| {
-        userdma::write_done(
-            table,
-            (transfer.from.0, transfer.writer),
-            result.map(|()| len),
-        )
-    });
+    with_table(|table| userdma::write_done(table, (transfer.from.0, tid), result.map(|()| len)));
 }

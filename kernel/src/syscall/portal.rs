@@ -7,6 +7,7 @@ use super::{endpoints, Call, Outcome};
 use crate::envelope::{self, Mail, MailKind};
 use crate::portal::{self, Outgoing};
 use crate::process::{memory, Table};
+use crate::requests::PortalWriter;
 use crate::userdma;
 
 fn port(arg: u64) -> Result<PortId, Errno> {
@@ -103,7 +104,7 @@ fn write_checked(table: &mut Table, call: &Call) -> Result<Outcome, Errno> {
     portal::queue_outgoing(Outgoing {
         from,
         to: target.to,
-        writer: call.tid,
+        writer: PortalWriter::Thread(call.tid),
         source,
     });
     Ok(Outcome::Block(BlockReason::PortalDma { descriptor }))

@@ -40,6 +40,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     spawn_on_another_cluster_and_wait,
     sync_rounds_with_processes_on_every_cluster,
     portal_1mib_between_processes_on_two_clusters,
+    portal_state_follows_sender_and_receiver,
     name_service_across_clusters,
     hundred_back_and_forth,
     heap_of_64_mib,
@@ -320,6 +321,16 @@ fn sync_rounds_with_processes_on_every_cluster() -> Result<(), String> {
 fn portal_1mib_between_processes_on_two_clusters() -> Result<(), String> {
     let pid = with_table(|t| t.spawn("abitest", &["portal", "2"], None))
         .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
+}
+
+/// The sender moves (its allowance follows) before it writes; the receiver moves (the unread
+/// megabyte follows) before it reads: every byte arrives (`abitest portal-follow`).
+fn portal_state_follows_sender_and_receiver() -> Result<(), String> {
+    let args = ["portal-follow", "1", "2", "3"];
+    let pid =
+        with_table(|t| t.spawn("abitest", &args, None)).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }

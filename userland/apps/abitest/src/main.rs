@@ -46,6 +46,12 @@ fn main(args: ulib::rt::Args) -> i32 {
             args.get(3).unwrap_or(""),
             args.number(4, 1),
         ),
+        Some("portal-follow") => {
+            checks::portal_follow(args.number(2, 1), args.number(3, 2), args.number(4, 3))
+        }
+        Some("portal-follow-child") => {
+            checks::portal_follow_child(args.get(2).and_then(|p| p.parse().ok()), args.number(3, 3))
+        }
         Some("barrier-child") => checks::barrier_child(args.get(2).and_then(|p| p.parse().ok())),
         _ => {
             println!(

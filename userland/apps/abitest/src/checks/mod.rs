@@ -41,10 +41,12 @@ pub(crate) const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
 
 mod endpoints;
 mod memory;
+mod portal_follow;
 mod processes;
 mod remote;
 mod userdma;
 
+pub use portal_follow::*;
 pub use remote::*;
 pub use userdma::*;
 

@@ -133,9 +133,9 @@ pub fn barrier_child(parent: Option<u32>) -> i32 {
     0
 }
 
-const PORTAL_BYTES: usize = 1 << 20;
+pub(super) const PORTAL_BYTES: usize = 1 << 20;
 
-fn portal_pattern(i: usize) -> u8 {
+pub(super) fn portal_pattern(i: usize) -> u8 {
     (i.wrapping_mul(31) ^ (i >> 11)) as u8
 }
 
