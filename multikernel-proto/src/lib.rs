@@ -2,6 +2,7 @@
 //!
 //! * [`ports`]: the one registry of reserved NoC ports.
 //! * [`message`]: the daemons' wire format (one 120-byte mailbox payload per message).
+//! * [`outqueue`]: their outgoing messages, queued per destination and bounded.
 //! * [`migrate`]: the migration protocol — presumed-abort two-phase commit — as sans-IO
 //!   state machines ([`migrate::Source`], [`migrate::Destination`]) that take messages, ticks
 //!   and local events and return [`migrate::Action`]s. The kernel daemon drives them against
@@ -17,5 +18,6 @@ extern crate std;
 
 pub mod message;
 pub mod migrate;
+pub mod outqueue;
 pub mod ports;
 pub mod postcopy;

@@ -79,13 +79,17 @@ impl Daemons {
         noc::pump();
         self.out.flush();
         self.notice_departures();
-        let deferred = core::mem::take(&mut self.deferred);
-        for request in deferred
-            .into_iter()
-            .map(Request::Migrate)
-            .chain(requests::take_all())
-        {
-            self.serve(request);
+        // Past its bound the outbox takes no new work: the requests wait in the kernel's
+        // queue, which is bounded (user calls get `EAGAIN`), until the NoC drains.
+        if !self.out.is_congested() {
+            let deferred = core::mem::take(&mut self.deferred);
+            for request in deferred
+                .into_iter()
+                .map(Request::Migrate)
+                .chain(requests::take_all())
+            {
+                self.serve(request);
+            }
         }
         self.forwarder.step(&self.registry);
         with_table(kernel::services::tick);

@@ -79,14 +79,21 @@ fn work() {
     if hal::noc::present() {
         kernel::noc::pump();
     }
-    match DAEMONS.lock().as_mut() {
-        Some(daemons) => daemons.step(),
-        None => serve_alone(),
-    }
+    let congested = match DAEMONS.lock().as_mut() {
+        Some(daemons) => {
+            daemons.step();
+            daemons.out.is_congested()
+        }
+        None => {
+            serve_alone();
+            false
+        }
+    };
     kernel::monitor::poll();
     // Tickless: work queued during this pass for the daemons (an exit report from a kill,
-    // a monitor `migrate` or `ps all`) must not wait for the next interrupt.
-    if kernel::requests::pending() {
+    // a monitor `migrate` or `ps all`) must not wait for the next interrupt — unless the
+    // daemons take none until their outbox drains (they poll meanwhile).
+    if kernel::requests::pending() && !congested {
         hal::timer::wake_by(0);
     }
 }
