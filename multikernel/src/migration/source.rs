@@ -14,7 +14,7 @@ use kernel::process::with_table;
 use kernel::requests::MigrationRequest;
 use migration::snapshot::Snapshot;
 use migration::{freeze, MigrationError};
-use multikernel_proto::message::Message;
+use multikernel_proto::message::{Message, PostCopyReport};
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 
 use super::page_server::PageServers;
@@ -38,6 +38,15 @@ pub(super) struct Pending {
     pub(super) freeze_error: Option<MigrationError>,
     /// What pre-copy measured (live strategies), once its rounds ended.
     pub(super) precopy: Option<PreCopyStats>,
+    /// The image sent while it was stopped: bytes, pages.
+    pub(super) stop: (u64, u64),
+    /// Post-copy: pages left here when it resumes there.
+    pub(super) remote_pages: u64,
+    /// Bytes this end's messages, image and pieces put on the NoC (pre-copy's are in
+    /// `precopy`).
+    pub(super) link_bytes: u64,
+    /// Post-copy's report, if it came before the destination's `Committed` (that was lost).
+    pub(super) early_report: Option<PostCopyReport>,
 }
 
 /// Where a migration leaving from here stands (for the monitor and the tests).
@@ -189,6 +198,10 @@ impl MigrationSource {
                     committed: false,
                     freeze_error: None,
                     precopy: None,
+                    stop: (0, 0),
+                    remote_pages: 0,
+                    link_bytes: 0,
+                    early_report: None,
                 },
             );
             self.run(actions, ctx);
@@ -204,6 +217,7 @@ impl MigrationSource {
 
     /// A protocol message for the source side.
     pub fn on_message(&mut self, from: ClusterId, message: &Message, ctx: &mut Ctx) {
+        self.charge(message.sequence(), kernel::noc::link_cost::message());
         if let Message::Committed { sequence } = message {
             self.record_commit(*sequence);
         }
@@ -222,8 +236,22 @@ impl MigrationSource {
         self.servers.on_done(from, pid);
     }
 
+    /// Post-copy: what `from` measured; it completes the record (kept until the record is
+    /// written if the destination's `Committed` has not come yet).
+    pub fn on_postcopy_report(&mut self, from: ClusterId, report: PostCopyReport) {
+        let waiting = self
+            .pending
+            .values_mut()
+            .find(|p| p.committed && p.request.pid == report.pid && p.request.destination == from);
+        match waiting {
+            Some(p) => p.early_report = Some(report),
+            None => stats::postcopy_report(from, &report),
+        }
+    }
+
     pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
         self.servers.on_peer_gone(cluster);
+        stats::destination_gone(cluster);
         let actions = self.machine.on_peer_gone(cluster, hal::clock::now_ns());
         self.run(actions, ctx);
         // Commits whose destination is gone will never be acknowledged.
@@ -265,7 +293,10 @@ impl MigrationSource {
     fn run(&mut self, actions: Vec<Action>, ctx: &mut Ctx) {
         for action in actions {
             match action {
-                Action::Send { to, message } => ctx.out.send(to, message),
+                Action::Send { to, message } => {
+                    self.charge(message.sequence(), kernel::noc::link_cost::message());
+                    ctx.out.send(to, message)
+                }
                 Action::Freeze { pid, to, sequence } => {
                     let frozen = self.freeze(pid, to, sequence);
                     let more = self
@@ -426,9 +457,15 @@ impl MigrationSource {
                 strategy: p.request.options.strategy,
                 bytes: p.size.0,
                 pages: p.size.1,
+                stop: p.stop,
+                remote_pages: p.remote_pages,
+                link_bytes: p.link_bytes,
                 precopy: p.precopy,
             };
             stats::succeeded(p.request.pid, route, p.at, moved);
+            if let Some(report) = p.early_report {
+                stats::postcopy_report(route.1, &report);
+            }
         }
     }
 
