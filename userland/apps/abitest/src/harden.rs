@@ -286,21 +286,52 @@ fn stats_ex_bounds(v: &mut Verdict, page: u64) {
     let stats_ex = |buf: u64, len: u64, record_size: u64| {
         call(Syscall::MigrationStatsEx, &[buf, len, record_size])
     };
+    // Names without `format!`: a heap allocation could map memory right after `page`.
     let cases: [(&str, u64, u64, u64, Errno); 7] = [
-        ("a short buffer", page, size - 8, size, Errno::EINVAL),
-        ("a partial record", page, size + 8, size, Errno::EINVAL),
-        ("a misaligned buffer", page + 4, size, size, Errno::EINVAL),
-        ("a record under 64 bytes", page, 120, 60, Errno::EINVAL),
         (
-            "a record size not a multiple of 8",
+            "migration_stats_ex, a short buffer",
+            page,
+            size - 8,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a partial record",
+            page,
+            size + 8,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a misaligned buffer",
+            page + 4,
+            size,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a record under 64 bytes",
+            page,
+            120,
+            60,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a record not 8-aligned",
             page,
             130,
             65,
             Errno::EINVAL,
         ),
-        ("a record over 4 KiB", page, 8192, 8192, Errno::EINVAL),
         (
-            "past the mapping",
+            "migration_stats_ex, a record over 4 KiB",
+            page,
+            8192,
+            8192,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex past the mapping",
             page + PAGE - size,
             2 * size,
             size,
@@ -309,11 +340,7 @@ fn stats_ex_bounds(v: &mut Verdict, page: u64) {
     ];
     for (what, buf, len, record_size, errno) in cases {
         let got = stats_ex(buf, len, record_size);
-        v.check(
-            &alloc::format!("migration_stats_ex with {what}"),
-            got == Err(errno),
-            got,
-        );
+        v.check(what, got == Err(errno), got);
     }
     let got = stats_ex(page, 0, size);
     v.check("migration_stats_ex counting only", got.is_ok(), got);
