@@ -114,7 +114,7 @@ impl PostCopyFigures {
 pub enum Rejected {
     /// No post-copy record of that process, to that cluster, waits for one.
     NoRecord,
-    /// More pages than stayed remote, or a wait with no page pulled.
+    /// It does not add up (more pages than stayed remote).
     Inconsistent,
 }
 
@@ -209,12 +209,13 @@ pub fn record(record: Record) {
 }
 
 /// Completes the newest post-copy record of `pid` that went to `destination` with what its
-/// page client measured. A report that matches no such record, or does not add up, is
-/// rejected and counted ([`rejected_reports`]).
+/// page client measured. A report that matches no such record, or that `fits` refuses given
+/// the record's remote pages, is rejected and counted ([`rejected_reports`]).
 pub fn complete_postcopy(
     pid: Pid,
     destination: ClusterId,
     figures: PostCopyFigures,
+    fits: impl FnOnce(u64) -> bool,
 ) -> Result<(), Rejected> {
     let result = hal::cpu::without_interrupts(|| {
         let mut records = RECORDS.lock();
@@ -223,7 +224,9 @@ pub fn complete_postcopy(
             .rev()
             .find(|r| r.pid == pid && r.destination == destination && r.awaits_postcopy())
             .ok_or(Rejected::NoRecord)?;
-        check(record.phases.remote_pages, &figures)?;
+        if !fits(record.phases.remote_pages) {
+            return Err(Rejected::Inconsistent);
+        }
         record.finish_postcopy(figures);
         Ok(*record)
     });
@@ -241,17 +244,6 @@ pub fn complete_postcopy(
             Err(why)
         }
     }
-}
-
-/// A report adds up: no more pages than stayed remote (all of them if it is whole — a page
-/// the process unmapped meanwhile is neither), and no wait without a pulled page.
-pub fn check(remote_pages: u64, figures: &PostCopyFigures) -> Result<(), Rejected> {
-    let moved = figures.pulled.checked_add(figures.pushed);
-    if moved.is_none_or(|m| m > remote_pages) || (figures.pulled == 0 && figures.fault_wait_ns > 0)
-    {
-        return Err(Rejected::Inconsistent);
-    }
-    Ok(())
 }
 
 /// `destination` left: its post-copy records will hear nothing more; they are completed with

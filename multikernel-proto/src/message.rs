@@ -152,6 +152,17 @@ pub struct PostCopyReport {
     pub link_bytes: u64,
 }
 
+impl PostCopyReport {
+    /// Whether the report fits a record whose post-copy left `remote_pages` at the source:
+    /// no more pages came than stayed there (fewer if the process unmapped some, or ended
+    /// first). A wait without a pulled page does not decode at all.
+    pub fn fits(&self, remote_pages: u64) -> bool {
+        self.pulled
+            .checked_add(self.pushed)
+            .is_some_and(|moved| moved <= remote_pages)
+    }
+}
+
 /// Why a payload was not a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {

@@ -319,6 +319,27 @@ fn a_malformed_postcopy_report_is_rejected() {
 }
 
 #[test]
+fn a_report_fits_only_the_pages_that_stayed_behind() {
+    let report = PostCopyReport {
+        pid: Pid::new(ClusterId(1), 5).unwrap(),
+        whole: true,
+        pulled: 3,
+        pushed: 10,
+        fault_wait_ns: 1_000,
+        residual_ns: 9_000,
+        link_bytes: 60_000,
+    };
+    assert!(report.fits(13));
+    assert!(report.fits(20), "fewer came: some were unmapped");
+    assert!(!report.fits(12));
+    let overflowing = PostCopyReport {
+        pulled: u64::MAX,
+        ..report
+    };
+    assert!(!overflowing.fits(u64::MAX));
+}
+
+#[test]
 fn oversize_and_empty_strings_are_rejected() {
     let pid = Pid::new(ClusterId(1), 5).unwrap();
     let name = heapless_str::Name::try_from("srv").unwrap();

@@ -117,7 +117,7 @@ pub fn postcopy_report(from: ClusterId, report: &PostCopyReport) {
         link_bytes: report.link_bytes,
         whole: report.whole,
     };
-    let _ = migstats::complete_postcopy(report.pid, from, figures);
+    let _ = migstats::complete_postcopy(report.pid, from, figures, |remote| report.fits(remote));
 }
 
 /// `cluster` left: the post-copy records of migrations to it will get no report.

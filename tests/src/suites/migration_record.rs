@@ -182,3 +182,27 @@ pub fn a_precopy_record_read_by_syscall_sums_its_rounds() -> Result<(), String> 
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
 }
+
+/// A post-copy report that matches no record waiting for one (here: a process that never
+/// left) is rejected and counted, and changes no record.
+pub fn a_postcopy_report_that_matches_nothing_is_rejected() -> Result<(), String> {
+    let before = kernel::migstats::rejected_reports();
+    let records = kernel::migstats::recent();
+    let stranger = Pid::new(abi::ClusterId(0), Pid::MAX_LOCAL).ok_or("no pid")?;
+    let report = multikernel_proto::message::PostCopyReport {
+        pid: stranger,
+        whole: true,
+        pulled: 1,
+        pushed: 1,
+        fault_wait_ns: 1,
+        residual_ns: 1,
+        link_bytes: 1,
+    };
+    multikernel::migration::stats::postcopy_report(abi::ClusterId(1), &report);
+    ensure_eq!(kernel::migstats::rejected_reports(), before + 1);
+    ensure!(
+        kernel::migstats::recent() == records,
+        "a rejected report changed a record"
+    );
+    Ok(())
+}
