@@ -4,8 +4,8 @@
 //! Puller`), grants frames for every piece the old cluster names, maps each page as it lands
 //! and lets its waiters go. When every page is here it tells the old cluster, which frees its
 //! copy, and reports what it measured to the old cluster's stats daemon, which keeps the
-//! migration's record. If the old cluster leaves first, the process cannot be whole: it is ended with
-//! [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
+//! migration's record. If the old cluster leaves first, the process cannot be whole: it is
+//! ended with [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
 
 use crate::ports::{POSTCOPY_INDEX_PORT, POSTCOPY_PAGES_PORT};
 use abi::{ClusterId, Pid};
