@@ -16,6 +16,7 @@ use super::migration_noc::{
 };
 use super::migration_record::{
     a_hybrid_record_read_by_syscall_adds_up, a_postcopy_record_read_by_syscall_adds_up,
+    a_postcopy_record_reads_incomplete_then_cut_short,
     a_postcopy_report_that_matches_nothing_is_rejected,
     a_precopy_record_read_by_syscall_sums_its_rounds,
 };
@@ -41,6 +42,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     a_hybrid_record_read_by_syscall_adds_up,
     a_precopy_record_read_by_syscall_sums_its_rounds,
     a_postcopy_report_that_matches_nothing_is_rejected,
+    a_postcopy_record_reads_incomplete_then_cut_short,
     source_gone_mid_postcopy_ends_the_process_with_a_report
 ];
 

@@ -39,6 +39,15 @@ fn complete_record_of(pid: Pid, strategy: Strategy) -> Result<Printed, String> {
             .is_some_and(|r| r.phases.complete)
     };
     run_until("a complete record", complete)?;
+    let printed = read_back(pid)?;
+    ensure_eq!(printed.get("strategy_number")?, strategy as u64);
+    ensure_eq!(printed.get("failed")?, 0);
+    ensure_eq!(printed.get("complete")?, 1);
+    Ok(printed)
+}
+
+/// The latest record of `pid` as `migstat` prints it.
+fn read_back(pid: Pid) -> Result<Printed, String> {
     let raw = alloc::format!("{}", pid.raw());
     let reader = with_table(|t| t.spawn("migstat", &[&raw], None))
         .map_err(|e| alloc::format!("spawn migstat: {e:?}"))?;
@@ -49,11 +58,7 @@ fn complete_record_of(pid: Pid, strategy: Strategy) -> Result<Printed, String> {
         .rev()
         .find(|l| l.starts_with("MIGREC pid="))
         .ok_or_else(|| alloc::format!("migstat printed no record: {lines:?}"))?;
-    let printed = parse(line)?;
-    ensure_eq!(printed.get("strategy_number")?, strategy as u64);
-    ensure_eq!(printed.get("failed")?, 0);
-    ensure_eq!(printed.get("complete")?, 1);
-    Ok(printed)
+    parse(line)
 }
 
 fn parse(line: &str) -> Result<Printed, String> {
@@ -205,4 +210,41 @@ pub fn a_postcopy_report_that_matches_nothing_is_rejected() -> Result<(), String
         "a rejected report changed a record"
     );
     Ok(())
+}
+
+/// Until the destination reports, a reader sees the post-copy fields 0 and the record not
+/// complete; a process that ends there first completes it cut short. The router drops the
+/// destination's two first allowances of the post-copy index portal (all it makes before a
+/// piece arrives), so no page can come.
+pub fn a_postcopy_record_reads_incomplete_then_cut_short() -> Result<(), String> {
+    let pid = spawn_case("dirty", 2)?;
+    crate::suites::migration_atomic::arm_router(&alloc::format!(
+        "drop 2 1 0 {} *",
+        multikernel_proto::ports::POSTCOPY_INDEX
+    ))?;
+    move_by(pid, 1, Strategy::PostCopy)?;
+    let recorded = || {
+        kernel::migstats::recent()
+            .iter()
+            .any(|r| r.pid == pid && r.failure.is_none())
+    };
+    run_until("the record", recorded)?;
+    let waiting = read_back(pid)?;
+    ensure_eq!(waiting.get("complete")?, 0);
+    ensure!(waiting.get("remote_pages")? > 0, "no page stayed behind");
+    for zero in [
+        "pulled_pages",
+        "pushed_pages",
+        "fault_wait_ns",
+        "residual_ns",
+    ] {
+        ensure_eq!(waiting.get(zero)?, 0);
+    }
+    ensure_eq!(waiting.get("pages")?, waiting.get("stop_pages")?);
+    kernel::requests::post(kernel::requests::Request::Kill(pid));
+    ensure_eq!(exit_code(pid)?, kernel::process::KILLED_EXIT_CODE);
+    let ended = complete_record_of(pid, Strategy::PostCopy)?;
+    ensure_eq!(ended.get("cut_short")?, 1);
+    ensure_eq!(ended.get("pulled_pages")? + ended.get("pushed_pages")?, 0);
+    adds_up(&ended)
 }
