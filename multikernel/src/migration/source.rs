@@ -433,14 +433,10 @@ impl MigrationSource {
                 }
             });
         }
-        let strategy = p.request.options.strategy;
-        stats::failed(
-            pid,
-            (chip::here(), p.request.destination),
-            p.at,
-            strategy,
-            &error,
-        );
+        let link_bytes = p.link_bytes + p.precopy.map_or(0, |s| s.link_bytes);
+        let strategy = (p.request.options.strategy, link_bytes);
+        let route = (chip::here(), p.request.destination);
+        stats::failed(pid, route, p.at, strategy, &error);
         self.outcomes.insert(pid, Err(error));
     }
 

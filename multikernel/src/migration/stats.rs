@@ -42,12 +42,13 @@ pub fn succeeded(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, moved: M
     record(pid, route, at, moved, None);
 }
 
-/// Records a migration that failed (the process stayed at the source).
+/// Records a migration that failed (the process stayed at the source), with the bytes its
+/// messages and image had put on the NoC by then.
 pub fn failed(
     pid: Pid,
     route: (ClusterId, ClusterId),
     at: Timeline,
-    strategy: Strategy,
+    (strategy, link_bytes): (Strategy, u64),
     error: &MigrationError,
 ) {
     let moved = Moved {
@@ -56,7 +57,7 @@ pub fn failed(
         pages: 0,
         stop: (0, 0),
         remote_pages: 0,
-        link_bytes: 0,
+        link_bytes,
         precopy: None,
     };
     record(pid, route, at, moved, Some(failure_name(error)));
