@@ -24,6 +24,7 @@ pub mod ids;
 pub mod limits;
 pub mod migrate;
 pub mod records;
+pub mod records_ex;
 pub mod syscall;
 pub mod types;
 
@@ -31,6 +32,7 @@ pub use errno::{Errno, SyscallResult};
 pub use ids::{ClusterId, Pid, PortId, Tid};
 pub use migrate::{MigrateOptions, Strategy};
 pub use records::MigrationRecord;
+pub use records_ex::MigrationRecordEx;
 pub use syscall::{Syscall, UnknownSyscall};
 pub use types::{
     ClockId, MapFlags, ProcessInfo, ProcessState, Prot, SyncMode, ANY_CHILD, ANY_CLUSTER,

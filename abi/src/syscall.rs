@@ -156,6 +156,10 @@ syscalls! {
     /// `migrate_with(pid: Pid, cluster: ClusterId, options: *const u8) -> 0`: `migrate` with
     /// a strategy and its tuning (an [`crate::MigrateOptions`] block; 0 means stop-and-copy).
     MigrateWith = 98 => "migrate_with", 3;
+    /// `migration_stats_ex(buf: *mut u8, len: usize, record_size: usize) -> usize`: the
+    /// latest migration records with every figure ([`crate::MigrationRecordEx`]), each cut
+    /// or zero-padded to the caller's `record_size`.
+    MigrationStatsEx = 99 => "migration_stats_ex", 3;
 }
 
 /// A number in `rax` that names no syscall (the kernel answers `ENOSYS`).
@@ -312,6 +316,7 @@ mod tests {
             (96, "migrate"),
             (97, "migration_stats"),
             (98, "migrate_with"),
+            (99, "migration_stats_ex"),
         ];
         for &(number, name) in published {
             assert_eq!(Syscall::try_from(number).map(Syscall::name), Ok(name));

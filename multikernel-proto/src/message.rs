@@ -120,6 +120,10 @@ pub enum Message {
     /// Post-copy, new cluster → old: every page of `pid` is here, or it ended; the old
     /// cluster drops what it kept.
     PostCopyDone { pid: Pid },
+    /// Post-copy, new cluster → old (the one that keeps the migration's record): what the
+    /// page client measured once every page of `pid` arrived (`whole`), or once it ended
+    /// there first. Sent with [`Message::PostCopyDone`]; it completes the record.
+    PostCopyReport(PostCopyReport),
     /// Parent's cluster → target: create `program` as `pid` (born at the parent's cluster).
     Spawn {
         pid: Pid,
@@ -127,6 +131,36 @@ pub enum Message {
         program: heapless_str::Name,
         args: heapless_str::Args,
     },
+}
+
+/// The figures of one post-copy, measured at the process's new cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostCopyReport {
+    pub pid: Pid,
+    /// Every remote page arrived (false: the process ended first).
+    pub whole: bool,
+    /// Pages a thread faulted on and waited for.
+    pub pulled: u64,
+    /// Pages that came before anything asked for them.
+    pub pushed: u64,
+    /// Time threads waited for pulled pages, summed over threads.
+    pub fault_wait_ns: u64,
+    /// Resume to the last page (or to the end).
+    pub residual_ns: u64,
+    /// Bytes post-copy put on the NoC, counted at the new cluster: the pieces and pages it
+    /// received, the requests and messages it sent (this one included).
+    pub link_bytes: u64,
+}
+
+impl PostCopyReport {
+    /// Whether the report fits a record whose post-copy left `remote_pages` at the source:
+    /// no more pages came than stayed there (fewer if the process unmapped some, or ended
+    /// first). A wait without a pulled page does not decode at all.
+    pub fn fits(&self, remote_pages: u64) -> bool {
+        self.pulled
+            .checked_add(self.pushed)
+            .is_some_and(|moved| moved <= remote_pages)
+    }
 }
 
 /// Why a payload was not a message.
@@ -177,6 +211,7 @@ pub mod kind {
     pub const ABORT: u8 = 19;
     pub const PAGE_REQUEST: u8 = 20;
     pub const POSTCOPY_DONE: u8 = 21;
+    pub const POSTCOPY_REPORT: u8 = 22;
 }
 
 // Field offsets (after the 8-byte header).
@@ -289,6 +324,21 @@ impl Message {
             PostCopyDone { pid } => {
                 out.u32(8, pid.raw());
                 kind::POSTCOPY_DONE
+            }
+            PostCopyReport(report) => {
+                out.u32(8, report.pid.raw());
+                out.0[12] = report.whole as u8;
+                let figures = [
+                    report.pulled,
+                    report.pushed,
+                    report.fault_wait_ns,
+                    report.residual_ns,
+                    report.link_bytes,
+                ];
+                for (i, value) in figures.iter().enumerate() {
+                    out.bytes(16 + 8 * i, &value.to_le_bytes());
+                }
+                kind::POSTCOPY_REPORT
             }
             ListRequest => kind::LIST_REQUEST,
             ListEntry { record } => {

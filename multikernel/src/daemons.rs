@@ -202,6 +202,7 @@ impl Daemons {
             Message::SetRefusing { on } => self.destination.set_refusing(on),
             Message::PageRequest { pid, page } => self.source.on_page_request(from, pid, page),
             Message::PostCopyDone { pid } => self.source.on_postcopy_done(from, pid),
+            Message::PostCopyReport(report) => self.source.on_postcopy_report(from, report),
             Message::Located { pid, cluster } => self.registry.set(pid, cluster),
             Message::Exited { pid, code } => self.spawner.on_exited(pid, code, &mut self.registry),
             Message::Spawn {

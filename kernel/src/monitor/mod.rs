@@ -224,15 +224,20 @@ fn execute(command: &str) {
         }
         Some("migrations") => {
             for r in crate::migstats::recent() {
+                let post = &r.phases.postcopy;
                 hal::println!(
-                    "{} c{}->c{} {:<28} total {:>7} us  downtime {:>7} us  {:>6} pages",
+                    "{} c{}->c{} {:<28} {:<13} total {:>7} us  downtime {:>7} us  {:>6} pages ({} pulled, {} pushed){}",
                     r.pid,
                     r.source.0,
                     r.destination.0,
                     r.failure.unwrap_or("ok"),
+                    r.strategy.name(),
                     r.total_ns / 1000,
                     r.downtime_ns / 1000,
-                    r.pages
+                    r.pages,
+                    post.pulled,
+                    post.pushed,
+                    if r.phases.complete { "" } else { ", post-copy under way" }
                 );
             }
         }

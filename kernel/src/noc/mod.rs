@@ -17,6 +17,7 @@
 //! per-(sender, port) credits would make it per-port (not done yet).
 
 pub mod greeting;
+pub mod link_cost;
 pub mod mailbox;
 pub mod portal;
 pub mod sync;

@@ -1,4 +1,5 @@
-//! `migrate` and `migration_stats`: the user-facing triggers of the migration daemon.
+//! `migrate`, `migration_stats` and `migration_stats_ex`: the user-facing triggers of the
+//! migration daemon and the records it keeps.
 
 use abi::{ClusterId, Errno, Pid};
 use uarea::{BlockReason, ThreadState};
@@ -98,6 +99,27 @@ pub fn stats(table: &mut Table, call: &Call) -> Result<usize, Errno> {
         bytes.extend_from_slice(&record.encode());
     }
     // The whole `[buf, buf + len)` must be mapped and writable, checked before the first byte.
+    call.write_user(table, buffer, len, &bytes)?;
+    Ok(records.len())
+}
+
+/// `migration_stats_ex(buf, len, record_size)`: the most recent records with every figure,
+/// `record_size` bytes each (the caller's record: cut, or zero-padded past the kernel's);
+/// returns how many there are in all.
+pub fn stats_ex(table: &mut Table, call: &Call) -> Result<usize, Errno> {
+    let [buffer, len, record_size, ..] = call.args;
+    let fit = abi::records_ex::stats_ex_fit(buffer, len, record_size)?;
+    let record_size = record_size as usize;
+    let records = migstats::recent();
+    let fit = fit.min(records.len());
+    let mut bytes = alloc::vec::Vec::new();
+    bytes
+        .try_reserve_exact(fit * record_size)
+        .map_err(|_| Errno::ENOMEM)?;
+    for record in &records[records.len() - fit..] {
+        record.extended().write_sized(record_size, &mut bytes);
+    }
+    // As `migration_stats`: the whole `[buf, buf + len)` is checked before the first byte.
     call.write_user(table, buffer, len, &bytes)?;
     Ok(records.len())
 }

@@ -188,5 +188,6 @@ fn handle(table: &mut Table, call: &Call, syscall: Syscall) -> Outcome {
         Migrate => migrate::migrate(table, call),
         MigrateWith => migrate::migrate_with(table, call),
         MigrationStats => Outcome::Return(migrate::stats(table, call)),
+        MigrationStatsEx => Outcome::Return(migrate::stats_ex(table, call)),
     }
 }

@@ -112,6 +112,27 @@ pub(super) fn fields(bytes: &[u8; PAYLOAD]) -> Result<Message, DecodeError> {
         kind::POSTCOPY_DONE => PostCopyDone {
             pid: pid_at(bytes, 8)?,
         },
+        kind::POSTCOPY_REPORT => {
+            let at = |i: usize| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[16 + 8 * i..24 + 8 * i]);
+                u64::from_le_bytes(word)
+            };
+            let report = super::PostCopyReport {
+                pid: pid_at(bytes, 8)?,
+                whole: flag_at(bytes, 12, "whole flag")?,
+                pulled: at(0),
+                pushed: at(1),
+                fault_wait_ns: at(2),
+                residual_ns: at(3),
+                link_bytes: at(4),
+            };
+            // A wait is only ever timed for a page that was pulled.
+            if report.pulled == 0 && report.fault_wait_ns != 0 {
+                return Err(DecodeError::BadField("fault wait without a pulled page"));
+            }
+            PostCopyReport(report)
+        }
         kind::LIST_REQUEST => ListRequest,
         kind::LIST_ENTRY => {
             let mut record = [0u8; 64];

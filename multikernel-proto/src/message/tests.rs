@@ -106,6 +106,25 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
             page: page * 4096
         }),
         pid().prop_map(|pid| Message::PostCopyDone { pid }),
+        (
+            pid(),
+            any::<bool>(),
+            proptest::array::uniform5(any::<u64>())
+        )
+            .prop_map(
+                |(pid, whole, [pulled, pushed, wait, residual_ns, link_bytes])| {
+                    Message::PostCopyReport(PostCopyReport {
+                        pid,
+                        whole,
+                        pulled,
+                        pushed,
+                        // A wait only with a pulled page (the decoder's rule).
+                        fault_wait_ns: if pulled == 0 { 0 } else { wait },
+                        residual_ns,
+                        link_bytes,
+                    })
+                }
+            ),
         Just(Message::ListRequest),
         proptest::array::uniform32(any::<u8>()).prop_flat_map(|a| {
             proptest::array::uniform32(any::<u8>()).prop_map(move |b| {
@@ -145,6 +164,7 @@ fn used_bytes(message: &Message) -> Vec<usize> {
         Message::Exited { .. } | Message::Kill { .. } => &[(8, 16)],
         Message::PageRequest { .. } => &[(8, 12), (16, 24)],
         Message::PostCopyDone { .. } => &[(8, 12)],
+        Message::PostCopyReport(..) => &[(8, 13), (16, 56)],
         Message::SetRefusing { .. } => &[(8, 9)],
         Message::ListEntry { .. } => &[(8, 72)],
         Message::NameLink { .. } | Message::NameUnlink { .. } => &[(8, 13), (16, 48)],
@@ -173,7 +193,7 @@ proptest! {
     }
 
     #[test]
-    fn accepted_bytes_are_canonical(bytes in proptest::array::uniform32(any::<u8>()), kind in 1u8..=19) {
+    fn accepted_bytes_are_canonical(bytes in proptest::array::uniform32(any::<u8>()), kind in 1u8..=22) {
         let mut payload = [0u8; PAYLOAD];
         payload[..32].copy_from_slice(&bytes);
         payload[0] = kind;
@@ -208,7 +228,7 @@ proptest! {
     }
 
     #[test]
-    fn an_unknown_kind_is_rejected(message in message(), kind in prop_oneof![Just(0u8), 22u8..]) {
+    fn an_unknown_kind_is_rejected(message in message(), kind in prop_oneof![Just(0u8), 23u8..]) {
         let mut bytes = message.encode();
         bytes[0] = kind;
         prop_assert_eq!(Message::decode(&bytes), Err(DecodeError::UnknownKind(kind)));
@@ -240,7 +260,7 @@ proptest! {
             Message::Located { .. } | Message::Exited { .. } | Message::MigrateRequest { .. }
             | Message::Kill { .. } | Message::NameLink { .. } | Message::NameUnlink { .. }
             | Message::PageRequest { .. } | Message::PostCopyDone { .. }
-            | Message::Spawn { .. } => 8,
+            | Message::PostCopyReport(..) | Message::Spawn { .. } => 8,
             _ => return Ok(()),
         };
         bytes[pid_at..pid_at + 3].copy_from_slice(&[0, 0, 0]);
@@ -266,6 +286,57 @@ fn bad_flags_are_rejected() {
         Message::decode(&bytes),
         Err(DecodeError::BadField("kill flag"))
     );
+}
+
+#[test]
+fn a_malformed_postcopy_report_is_rejected() {
+    let report = PostCopyReport {
+        pid: Pid::new(ClusterId(1), 5).unwrap(),
+        whole: true,
+        pulled: 3,
+        pushed: 10,
+        fault_wait_ns: 1_000,
+        residual_ns: 9_000,
+        link_bytes: 60_000,
+    };
+    let good = Message::PostCopyReport(report).encode();
+    assert_eq!(Message::decode(&good), Ok(Message::PostCopyReport(report)));
+    let mut bad_flag = good;
+    bad_flag[12] = 2;
+    assert_eq!(
+        Message::decode(&bad_flag),
+        Err(DecodeError::BadField("whole flag"))
+    );
+    let waited_for_nothing = Message::PostCopyReport(PostCopyReport {
+        pulled: 0,
+        ..report
+    })
+    .encode();
+    assert_eq!(
+        Message::decode(&waited_for_nothing),
+        Err(DecodeError::BadField("fault wait without a pulled page"))
+    );
+}
+
+#[test]
+fn a_report_fits_only_the_pages_that_stayed_behind() {
+    let report = PostCopyReport {
+        pid: Pid::new(ClusterId(1), 5).unwrap(),
+        whole: true,
+        pulled: 3,
+        pushed: 10,
+        fault_wait_ns: 1_000,
+        residual_ns: 9_000,
+        link_bytes: 60_000,
+    };
+    assert!(report.fits(13));
+    assert!(report.fits(20), "fewer came: some were unmapped");
+    assert!(!report.fits(12));
+    let overflowing = PostCopyReport {
+        pulled: u64::MAX,
+        ..report
+    };
+    assert!(!overflowing.fits(u64::MAX));
 }
 
 #[test]

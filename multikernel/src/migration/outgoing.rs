@@ -22,6 +22,13 @@ use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 const WRITE_WAIT_NS: u64 = crate::STALL_NS + kernel::noc::portal::WRITE_TIMEOUT_NS;
 
 impl MigrationSource {
+    /// Counts `bytes` this end put on (or took off) the NoC for migration `sequence`.
+    pub(super) fn charge(&mut self, sequence: u32, bytes: u64) {
+        if let Some(p) = self.pending_by_sequence(sequence) {
+            p.link_bytes += bytes;
+        }
+    }
+
     /// Sends what the destination allows — index chunks, then page batches; the sequence
     /// and result once the whole image left (or could not).
     pub(super) fn send_image(&mut self, now: u64) -> Option<(u32, Result<u32, MigrateError>)> {
@@ -33,7 +40,9 @@ impl MigrationSource {
                     "migration of {}: image transfer failed: {error:?}",
                     transfer.pid
                 );
+                let spent = transfer.link_bytes;
                 self.transfer = None;
+                self.charge(sequence, spent);
                 return Some((sequence, Err(MigrateError::TransferFailed)));
             }
             Ok(true) => self.machine.on_transfer_progress(sequence, now),
@@ -41,7 +50,9 @@ impl MigrationSource {
         }
         let done = transfer.is_done();
         let crc = transfer.snapshot.crc().filter(|_| done)?;
+        let spent = transfer.link_bytes;
         self.transfer = None;
+        self.charge(sequence, spent);
         if let Some(p) = self.pending_by_sequence(sequence) {
             p.at.sent_ns = now;
         }
@@ -171,11 +182,19 @@ impl MigrationSource {
             // Everything that crosses the NoC: manifest, UArea, page index and the pages
             // (after a pre-copy: those of its rounds too, and not the carried ones).
             let before = p.precopy.map_or(0, |s| s.pages);
-            let pages = snapshot.dma_pages() as u64 + before;
+            let stopped = snapshot.dma_pages() as u64;
+            let pages = stopped + before;
             p.size = (
                 uarea::image::MANIFEST_LEN as u64 + manifest.body_len() + pages * 4096,
                 pages,
             );
+            p.stop = (
+                uarea::image::MANIFEST_LEN as u64 + manifest.body_len() + stopped * 4096,
+                stopped,
+            );
+            if postcopy {
+                p.remote_pages = snapshot.remote_pages().count() as u64;
+            }
         }
         if postcopy {
             // Kept until the commit; then they are served from here.
@@ -203,6 +222,7 @@ impl MigrationSource {
                 preamble: Some(preamble),
                 batches_sent: 0,
                 held: None,
+                link_bytes: 0,
             });
             return true;
         }
@@ -225,6 +245,7 @@ impl MigrationSource {
             preamble: None,
             batches_sent: 0,
             held: None,
+            link_bytes: 0,
         });
         true
     }

@@ -3,16 +3,17 @@
 //! old cluster for the page (again while the link is down: `multikernel_proto::postcopy::
 //! Puller`), grants frames for every piece the old cluster names, maps each page as it lands
 //! and lets its waiters go. When every page is here it tells the old cluster, which frees its
-//! copy. If the old cluster leaves first, the process cannot be whole: it is ended with
-//! [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
+//! copy, and reports what it measured to the old cluster's stats daemon, which keeps the
+//! migration's record. If the old cluster leaves first, the process cannot be whole: it is
+//! ended with [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
 
 use crate::ports::{POSTCOPY_INDEX_PORT, POSTCOPY_PAGES_PORT};
 use abi::{ClusterId, Pid};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use kernel::noc::{portal, NocError};
+use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
-use multikernel_proto::message::Message;
+use multikernel_proto::message::{Message, PostCopyReport};
 use multikernel_proto::postcopy::Puller;
 use uarea::precopy::{self, Piece};
 use x86_64::structures::paging::{Page, PhysFrame, Size4KiB};
@@ -38,6 +39,25 @@ struct Client {
     pulled: u64,
     pushed: u64,
     started_ns: u64,
+    /// Bytes this post-copy put on the NoC, counted here (for the record's `link_bytes`).
+    link_bytes: u64,
+}
+
+impl Client {
+    /// What this post-copy measured (`whole`: every page arrived), counting the report and
+    /// the `PostCopyDone` that goes with it.
+    fn report(&mut self, whole: bool) -> Message {
+        self.link_bytes += 2 * link_cost::message();
+        Message::PostCopyReport(PostCopyReport {
+            pid: self.pid,
+            whole,
+            pulled: self.pulled,
+            pushed: self.pushed,
+            fault_wait_ns: self.wait_ns,
+            residual_ns: hal::clock::now_ns().saturating_sub(self.started_ns),
+            link_bytes: self.link_bytes,
+        })
+    }
 }
 
 pub struct PageClients {
@@ -87,6 +107,7 @@ impl PageClients {
             pulled: 0,
             pushed: 0,
             started_ns: hal::clock::now_ns(),
+            link_bytes: 0,
         });
     }
 
@@ -98,6 +119,7 @@ impl PageClients {
         };
         client.waits.entry(page).or_insert(now);
         if let Some(page) = client.puller.on_fault(page, now) {
+            client.link_bytes += link_cost::message();
             out.send(client.from, Message::PageRequest { pid, page });
         }
     }
@@ -109,6 +131,7 @@ impl PageClients {
         let now = hal::clock::now_ns();
         for client in &mut self.clients {
             for page in client.puller.on_tick(now) {
+                client.link_bytes += link_cost::message();
                 out.send(
                     client.from,
                     Message::PageRequest {
@@ -123,7 +146,8 @@ impl PageClients {
             .filter(|&i| !with_table(|t| t.is_alive(self.clients[i].pid)))
             .collect();
         for i in ended.into_iter().rev() {
-            let client = self.clients.swap_remove(i);
+            let mut client = self.clients.swap_remove(i);
+            out.send(client.from, client.report(false));
             out.send(client.from, Message::PostCopyDone { pid: client.pid });
             self.abandon(client);
         }
@@ -181,6 +205,7 @@ impl PageClients {
             else {
                 continue; // its process ended meanwhile
             };
+            client.link_bytes += link_cost::transfer(data.len());
             let mut frames = Vec::new();
             for _ in &pages {
                 match hal::frames::alloc() {
@@ -230,6 +255,7 @@ impl PageClients {
                 continue;
             };
             let client = &mut self.clients[i];
+            client.link_bytes += link_cost::frames(pages.len());
             let now = hal::clock::now_ns();
             for (page, frame) in pages.into_iter().zip(frames) {
                 let mapped = client.puller.on_arrived(page) && map(client.pid, page, frame);
@@ -246,7 +272,7 @@ impl PageClients {
                 }
             }
             if client.puller.is_complete() {
-                let client = self.clients.swap_remove(i);
+                let mut client = self.clients.swap_remove(i);
                 let ms = hal::clock::now_ns().saturating_sub(client.started_ns) / 1_000_000;
                 log::info!(
                     "post-copy of {} from c{} complete: {} pages pulled on demand, {} pushed, threads waited {} us in all, {} ms after it resumed",
@@ -257,6 +283,7 @@ impl PageClients {
                     client.wait_ns / 1000,
                     ms
                 );
+                out.send(client.from, client.report(true));
                 out.send(client.from, Message::PostCopyDone { pid: client.pid });
                 // The index allowances it did not use must not serve a later post-copy.
                 portal::revoke(&self.index, client.from);

@@ -13,10 +13,11 @@
 //! A pass sends at most [`PIECES_PER_PASS`] pieces, so the process keeps running between
 //! them and the dirty rate measured is its own.
 
+use abi::records_ex::ROUNDS_RECORDED;
 use abi::{MigrateOptions, Pid};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
-use kernel::noc::{portal, NocError};
+use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
 use migration::precopy;
 use uarea::precopy::{encode_round, MAX_PIECE_PAGES};
@@ -28,16 +29,33 @@ use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 const PIECES_PER_PASS: usize = 4;
 
 /// What pre-copy measured, for the migration's record.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct PreCopyStats {
     /// Rounds sent.
     pub rounds: u32,
     /// Pages sent over all rounds (a page sent twice counts twice).
     pub pages: u64,
+    /// Of `pages`, those of each round (the last entry also takes any round past it).
+    pub round_pages: [u32; ROUNDS_RECORDED],
+    /// Bytes the rounds put on the NoC: their pieces and pages.
+    pub link_bytes: u64,
     /// Pages written again after they were sent, per second of pre-copy.
     pub dirty_rate: u32,
     /// The dirty set stopped shrinking: the process outran the link.
     pub outran: bool,
+}
+
+impl Default for PreCopyStats {
+    fn default() -> PreCopyStats {
+        PreCopyStats {
+            rounds: 0,
+            pages: 0,
+            round_pages: [0; ROUNDS_RECORDED],
+            link_bytes: 0,
+            dirty_rate: 0,
+            outran: false,
+        }
+    }
 }
 
 /// What one pass did.
@@ -147,6 +165,7 @@ impl PreCopy {
                     }
                     return Err(error);
                 }
+                self.stats.link_bytes += link_cost::transfer(named.len());
                 self.unwritten.push_back(piece);
                 moved = true;
             }
@@ -164,6 +183,9 @@ impl PreCopy {
                     return Err(error);
                 }
                 self.stats.pages += piece.len() as u64;
+                self.stats.link_bytes += link_cost::frames(piece.len());
+                let round = (self.stats.rounds as usize).clamp(1, ROUNDS_RECORDED) - 1;
+                self.stats.round_pages[round] += piece.len() as u32;
                 self.sent.extend(piece);
                 moved = true;
             }

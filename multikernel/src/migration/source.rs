@@ -14,7 +14,7 @@ use kernel::process::with_table;
 use kernel::requests::MigrationRequest;
 use migration::snapshot::Snapshot;
 use migration::{freeze, MigrationError};
-use multikernel_proto::message::Message;
+use multikernel_proto::message::{Message, PostCopyReport};
 use multikernel_proto::migrate::{Action, Config, MigrateError, RequestId, Source};
 
 use super::caller::{answer, migration_error};
@@ -39,6 +39,15 @@ pub(super) struct Pending {
     pub(super) freeze_error: Option<MigrationError>,
     /// What pre-copy measured (live strategies), once its rounds ended.
     pub(super) precopy: Option<PreCopyStats>,
+    /// The image sent while it was stopped: bytes, pages.
+    pub(super) stop: (u64, u64),
+    /// Post-copy: pages left here when it resumes there.
+    pub(super) remote_pages: u64,
+    /// Bytes this end's messages, image and pieces put on the NoC (pre-copy's are in
+    /// `precopy`).
+    pub(super) link_bytes: u64,
+    /// Post-copy's report, if it came before the destination's `Committed` (that was lost).
+    pub(super) early_report: Option<PostCopyReport>,
 }
 
 /// Where a migration leaving from here stands (for the monitor and the tests).
@@ -198,6 +207,10 @@ impl MigrationSource {
                     committed: false,
                     freeze_error: None,
                     precopy: None,
+                    stop: (0, 0),
+                    remote_pages: 0,
+                    link_bytes: 0,
+                    early_report: None,
                 },
             );
             self.run(actions, ctx);
@@ -213,6 +226,7 @@ impl MigrationSource {
 
     /// A protocol message for the source side.
     pub fn on_message(&mut self, from: ClusterId, message: &Message, ctx: &mut Ctx) {
+        self.charge(message.sequence(), kernel::noc::link_cost::message());
         if let Message::Committed { sequence } = message {
             self.record_commit(*sequence);
         }
@@ -231,8 +245,22 @@ impl MigrationSource {
         self.servers.on_done(from, pid);
     }
 
+    /// Post-copy: what `from` measured; it completes the record (kept until the record is
+    /// written if the destination's `Committed` has not come yet).
+    pub fn on_postcopy_report(&mut self, from: ClusterId, report: PostCopyReport) {
+        let waiting = self
+            .pending
+            .values_mut()
+            .find(|p| p.committed && p.request.pid == report.pid && p.request.destination == from);
+        match waiting {
+            Some(p) => p.early_report = Some(report),
+            None => stats::postcopy_report(from, &report),
+        }
+    }
+
     pub fn on_peer_gone(&mut self, cluster: ClusterId, ctx: &mut Ctx) {
         self.servers.on_peer_gone(cluster);
+        stats::destination_gone(cluster);
         let actions = self.machine.on_peer_gone(cluster, hal::clock::now_ns());
         self.run(actions, ctx);
         // Commits whose destination is gone will never be acknowledged.
@@ -277,7 +305,10 @@ impl MigrationSource {
     pub(super) fn run(&mut self, actions: Vec<Action>, ctx: &mut Ctx) {
         for action in actions {
             match action {
-                Action::Send { to, message } => ctx.out.send(to, message),
+                Action::Send { to, message } => {
+                    self.charge(message.sequence(), kernel::noc::link_cost::message());
+                    ctx.out.send(to, message)
+                }
                 Action::Freeze { pid, to, sequence } => {
                     self.freeze_or_wait(pid, to, sequence, hal::clock::now_ns(), ctx)
                 }
@@ -399,14 +430,10 @@ impl MigrationSource {
         };
         let error = p.freeze_error.clone().unwrap_or(migration_error(error));
         answer(p.request.caller, Err(error.clone()));
-        let strategy = p.request.options.strategy;
-        stats::failed(
-            pid,
-            (chip::here(), p.request.destination),
-            p.at,
-            strategy,
-            &error,
-        );
+        let link_bytes = p.link_bytes + p.precopy.map_or(0, |s| s.link_bytes);
+        let strategy = (p.request.options.strategy, link_bytes);
+        let route = (chip::here(), p.request.destination);
+        stats::failed(pid, route, p.at, strategy, &error);
         self.outcomes.insert(pid, Err(error));
     }
 
@@ -423,9 +450,15 @@ impl MigrationSource {
                 strategy: p.request.options.strategy,
                 bytes: p.size.0,
                 pages: p.size.1,
+                stop: p.stop,
+                remote_pages: p.remote_pages,
+                link_bytes: p.link_bytes,
                 precopy: p.precopy,
             };
             stats::succeeded(p.request.pid, route, p.at, moved);
+            if let Some(report) = p.early_report {
+                stats::postcopy_report(route.1, &report);
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use abi::Pid;
 use alloc::vec::Vec;
-use kernel::noc::{portal, NocError};
+use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
 use migration::snapshot::Snapshot;
 
@@ -23,6 +23,8 @@ pub struct Transfer {
     /// A chunk produced but refused (a stale allowance of an earlier, abandoned image): it
     /// goes with the next allowance.
     pub held: Option<Vec<u8>>,
+    /// Bytes put on the NoC so far (for the record's `link_bytes`).
+    pub link_bytes: u64,
 }
 
 impl Transfer {
@@ -44,6 +46,7 @@ impl Transfer {
                     self.preamble = Some(preamble);
                     return retry_refused(error);
                 }
+                self.link_bytes += link_cost::transfer(preamble.len());
                 sent = true;
             }
         }
@@ -63,6 +66,7 @@ impl Transfer {
                 self.held = Some(chunk);
                 return retry_refused(error).map(|_| sent);
             }
+            self.link_bytes += link_cost::transfer(chunk.len());
             sent = true;
         }
         while self.held.is_none()
@@ -79,6 +83,7 @@ impl Transfer {
             if let Err(error) = portal::write_frames(&self.pages, &frames) {
                 return retry_refused(error).map(|_| sent);
             }
+            self.link_bytes += link_cost::frames(frames.len());
             self.batches_sent += 1;
             sent = true;
         }

@@ -11,7 +11,8 @@
 //! - `MIGSTART app=A strategy=S`, then a pause before the move, so the host can read
 //!   noc-sim's link counters before it (the link bytes of the move are the difference at the
 //!   next `MIGBENCH`);
-//! - `MIGBENCH strategy=S app=A ... ` from the migration daemon's own record;
+//! - `MIGBENCH strategy=S app=A ... ` from the migration daemon's own record, once complete
+//!   (post-copy's pulled and pushed pages, fault wait and link bytes included);
 //! - `MIGDEGRADE strategy=S|none app=A run_us=N` (one `mgs` run, ready to exit).
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
@@ -85,17 +86,37 @@ fn move_to_1(pid: Pid, strategy: Strategy) -> Result<kernel::migstats::Record, S
             ));
         }
     }
-    // The record is complete once the destination confirmed it runs the process.
-    run_until("the migration record", || moves_to_1(pid).len() > before)?;
+    // The record is written once the destination confirmed it runs the process, and
+    // complete (post-copy: once its last page arrived there) a little later.
+    run_until("the migration record", || {
+        let moves = moves_to_1(pid);
+        moves.len() > before && moves.last().is_some_and(|r| r.phases.complete)
+    })?;
     moves_to_1(pid)
         .pop()
         .ok_or_else(|| "no migration record".into())
 }
 
-/// `extra` goes on the line as is (`touched_bytes=… rate_pages_s=…` for `memtouch`).
+/// `extra` goes on the line as is (`touched_bytes=… rate_pages_s=…` for `memtouch`). Every
+/// figure comes from the complete record: `pages_pushed` are the pages sent while the
+/// process ran (pre-copy rounds and post-copy's background pushes), `pages_pulled` those a
+/// thread waited for, `link_bytes` what the daemons put on the NoC for the move.
 fn print_record(label: &str, extra: &str, r: &kernel::migstats::Record) {
+    let post = &r.phases.postcopy;
+    let postcopy = matches!(r.strategy, Strategy::PostCopy | Strategy::Hybrid);
+    let pulled = if postcopy {
+        alloc::format!(
+            " pages_pulled={} fault_wait_us={} residual_us={} pages_remote={}",
+            post.pulled,
+            post.fault_wait_ns / 1000,
+            post.residual_ns / 1000,
+            r.phases.remote_pages
+        )
+    } else {
+        String::new()
+    };
     hal::println!(
-        "MIGBENCH strategy={} app={label}{extra} bytes={} preparation_us={} downtime_us={} resume_us={} total_us={} pages={} pages_pushed={} rounds={} dirty_rate_pages_s={}",
+        "MIGBENCH strategy={} app={label}{extra} bytes={} preparation_us={} downtime_us={} resume_us={} total_us={} pages={} pages_pushed={} pages_precopy={} pages_stop={} rounds={} dirty_rate_pages_s={} link_bytes={}{pulled}",
         r.strategy.name(),
         r.bytes,
         r.preparation_ns / 1000,
@@ -103,9 +124,12 @@ fn print_record(label: &str, extra: &str, r: &kernel::migstats::Record) {
         r.resume_ns / 1000,
         r.total_ns / 1000,
         r.pages,
+        r.pages_live + post.pushed,
         r.pages_live,
+        r.phases.stop_pages,
         r.rounds,
         r.dirty_rate,
+        r.phases.link_bytes,
     );
 }
 

@@ -1,6 +1,7 @@
 //! Live migration between clusters (4 clusters, one boot): the zdtm cases moved by
 //! pre-copy, post-copy and hybrid, a process that keeps writing its memory while it moves,
-//! and each strategy's failure paths. Cluster 0 drives, as in `migration_noc`; the others
+//! each strategy's failure paths, and the records of those moves read back by syscall
+//! (`migration_record`). Cluster 0 drives, as in `migration_noc`; the others
 //! serve.
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
@@ -12,6 +13,12 @@ use super::migration_noc::{
     all_clusters_joined, case_moved_by, every_case_moves_by, exit_code, faulted_then_moves,
     move_by, nothing_left_frozen, refused_then_moves, release_the_other_clusters, run_until,
     serve_until_the_driver_is_done, spawn_case,
+};
+use super::migration_record::{
+    a_hybrid_record_read_by_syscall_adds_up, a_postcopy_record_read_by_syscall_adds_up,
+    a_postcopy_record_reads_incomplete_then_cut_short,
+    a_postcopy_report_that_matches_nothing_is_rejected,
+    a_precopy_record_read_by_syscall_sums_its_rounds,
 };
 use crate::{ensure, ensure_eq, tests};
 
@@ -31,6 +38,11 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     postcopy_survives_lost_page_requests,
     every_case_moves_by_hybrid,
     a_hybrid_record_counts_one_round_and_its_pages_by_phase,
+    a_postcopy_record_read_by_syscall_adds_up,
+    a_hybrid_record_read_by_syscall_adds_up,
+    a_precopy_record_read_by_syscall_sums_its_rounds,
+    a_postcopy_report_that_matches_nothing_is_rejected,
+    a_postcopy_record_reads_incomplete_then_cut_short,
     source_gone_mid_postcopy_ends_the_process_with_a_report
 ];
 

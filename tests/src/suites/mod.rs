@@ -21,6 +21,7 @@ pub mod migration;
 pub mod migration_atomic;
 pub mod migration_live;
 pub mod migration_noc;
+pub mod migration_record;
 pub mod migration_userdma;
 pub mod noc;
 pub mod noc_bench;

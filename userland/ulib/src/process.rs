@@ -152,3 +152,40 @@ pub fn name_unlink(name: &str) -> Result<(), Errno> {
     )
     .map(|_| ())
 }
+
+/// The records of the migrations that left this cluster (the latest 256, oldest first), with
+/// every figure (`migration_stats_ex`). A post-copy record reads its post-copy fields 0 until
+/// it is `complete`.
+pub fn migration_records() -> Result<Vec<abi::MigrationRecordEx>, Errno> {
+    const SIZE: usize = abi::MigrationRecordEx::SIZE;
+    let mut capacity = 16;
+    loop {
+        // u64 words: the call wants an 8-aligned buffer.
+        let mut words = alloc::vec![0u64; capacity * SIZE / 8];
+        // SAFETY: the buffer is `capacity * SIZE` bytes we own, 8-aligned.
+        let total = unsafe {
+            crate::raw::syscall6(
+                Syscall::MigrationStatsEx,
+                [
+                    words.as_mut_ptr() as u64,
+                    (capacity * SIZE) as u64,
+                    SIZE as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }?;
+        if total > capacity {
+            capacity = total;
+            continue;
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let (records, _) = bytes.as_chunks::<SIZE>();
+        return Ok(records
+            .iter()
+            .take(total)
+            .filter_map(|r| abi::MigrationRecordEx::from_prefix(r))
+            .collect());
+    }
+}

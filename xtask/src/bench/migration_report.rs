@@ -56,9 +56,14 @@ impl Collected {
             Some(&"MIGSTART") => self.start_counter = link_counter(),
             Some(&"MIGBENCH") => {
                 let mut run = fields(&words[1..]);
+                // The record's `link_bytes` (counted at the daemons) is the move's; noc-sim's
+                // counter on the route's first hop is kept beside it (`noc_hop_bytes`), and
+                // stands in for it from a kernel whose record has none.
                 if let Some(before) = self.start_counter.take() {
                     if let Some(after) = link_counter() {
-                        run.insert("link_bytes".into(), after.saturating_sub(before).into());
+                        let hop = after.saturating_sub(before);
+                        run.insert("noc_hop_bytes".into(), hop.into());
+                        run.entry("link_bytes").or_insert(hop.into());
                     }
                 }
                 self.runs.push(Value::Object(run));
@@ -150,6 +155,11 @@ pub fn summary(runs: &[Value], link_mbps: u64) -> Vec<Value> {
                 "dirty_rate_pages_s",
                 "fault_wait_us",
                 "link_bytes",
+                "noc_hop_bytes",
+                "pages_precopy",
+                "pages_stop",
+                "pages_remote",
+                "residual_us",
             ] {
                 if let Some(value) = median(&mine, key) {
                     let name = match key {

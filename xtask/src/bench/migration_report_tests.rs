@@ -30,7 +30,29 @@ fn a_bench_line_becomes_a_run_with_its_link_bytes() {
     assert_eq!(run["app"], "mgs-1000");
     assert_eq!(run["downtime_us"], 25000);
     assert_eq!(run["pages_pushed"], 0);
+    // A line without the record's link bytes: noc-sim's counter stands in.
     assert_eq!(run["link_bytes"], 8_099_000);
+    assert_eq!(run["noc_hop_bytes"], 8_099_000);
+}
+
+#[test]
+fn the_records_postcopy_figures_and_link_bytes_are_taken_as_they_are() {
+    let post = "MIGBENCH strategy=post-copy app=mgs-1000 bytes=9000000 preparation_us=300 downtime_us=900 resume_us=400 total_us=1500 pages=2000 pages_pushed=1900 pages_precopy=0 pages_stop=20 rounds=0 dirty_rate_pages_s=0 link_bytes=9100000 pages_pulled=80 fault_wait_us=4000 residual_us=30000 pages_remote=1980";
+    let c = collect(
+        &["MIGSTART app=mgs-1000 strategy=post-copy", post],
+        &[1_000, 9_201_000],
+    );
+    let run = &c.runs[0];
+    assert_eq!(run["link_bytes"], 9_100_000, "the record's, not noc-sim's");
+    assert_eq!(run["noc_hop_bytes"], 9_200_000);
+    assert_eq!(run["pages_pulled"], 80);
+    assert_eq!(run["pages_pushed"], 1900);
+    assert_eq!(run["fault_wait_us"], 4000);
+    let summary = summary(&c.runs, 1600);
+    assert_eq!(summary[0]["pages_pulled"], 80);
+    assert_eq!(summary[0]["fault_wait_us"], 4000);
+    assert_eq!(summary[0]["link_bytes"], 9_100_000);
+    assert_eq!(summary[0]["residual_us"], 30000);
 }
 
 #[test]

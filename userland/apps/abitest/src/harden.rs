@@ -99,6 +99,7 @@ fn buffers(v: &mut Verdict) {
         got == Err(Errno::EFAULT),
         got,
     );
+    stats_ex_bounds(v, page);
     v.check("nothing written", bytes.iter().all(|b| *b == 0xAA), ());
     let got = call(Syscall::ProcList, &[page, 1]);
     v.check(
@@ -276,4 +277,71 @@ fn orphan(v: &mut Verdict) {
     }
     v.check("the child became a zombie", zombie(child), child);
     println!("harden: orphaned zombie {}", child.raw());
+}
+
+/// `migration_stats_ex` refuses a short, partial or misaligned buffer and a bad record size
+/// (`EINVAL`) and a buffer past the mapping (`EFAULT`) before it writes anything.
+fn stats_ex_bounds(v: &mut Verdict, page: u64) {
+    let size = ulib::abi::MigrationRecordEx::SIZE as u64;
+    let stats_ex = |buf: u64, len: u64, record_size: u64| {
+        call(Syscall::MigrationStatsEx, &[buf, len, record_size])
+    };
+    // Names without `format!`: a heap allocation could map memory right after `page`.
+    let cases: [(&str, u64, u64, u64, Errno); 7] = [
+        (
+            "migration_stats_ex, a short buffer",
+            page,
+            size - 8,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a partial record",
+            page,
+            size + 8,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a misaligned buffer",
+            page + 4,
+            size,
+            size,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a record under 64 bytes",
+            page,
+            120,
+            60,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a record not 8-aligned",
+            page,
+            130,
+            65,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex, a record over 4 KiB",
+            page,
+            8192,
+            8192,
+            Errno::EINVAL,
+        ),
+        (
+            "migration_stats_ex past the mapping",
+            page + PAGE - size,
+            2 * size,
+            size,
+            Errno::EFAULT,
+        ),
+    ];
+    for (what, buf, len, record_size, errno) in cases {
+        let got = stats_ex(buf, len, record_size);
+        v.check(what, got == Err(errno), got);
+    }
+    let got = stats_ex(page, 0, size);
+    v.check("migration_stats_ex counting only", got.is_ok(), got);
 }
