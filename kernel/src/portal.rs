@@ -74,10 +74,16 @@ pub fn deliver(table: &mut Table, mail: Mail) -> bool {
             true
         }
         MailKind::PortalClaim => {
-            let (Some(sender), Some(sport), Some(cluster)) = (
+            let transfer = mail
+                .data
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes);
+            let (Some(sender), Some(sport), Some(cluster), Some(transfer)) = (
                 pid_at(&mail.data, 0),
                 port_at(&mail.data, 4),
                 port_at(&mail.data, 6).map(|raw| abi::ClusterId(raw.0)),
+                transfer,
             ) else {
                 return false;
             };
@@ -85,6 +91,7 @@ pub fn deliver(table: &mut Table, mail: Mail) -> bool {
                 cluster,
                 from: (sender, sport),
                 to: (mail.pid, mail.port),
+                transfer,
             };
             post(Request::PortalClaim(claim));
             true

@@ -182,6 +182,9 @@ pub struct PortalClaim {
     pub cluster: ClusterId,
     pub from: (Pid, PortId),
     pub to: (Pid, PortId),
+    /// The id the sending cluster gave the transfer: it is allowed, sent and taken under
+    /// that id alone (`noc::portal::allow_as`).
+    pub transfer: u32,
 }
 
 static PENDING: Mutex<VecDeque<Request>> = Mutex::new(VecDeque::new());

@@ -31,8 +31,11 @@ pub struct PortalRelay {
     admitted: Option<(PortalClaim, u64)>,
     /// Transfers waiting to leave, oldest first.
     outgoing: VecDeque<PortalTransfer>,
-    /// The transfer being sent (claimed, waiting for the receiving kernel's allow).
-    sending: Option<(PortalTransfer, u64)>,
+    /// The transfer being sent (claimed, waiting for the receiving kernel's allow): since
+    /// when, and the id it was claimed under.
+    sending: Option<(PortalTransfer, u64, u32)>,
+    /// The id the next claimed transfer gets (never 0).
+    next_transfer: u32,
     /// The transfer the DMA engine carries out: descriptor posted, completion awaited.
     in_flight: Option<InFlight>,
     /// Writes given up on (no completion in time), held until the engine is done with them.
@@ -50,6 +53,7 @@ impl PortalRelay {
             admitted: None,
             outgoing: VecDeque::new(),
             sending: None,
+            next_transfer: 1,
             in_flight: None,
             abandoned: alloc::vec::Vec::new(),
             dropped: 0,
@@ -79,7 +83,7 @@ impl PortalRelay {
     pub fn next_deadline(&self) -> Option<u64> {
         let since = [
             self.admitted.as_ref().map(|(_, since)| *since),
-            self.sending.as_ref().map(|(_, since)| *since),
+            self.sending.as_ref().map(|(_, since, _)| *since),
         ];
         let posted = self
             .in_flight
@@ -103,9 +107,9 @@ impl PortalRelay {
     /// if it moved on meanwhile, send the data after it.
     fn receive(&mut self, now: u64, forwarder: &MailForwarder, registry: &LocationRegistry) {
         loop {
-            match portal::try_read_vec(&self.port) {
-                Ok((from, data)) => match self.admitted.take() {
-                    Some((claim, _)) if claim.cluster.0 == from.0 => {
+            match portal::try_read_vec_as(&self.port) {
+                Ok((from, transfer, data)) => match self.admitted.take() {
+                    Some((claim, _)) if (claim.cluster.0, claim.transfer) == (from.0, transfer) => {
                         let here = with_table(|table| {
                             let here = table.processes.contains_key(&claim.to.0);
                             if here {
@@ -128,7 +132,13 @@ impl PortalRelay {
                             Some(_) => self.dropped += 1, // the receiver ended meanwhile
                         }
                     }
-                    other => self.admitted = other,
+                    other => {
+                        // Not the transfer admitted: its grant was revoked when it was given
+                        // up, so this cannot happen short of a forged transfer.
+                        log::warn!("user portal data from c{} nobody admitted: dropped", from.0);
+                        self.dropped += 1;
+                        self.admitted = other;
+                    }
                 },
                 Err(NocError::WouldBlock) => break,
                 // The engine failed the admitted transfer: nothing of it is delivered, and
@@ -141,11 +151,15 @@ impl PortalRelay {
             .as_ref()
             .is_some_and(|(_, since)| now.saturating_sub(*since) > STALL_NS)
         {
-            self.admitted = None;
+            // Given up: its grant goes too, so a late write of it is refused by the engine
+            // (its writer hears) rather than taken for a later transfer.
+            if let Some((claim, _)) = self.admitted.take() {
+                portal::revoke(&self.port, claim.cluster);
+            }
         }
         if self.admitted.is_none() {
             if let Some(claim) = self.claims.pop_front() {
-                if portal::allow(&self.port, claim.cluster).is_ok() {
+                if portal::allow_as(&self.port, claim.cluster, claim.transfer).is_ok() {
                     self.admitted = Some((claim, now));
                 } else {
                     self.claims.push_front(claim);
@@ -181,9 +195,12 @@ impl PortalRelay {
         }
         if self.sending.is_none() {
             if let Some(transfer) = self.outgoing.pop_front() {
+                let id = self.next_transfer;
+                self.next_transfer = id.wrapping_add(1).max(1);
                 let mut data = transfer.from.0.raw().to_le_bytes().to_vec();
                 data.extend_from_slice(&transfer.from.1 .0.to_le_bytes());
                 data.extend_from_slice(&chip::here().0.to_le_bytes());
+                data.extend_from_slice(&id.to_le_bytes());
                 let claim = Mail {
                     pid: transfer.to.0,
                     port: transfer.to.1,
@@ -195,16 +212,17 @@ impl PortalRelay {
                 if sent.is_err() {
                     forwarder.route(claim, registry); // the home forwards it
                 }
-                self.sending = Some((transfer, now));
+                self.sending = Some((transfer, now, id));
             }
         }
-        if let Some((transfer, since)) = self.sending.take() {
+        if let Some((transfer, since, id)) = self.sending.take() {
+            // Only the allowance given for this very transfer carries it.
             let allowed = chip::others()
                 .filter_map(|c| portal::open(c, kernel::portal::USER_PORTAL_PORT).ok())
-                .find(portal::is_allowed);
+                .find(|tx| portal::is_allowed_as(tx, id));
             let posted = allowed.map(|tx| match &transfer.source {
-                PortalSource::Pinned { pieces, .. } => portal::post_ranges(&tx, pieces),
-                PortalSource::Copied(data) => portal::post_buffer(&tx, data),
+                PortalSource::Pinned { pieces, .. } => portal::post_ranges_as(&tx, id, pieces),
+                PortalSource::Copied(data) => portal::post_buffer_as(&tx, id, data),
             });
             match posted {
                 Some(Ok(posted)) => {
@@ -215,7 +233,7 @@ impl PortalRelay {
                     })
                 }
                 Some(Err(NocError::WouldBlock)) | None if now.saturating_sub(since) <= STALL_NS => {
-                    self.sending = Some((transfer, since))
+                    self.sending = Some((transfer, since, id))
                 }
                 Some(Err(error)) => self.finish(transfer, Err(userdma::errno(error))),
                 None => {

@@ -21,18 +21,20 @@
 //! * `unlink` revokes outstanding grants; their buffers are freed only when the router
 //!   confirms (`Revoked`), so it can never write into freed memory.
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use hal::noc::dma::{self, RangeList};
 use hal::noc::{ClusterId, Header, Kind, PortId};
-use noc_proto::dma::{Completion, Status};
+use noc_proto::dma::Completion;
 use noc_proto::wire::MAX_PORTAL_TRANSFER;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
+mod send;
 mod state;
 
+pub use send::*;
+
 pub(crate) use state::Portals;
-use state::{status_error, Arrival, Granted, Landing};
+use state::{Arrival, Granted, Landing};
 
 use super::{check_cluster, pump, with_state, NocError};
 
@@ -99,7 +101,35 @@ pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
     let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
         .map_err(|_| NocError::TooLarge)?;
-    grant(portal, remote, Landing::Buffer(buffer), list)
+    grant(portal, remote, Landing::Buffer(buffer), list, None)
+}
+
+/// As [`allow`], under the transfer id `transfer` the sender chose (and named in its own
+/// request for the allowance): it uses this allowance only for that transfer
+/// ([`post_buffer_as`]), and [`try_read_vec_as`] says which transfer landed — so a transfer
+/// is bound end to end to the one it was allowed for. `BadEndpoint` if `remote` already holds
+/// a grant of that id here.
+pub fn allow_as(portal: &Portal, remote: ClusterId, transfer: u32) -> Result<(), NocError> {
+    check_cluster(remote)?;
+    let taken = with_state(|s| {
+        s.portals
+            .receivers
+            .get(&portal.port.0)
+            .is_some_and(|r| r.granted.contains_key(&(remote.0, transfer)))
+    });
+    if taken {
+        return Err(NocError::BadEndpoint);
+    }
+    let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
+    let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
+        .map_err(|_| NocError::TooLarge)?;
+    grant(
+        portal,
+        remote,
+        Landing::Buffer(buffer),
+        list,
+        Some(transfer),
+    )
 }
 
 /// Lets `remote` write one transfer straight into `frames` (≤ 1 MiB of them, in order): the
@@ -113,21 +143,26 @@ pub fn allow_frames(
 ) -> Result<(), NocError> {
     check_cluster(remote)?;
     let list = RangeList::of_frames(frames).map_err(|_| NocError::TooLarge)?;
-    grant(portal, remote, Landing::Frames, list)
+    grant(portal, remote, Landing::Frames, list, None)
 }
 
-/// Grants `list` to `remote` under a fresh transfer id, then tells `remote` (the grant goes
-/// first through our TX ring, so the router holds it before the sender knows the id).
+/// Grants `list` to `remote` under transfer id `chosen` or a fresh one, then tells `remote`
+/// (the grant goes first through our TX ring, so the router holds it before the sender knows
+/// the id).
 fn grant(
     portal: &Portal,
     remote: ClusterId,
     landing: Landing,
     list: RangeList,
+    chosen: Option<u32>,
 ) -> Result<(), NocError> {
     let limit = list.bytes();
     let result = with_state(|s| {
-        let id = s.portals.next_transfer;
-        s.portals.next_transfer = id.wrapping_add(1).max(1);
+        let id = chosen.unwrap_or_else(|| {
+            let id = s.portals.next_transfer;
+            s.portals.next_transfer = id.wrapping_add(1).max(1);
+            id
+        });
         let grant = dma::grant_message(remote, id, &list, limit).encode();
         s.send_or_queue(
             dma::request_header(Kind::DmaGrant, portal.port),
@@ -198,178 +233,6 @@ pub fn grants_outstanding(portal: &Portal) -> usize {
     })
 }
 
-/// Names portal `port` on cluster `remote`.
-pub fn open(remote: ClusterId, port: PortId) -> Result<PortalTx, NocError> {
-    check_cluster(remote)?;
-    Ok(PortalTx { remote, port })
-}
-
-/// True if `remote` has allowed a transfer we have not made yet.
-pub fn is_allowed(to: &PortalTx) -> bool {
-    pump();
-    with_state(|s| {
-        s.portals
-            .allowances
-            .get(&(to.remote.0, to.port.0))
-            .is_some_and(|ids| !ids.is_empty())
-    })
-}
-
-/// Moves `data` (≤ 1 MiB, frame-backed kernel memory) to the remote portal by DMA and waits
-/// for the completion. `WouldBlock` (nothing sent) without an allowance; `Refused` if the
-/// receiver refused; `TransferFailed` if the engine reported corruption or the peer vanished;
-/// `TimedOut` if no completion came.
-pub fn write(to: &PortalTx, data: &[u8]) -> Result<(), NocError> {
-    if data.len() > MAX_PORTAL_TRANSFER {
-        return Err(NocError::TooLarge);
-    }
-    write_list(to, || RangeList::of_buffer(data.as_ptr(), data.len()))
-}
-
-/// As [`write()`], from whole frames (≤ 1 MiB of them, in order): a frozen process's pages,
-/// read by the engine where they are.
-pub fn write_frames(to: &PortalTx, frames: &[PhysFrame<Size4KiB>]) -> Result<(), NocError> {
-    write_list(to, || RangeList::of_frames(frames))
-}
-
-fn write_list(
-    to: &PortalTx,
-    describe: impl FnOnce() -> Result<RangeList, hal::noc::dma::ListError>,
-) -> Result<(), NocError> {
-    let posted = post_list(to, describe)?;
-    let _ = super::wait_until(WRITE_TIMEOUT_NS, || {
-        with_state(|s| s.portals.sent.contains_key(&posted.transfer))
-    });
-    // The router has read the list (or never will).
-    take_completion(&posted).unwrap_or_else(|| {
-        abandon(posted);
-        Err(NocError::TimedOut)
-    })
-}
-
-/// A write whose descriptor went to the router and whose completion has not been taken yet
-/// ([`post_ranges`]). It owns the range list the router reads.
-pub struct Posted {
-    transfer: (u16, u16, u32),
-    _list: RangeList,
-}
-
-/// Starts a write of physical pieces `(address, length)` (≤ 1 MiB in all, at most
-/// `MAX_RANGES` after coalescing) and returns at once: the caller polls
-/// [`take_completion`] and keeps the memory alive (pinned) until then — or, if it gives up,
-/// until [`Fence::passed`]. Errors as [`write`], before anything was sent.
-pub fn post_ranges(to: &PortalTx, ranges: &[(u64, u32)]) -> Result<Posted, NocError> {
-    post_list(to, || RangeList::of_ranges(ranges))
-}
-
-/// As [`post_ranges`], from a kernel buffer (frame-backed, alive until the completion).
-pub fn post_buffer(to: &PortalTx, data: &[u8]) -> Result<Posted, NocError> {
-    if data.len() > MAX_PORTAL_TRANSFER {
-        return Err(NocError::TooLarge);
-    }
-    post_list(to, || RangeList::of_buffer(data.as_ptr(), data.len()))
-}
-
-/// The completion of `posted`, once it came: `Ok`, or the engine's error.
-pub fn take_completion(posted: &Posted) -> Option<Result<(), NocError>> {
-    let done = with_state(|s| {
-        let done = s.portals.sent.remove(&posted.transfer)?;
-        s.portals.writing.remove(&posted.transfer);
-        Some(done)
-    })?;
-    Some(match done.status {
-        Status::Ok => Ok(()),
-        status => Err(status_error(status)),
-    })
-}
-
-/// Gives up waiting for `posted` (a late completion is kept as unclaimed).
-pub fn abandon(posted: Posted) {
-    with_state(|s| s.portals.writing.remove(&posted.transfer));
-}
-
-/// Proof that the DMA engine is done with everything this cluster asked of it before the
-/// fence was set: the router takes one cluster's requests in order, each to its end, so once
-/// a request sent after them has left our TX ring it has finished with them (copied, failed
-/// or dropped). What a timed-out write's pages wait for before they may be freed.
-pub struct Fence {
-    sent: bool,
-}
-
-impl Fence {
-    /// Sets a fence behind every request sent so far (a revoke of a grant nobody holds:
-    /// the router answers it, harmlessly, as an unclaimed completion).
-    pub fn new() -> Fence {
-        let mut fence = Fence { sent: false };
-        fence.try_send();
-        fence
-    }
-
-    fn try_send(&mut self) {
-        if !self.sent {
-            let revoke = dma::revoke_message(super::cluster(), 0).encode();
-            let header = dma::request_header(Kind::DmaGrant, PortId(0));
-            self.sent = with_state(|s| s.send_or_queue(header, &revoke, true)).is_ok();
-        }
-    }
-
-    /// True once the fence itself left our TX ring.
-    pub fn passed(&mut self) -> bool {
-        self.try_send();
-        pump();
-        self.sent && super::backlog_bytes() == 0 && hal::noc::tx_idle()
-    }
-}
-
-impl Default for Fence {
-    fn default() -> Fence {
-        Fence::new()
-    }
-}
-
-/// Consumes an allowance of `to` and posts the descriptor `describe` builds.
-fn post_list(
-    to: &PortalTx,
-    describe: impl FnOnce() -> Result<RangeList, hal::noc::dma::ListError>,
-) -> Result<Posted, NocError> {
-    pump();
-    let key = (to.remote.0, to.port.0);
-    let id = with_state(|s| {
-        if let Some(refusals) = s.portals.refusals.get_mut(&key).filter(|n| **n > 0) {
-            *refusals -= 1;
-            return Err(NocError::Refused);
-        }
-        s.portals
-            .allowances
-            .get_mut(&key)
-            .and_then(VecDeque::pop_front)
-            .ok_or(NocError::WouldBlock)
-    })?;
-    let list = match describe() {
-        Ok(list) => list,
-        Err(_) => {
-            // Not describable (unmapped or too fragmented): keep the allowance.
-            with_state(|s| s.portals.allowances.entry(key).or_default().push_front(id));
-            return Err(NocError::TooLarge);
-        }
-    };
-    let transfer = (to.remote.0, to.port.0, id);
-    let descriptor = dma::descriptor_message(to.remote, id, &list).encode();
-    with_state(|s| {
-        s.portals.writing.insert(transfer);
-        let header = dma::request_header(Kind::DmaDescriptor, to.port);
-        s.send_or_queue(header, &descriptor, true)
-    })
-    .inspect_err(|_| {
-        with_state(|s| s.portals.writing.remove(&transfer));
-    })?;
-    pump();
-    Ok(Posted {
-        transfer,
-        _list: list,
-    })
-}
-
 /// Takes the oldest completed transfer into `buffer`: `(sender, length)`. `WouldBlock` if none;
 /// `BufferTooSmall` leaves it queued; a failed transfer is returned (once) as its error.
 pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize), NocError> {
@@ -382,7 +245,7 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
             .ok_or(NocError::WouldBlock)?;
         let result = match receiver.ready.front().ok_or(NocError::WouldBlock)? {
             Err(error) => Err(*error),
-            Ok(Arrival::Data(source, data)) => {
+            Ok(Arrival::Data(source, _, data)) => {
                 let target = buffer
                     .get_mut(..data.len())
                     .ok_or(NocError::BufferTooSmall)?;
@@ -399,7 +262,15 @@ pub fn try_read(portal: &Portal, buffer: &mut [u8]) -> Result<(ClusterId, usize)
 /// As [`try_read`], handing over the kernel's buffer.
 pub fn try_read_vec(portal: &Portal) -> Result<(ClusterId, Vec<u8>), NocError> {
     take_arrival(portal, |arrival| match arrival {
-        Arrival::Data(from, data) => Ok((from, data)),
+        Arrival::Data(from, _, data) => Ok((from, data)),
+        other => Err(other),
+    })
+}
+
+/// As [`try_read_vec`], with the transfer id the data landed under (see [`allow_as`]).
+pub fn try_read_vec_as(portal: &Portal) -> Result<(ClusterId, u32, Vec<u8>), NocError> {
+    take_arrival(portal, |arrival| match arrival {
+        Arrival::Data(from, transfer, data) => Ok((from, transfer, data)),
         other => Err(other),
     })
 }

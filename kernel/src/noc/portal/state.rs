@@ -30,7 +30,8 @@ pub(super) struct Granted {
 
 /// A completed transfer, as the reader takes it.
 pub(super) enum Arrival {
-    Data(ClusterId, Vec<u8>),
+    /// From a sender, under a transfer id.
+    Data(ClusterId, u32, Vec<u8>),
     /// `bytes` landed in granted frames.
     Frames(ClusterId, u32),
 }
@@ -153,7 +154,7 @@ impl Portals {
                                 // buffer (its capacity is MAX_PORTAL_TRANSFER, the grant's
                                 // limit); u8 has no invalid values.
                                 unsafe { buffer.set_len(done.bytes as usize) };
-                                Arrival::Data(from, buffer)
+                                Arrival::Data(from, done.transfer, buffer)
                             }
                             Landing::Frames => Arrival::Frames(from, done.bytes),
                         };
