@@ -85,7 +85,7 @@ impl MigrationDestination {
 
     /// Pages are arriving (an image, or post-copy's remaining pages): poll for completions.
     pub fn is_receiving(&self) -> bool {
-        self.incoming.is_some() || self.page_clients.is_busy()
+        self.incoming.is_some() || self.page_clients.has_work()
     }
 
     /// The earliest time the machine (or a post-copy's requests) must be stepped again.

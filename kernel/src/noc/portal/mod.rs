@@ -31,6 +31,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
 mod state;
 
+pub use state::FramesArrival;
 pub(crate) use state::Portals;
 use state::{status_error, Arrival, Granted, Landing};
 
@@ -99,21 +100,43 @@ pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
     let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
         .map_err(|_| NocError::TooLarge)?;
-    grant(portal, remote, Landing::Buffer(buffer), list)
+    grant(portal, remote, Landing::Buffer(buffer), list).map(|_| ())
 }
 
 /// Lets `remote` write one transfer straight into `frames` (≤ 1 MiB of them, in order): the
-/// direct transport of a migration image. The caller keeps the frames alive until the
-/// transfer completed ([`try_read_frames`]) or [`grants_outstanding`] says the router gave
-/// the grant up.
+/// direct transport of a migration image. Returns the grant's transfer id (what
+/// [`take_frames`] reports). The caller keeps the frames alive until the transfer completed
+/// ([`try_read_frames`], [`take_frames`]) or [`grants_outstanding`] says the router gave the
+/// grant up.
 pub fn allow_frames(
     portal: &Portal,
     remote: ClusterId,
     frames: &[PhysFrame<Size4KiB>],
-) -> Result<(), NocError> {
+) -> Result<u32, NocError> {
     check_cluster(remote)?;
     let list = RangeList::of_frames(frames).map_err(|_| NocError::TooLarge)?;
     grant(portal, remote, Landing::Frames, list)
+}
+
+/// Tells `remote` again of grant `transfer` of `portal`, still unused: the first
+/// `PortalAllow` may have been lost on a cut link. If it was not, `remote` holds the id twice
+/// and its second write is refused (`NoGrant`): nothing lands twice. `WouldBlock` if the
+/// grant is no longer open (used or revoked).
+pub fn reallow(portal: &Portal, remote: ClusterId, transfer: u32) -> Result<(), NocError> {
+    let result = with_state(|s| {
+        let limit = s
+            .portals
+            .receivers
+            .get(&portal.port.0)
+            .and_then(|r| r.granted.get(&(remote.0, transfer)))
+            .map(|granted| granted.list.bytes())
+            .ok_or(NocError::WouldBlock)?;
+        let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
+        header.arg = limit;
+        s.send_or_queue(header, &transfer.to_le_bytes(), true)
+    });
+    pump();
+    result
 }
 
 /// Grants `list` to `remote` under a fresh transfer id, then tells `remote` (the grant goes
@@ -123,7 +146,7 @@ fn grant(
     remote: ClusterId,
     landing: Landing,
     list: RangeList,
-) -> Result<(), NocError> {
+) -> Result<u32, NocError> {
     let limit = list.bytes();
     let result = with_state(|s| {
         let id = s.portals.next_transfer;
@@ -138,12 +161,9 @@ fn grant(
         header.arg = limit;
         s.send_or_queue(header, &id.to_le_bytes(), true)?;
         let receiver = s.portals.receivers.entry(portal.port.0).or_default();
-        let granted = Granted {
-            landing,
-            _list: list,
-        };
+        let granted = Granted { landing, list };
         receiver.granted.insert((remote.0, id), granted);
-        Ok(())
+        Ok(id)
     });
     pump();
     result
@@ -316,8 +336,15 @@ pub fn try_read_vec(portal: &Portal) -> Result<(ClusterId, Vec<u8>), NocError> {
 /// The oldest transfer into granted frames ([`allow_frames`]): `(sender, bytes)`. A failed
 /// transfer is returned (once) as its error.
 pub fn try_read_frames(portal: &Portal) -> Result<(ClusterId, u32), NocError> {
+    let arrival = take_frames(portal)?;
+    arrival.landed.map(|bytes| (arrival.from, bytes))
+}
+
+/// As [`try_read_frames`], with the grant it used (failed or not): for a reader with several
+/// grants open at once. `WouldBlock` if none.
+pub fn take_frames(portal: &Portal) -> Result<FramesArrival, NocError> {
     take_arrival(portal, |arrival| match arrival {
-        Arrival::Frames(from, bytes) => Ok((from, bytes)),
+        Arrival::Frames(arrival) => Ok(arrival),
         other => Err(other),
     })
 }
