@@ -34,7 +34,7 @@ pub const PAGES_LOST_EXIT: i32 = -12;
 /// A request with no page after this long is asked again (lost, or the link is down).
 const RETRANSMIT_NS: u64 = 50_000_000;
 /// A landing unused this long is announced again (its allowance may have been lost).
-const REALLOW_NS: u64 = 250_000_000;
+pub(super) const REALLOW_NS: u64 = 250_000_000;
 /// Landings granted per process at once: the old cluster never waits for a round trip.
 const LANDINGS: usize = 2;
 const PAGE_SIZE: usize = 4096;
@@ -42,8 +42,6 @@ const PAGE_SIZE: usize = 4096;
 /// Frames granted for one transfer: a header frame, then room for [`PIECE_PAGES`] pages.
 struct Landing {
     frames: Vec<PhysFrame<Size4KiB>>,
-    /// When it was granted or last announced.
-    announced_ns: u64,
 }
 
 /// One process whose pages are still coming.
@@ -135,12 +133,7 @@ impl PageClients {
                 );
             }
             refill(&self.pages, client);
-            for (&id, landing) in client.landings.iter_mut() {
-                if now.saturating_sub(landing.announced_ns) >= REALLOW_NS {
-                    landing.announced_ns = now;
-                    let _ = portal::reallow(&self.pages, client.from, id);
-                }
-            }
+            portal::reannounce(&self.pages, client.from, REALLOW_NS);
         }
         // A process that ended here needs nothing more.
         let ended: Vec<usize> = (0..self.clients.len())
@@ -158,19 +151,12 @@ impl PageClients {
         }
     }
 
-    /// The earliest time a request must be asked again or a landing announced again.
+    /// The earliest time a request must be asked again (landings are announced again from
+    /// the passes the daemons make while pages are away).
     pub fn next_deadline(&self) -> Option<u64> {
         self.clients
             .iter()
-            .flat_map(|c| {
-                let reallow = c
-                    .landings
-                    .values()
-                    .map(|l| l.announced_ns.saturating_add(REALLOW_NS))
-                    .min();
-                [c.puller.next_deadline(), reallow]
-            })
-            .flatten()
+            .filter_map(|c| c.puller.next_deadline())
             .min()
     }
 
@@ -274,14 +260,7 @@ fn refill(pages: &portal::Portal, client: &mut Client) {
         }
         match portal::allow_frames(pages, client.from, &frames) {
             Ok(id) => {
-                let announced_ns = hal::clock::now_ns();
-                client.landings.insert(
-                    id,
-                    Landing {
-                        frames,
-                        announced_ns,
-                    },
-                );
+                client.landings.insert(id, Landing { frames });
             }
             Err(_) => return free_all(frames),
         }

@@ -2,10 +2,10 @@
 //! "Failures"): a transient failure, never taken for the other cluster leaving. Post-copy and
 //! hybrid ride it out — the threads that need a page wait, the requests, allowances and page
 //! transfers lost to the cut go again, and the process ends with exactly its memory. A cut
-//! during a stop-and-copy or pre-copy image transfer fails that migration cleanly (the
-//! process goes on at its source, exactly one copy) or, if it fell between the transfers,
-//! delays it until the heal. 4 clusters, cluster 0 drives; each case cuts the link between
-//! cluster 0 and cluster 2 for [`CUT_MS`].
+//! during a stop-and-copy or pre-copy image transfer delays it until the heal (the lost
+//! allowances are announced again) or, if a write failed across it, fails that migration
+//! cleanly (the process goes on at its source) — exactly one copy either way. 4 clusters,
+//! cluster 0 drives; each case cuts the link between cluster 0 and cluster 2 for [`CUT_MS`].
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
 use alloc::string::String;
@@ -26,6 +26,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     hybrid_rides_out_a_cut_after_the_commit,
     a_cut_during_a_stop_and_copy_transfer_leaves_one_copy,
     a_cut_during_precopy_rounds_leaves_one_copy,
+    a_lost_page_allowance_never_misplaces_pages,
     nothing_left_frozen,
     release_the_other_clusters
 ];
@@ -153,4 +154,38 @@ fn a_cut_during_a_stop_and_copy_transfer_leaves_one_copy() -> Result<(), String>
 
 fn a_cut_during_precopy_rounds_leaves_one_copy() -> Result<(), String> {
     one_copy_across_a_cut("heap64", Strategy::PreCopy, Phase::PreCopying)
+}
+
+/// The first page grant's allowance of a stop-and-copy image is lost (the router drops it) and
+/// the later ones get through: the source fills the second grant with the first batch. The
+/// destination sees a landing out of grant order and drops the image rather than map those
+/// pages at the wrong addresses; the process stays here, whole, and moves intact afterwards.
+fn a_lost_page_allowance_never_misplaces_pages() -> Result<(), String> {
+    let pid = spawn_case("heap64", 1)?;
+    run_until("earlier migrations to settle", multikernel::migrations_idle)?;
+    arm_router(&alloc::format!(
+        "drop 1 {PEER} 0 {} *",
+        multikernel_proto::ports::IMAGE_PAGES
+    ))?;
+    multikernel::request_migration_with(
+        pid,
+        ClusterId(PEER),
+        MigrateOptions::new(Strategy::StopAndCopy),
+    );
+    run_until("the migration to end", || {
+        multikernel::outcome(pid).is_some()
+    })?;
+    let outcome = multikernel::outcome(pid);
+    arm_router("drop 0 * * * *")?;
+    ensure!(
+        matches!(outcome, Some(Err(_))),
+        "pages filled the wrong grant and the image was taken: {outcome:?}"
+    );
+    ensure!(with_table(|t| t.is_alive(pid)), "gone from its source");
+    let frozen = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.is_frozen()));
+    ensure_eq!(frozen, Some(false));
+    ensure_eq!(multikernel::location(pid), None);
+    move_by(pid, PEER, Strategy::StopAndCopy)?;
+    ensure_eq!(exit_code(pid)?, 0);
+    Ok(())
 }

@@ -118,25 +118,35 @@ pub fn allow_frames(
     grant(portal, remote, Landing::Frames, list)
 }
 
-/// Tells `remote` again of grant `transfer` of `portal`, still unused: the first
-/// `PortalAllow` may have been lost on a cut link. If it was not, `remote` holds the id twice
-/// and its second write is refused (`NoGrant`): nothing lands twice. `WouldBlock` if the
-/// grant is no longer open (used or revoked).
-pub fn reallow(portal: &Portal, remote: ClusterId, transfer: u32) -> Result<(), NocError> {
-    let result = with_state(|s| {
-        let limit = s
-            .portals
-            .receivers
-            .get(&portal.port.0)
-            .and_then(|r| r.granted.get(&(remote.0, transfer)))
-            .map(|granted| granted.list.bytes())
-            .ok_or(NocError::WouldBlock)?;
-        let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
-        header.arg = limit;
-        s.send_or_queue(header, &transfer.to_le_bytes(), true)
+/// Sends `remote` again the `PortalAllow` of every grant of `portal` to it still unused
+/// `after_ns` after it was last announced, oldest first: the first may have been lost on a
+/// cut link. If it was not, `remote` holds the id twice and its second write is refused
+/// (`NoGrant`): nothing lands twice. Returns how many went again.
+pub fn reannounce(portal: &Portal, remote: ClusterId, after_ns: u64) -> usize {
+    let now = hal::clock::now_ns();
+    let count = with_state(|s| {
+        let Some(receiver) = s.portals.receivers.get_mut(&portal.port.0) else {
+            return 0;
+        };
+        let mut stale = Vec::new();
+        let mine = (remote.0, 0)..=(remote.0, u32::MAX);
+        for ((_, id), granted) in receiver.granted.range_mut(mine) {
+            if now.saturating_sub(granted.announced_ns) >= after_ns {
+                granted.announced_ns = now;
+                stale.push((*id, granted.list.bytes()));
+            }
+        }
+        for &(id, limit) in &stale {
+            let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
+            header.arg = limit;
+            let _ = s.send_or_queue(header, &id.to_le_bytes(), true);
+        }
+        stale.len()
     });
-    pump();
-    result
+    if count > 0 {
+        pump();
+    }
+    count
 }
 
 /// Grants `list` to `remote` under a fresh transfer id, then tells `remote` (the grant goes
@@ -161,7 +171,11 @@ fn grant(
         header.arg = limit;
         s.send_or_queue(header, &id.to_le_bytes(), true)?;
         let receiver = s.portals.receivers.entry(portal.port.0).or_default();
-        let granted = Granted { landing, list };
+        let granted = Granted {
+            landing,
+            list,
+            announced_ns: hal::clock::now_ns(),
+        };
         receiver.granted.insert((remote.0, id), granted);
         Ok(id)
     });

@@ -26,6 +26,8 @@ pub(super) enum Landing {
 pub(super) struct Granted {
     pub(super) landing: Landing,
     pub(super) list: RangeList,
+    /// When its `PortalAllow` was last sent ([`super::reannounce`]).
+    pub(super) announced_ns: u64,
 }
 
 /// A transfer into granted frames ([`super::allow_frames`]), completed or failed: which
