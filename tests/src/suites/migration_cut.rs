@@ -24,6 +24,7 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     all_clusters_joined,
     postcopy_rides_out_a_cut_after_the_commit,
     hybrid_rides_out_a_cut_after_the_commit,
+    postcopy_rides_out_its_destination_isolated,
     a_cut_during_a_stop_and_copy_transfer_leaves_one_copy,
     a_cut_during_precopy_rounds_leaves_one_copy,
     a_lost_page_allowance_never_misplaces_pages,
@@ -51,7 +52,11 @@ fn lost_to_cuts() -> u64 {
 }
 
 fn cut_the_link() -> Result<(), String> {
-    arm_router(&alloc::format!("cut 0 {PEER} {CUT_MS}"))
+    arm_router(&cut_command())
+}
+
+fn cut_command() -> String {
+    alloc::format!("cut 0 {PEER} {CUT_MS}")
 }
 
 /// The latest record of `pid` here, once the destination confirmed.
@@ -71,6 +76,11 @@ fn record_of(pid: Pid) -> Result<kernel::migstats::Record, String> {
 /// passed, the record must say the migration succeeded, and the cut must have lost
 /// something (else this proved nothing).
 fn rides_out_a_cut(name: &str, strategy: Strategy) -> Result<(), String> {
+    rides_out(name, strategy, &cut_command())
+}
+
+/// As [`rides_out_a_cut`], with `fault` (a `cut` or `isolate` command) armed at the commit.
+fn rides_out(name: &str, strategy: Strategy, fault: &str) -> Result<(), String> {
     let pid = spawn_case(name, 1)?;
     let lost_before = lost_to_cuts();
     multikernel::request_migration_with(pid, ClusterId(PEER), MigrateOptions::new(strategy));
@@ -78,7 +88,7 @@ fn rides_out_a_cut(name: &str, strategy: Strategy) -> Result<(), String> {
         multikernel::location(pid) == Some(ClusterId(PEER))
             || matches!(multikernel::outcome(pid), Some(Err(_)))
     })?;
-    cut_the_link()?;
+    arm_router(fault)?;
     ensure_eq!(multikernel::location(pid), Some(ClusterId(PEER)));
     ensure_eq!(exit_code(pid)?, 0);
     let record = record_of(pid)?;
@@ -87,7 +97,7 @@ fn rides_out_a_cut(name: &str, strategy: Strategy) -> Result<(), String> {
     let lost = lost_to_cuts() - lost_before;
     ensure!(lost > 0, "the cut lost nothing: it did not happen");
     log::info!(
-        "{} of {name} across a {CUT_MS} ms cut: {lost} messages and transfers lost, exit 0",
+        "{} of {name} across `{fault}`: {lost} messages and transfers lost, exit 0",
         strategy.name()
     );
     Ok(())
@@ -97,6 +107,15 @@ fn rides_out_a_cut(name: &str, strategy: Strategy) -> Result<(), String> {
 /// threads wait, and everything arrives after the heal.
 fn postcopy_rides_out_a_cut_after_the_commit() -> Result<(), String> {
     rides_out_a_cut("heap64", Strategy::PostCopy)
+}
+
+/// The destination cut off from every cluster (`isolate`), not just from the source.
+fn postcopy_rides_out_its_destination_isolated() -> Result<(), String> {
+    rides_out(
+        "heap64",
+        Strategy::PostCopy,
+        &alloc::format!("isolate {PEER} {CUT_MS}"),
+    )
 }
 
 /// Hybrid: the pages it dirtied after its pre-copy round follow it across the cut.
