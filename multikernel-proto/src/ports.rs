@@ -14,10 +14,10 @@ pub const IMAGE: u16 = 0xFF01;
 /// destination grants the frames it mapped for them, the source's engine reads the frozen
 /// process's frames (`multikernel/src/migration/`).
 pub const IMAGE_PAGES: u16 = 0xFF02;
-/// Portal port post-copy's pages are named on (pieces, `uarea::precopy`), after the process
-/// resumed at its new cluster (`multikernel/src/migration/page_server.rs`).
-pub const POSTCOPY_INDEX: u16 = 0xFF03;
-/// Portal port post-copy's pages arrive on, frame to frame.
+/// Portal port post-copy's pages arrive on after the process resumed at its new cluster,
+/// frame to frame, each transfer led by a header frame naming its pages
+/// (`multikernel/src/migration/page_server.rs`). 0xFF03 was post-copy's separate index port
+/// (retired: the transfers describe themselves) and stays unused.
 pub const POSTCOPY_PAGES: u16 = 0xFF04;
 /// Mailbox port every cluster receives user mail on, `(pid, port)`-addressed
 /// (`kernel/src/ipc.rs`).
@@ -28,11 +28,10 @@ pub const USER_PORTAL: u16 = 0xFE01;
 pub const GREETING: u16 = 0xFFF0;
 
 /// The kernel's reserved ports, with their names.
-pub const KERNEL: [(&str, u16); 8] = [
+pub const KERNEL: [(&str, u16); 7] = [
     ("DAEMON", DAEMON),
     ("IMAGE", IMAGE),
     ("IMAGE_PAGES", IMAGE_PAGES),
-    ("POSTCOPY_INDEX", POSTCOPY_INDEX),
     ("POSTCOPY_PAGES", POSTCOPY_PAGES),
     ("USER_MAIL", USER_MAIL),
     ("USER_PORTAL", USER_PORTAL),

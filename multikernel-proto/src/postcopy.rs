@@ -179,4 +179,6 @@ impl Puller {
 }
 
 #[cfg(test)]
+mod partition;
+#[cfg(test)]
 mod tests;

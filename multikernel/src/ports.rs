@@ -9,7 +9,5 @@ pub const DAEMON_PORT: PortId = PortId(ports::DAEMON);
 pub const IMAGE_PORT: PortId = PortId(ports::IMAGE);
 /// Portal port the pages of an image arrive on, frame to frame.
 pub const IMAGE_PAGES_PORT: PortId = PortId(ports::IMAGE_PAGES);
-/// Portal port post-copy's pages are named on after the process resumed.
-pub const POSTCOPY_INDEX_PORT: PortId = PortId(ports::POSTCOPY_INDEX);
-/// Portal port post-copy's pages arrive on, frame to frame.
+/// Portal port post-copy's pages arrive on, frame to frame, each transfer naming its pages.
 pub const POSTCOPY_PAGES_PORT: PortId = PortId(ports::POSTCOPY_PAGES);

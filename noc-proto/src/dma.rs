@@ -153,6 +153,9 @@ pub enum Status {
     NoRam = 9,
     /// A message of this module that does not decode (version, reserved bits).
     BadMessage = 10,
+    /// The link between the two clusters is cut for a while (noc-sim `cut` / `isolate`):
+    /// nothing was copied. Transient — the same transfer may succeed once the link heals.
+    LinkDown = 11,
 }
 
 impl Status {
@@ -169,6 +172,7 @@ impl Status {
             8 => Status::Revoked,
             9 => Status::NoRam,
             10 => Status::BadMessage,
+            11 => Status::LinkDown,
             _ => return None,
         })
     }

@@ -115,6 +115,12 @@ pub enum RouterCounter {
     TxDroppedCorrupt = 3,
     /// Messages dropped because their destination is down.
     TxDroppedUnreachable = 4,
+    /// Messages from or to this cluster lost to a cut link (noc-sim `cut` / `isolate`),
+    /// counted in both clusters' slices.
+    CutDropped = 5,
+    /// DMA transfers from or to this cluster failed by a cut link (`LinkDown`), counted in
+    /// both clusters' slices.
+    CutDma = 6,
 }
 
 /// Counters the guest may keep in its slice (informative; the router reports

@@ -8,6 +8,9 @@
 //! dma-corrupt N          → flip a bit in the data of the next N DMA transfers
 //! dma-drop N             → never complete the next N DMA transfers
 //! dma-peer-gone N        → fail the next N DMA transfers as if the receiver vanished
+//! cut A B MS             → lose every message and DMA transfer between clusters A and B
+//!                          (either way) for MS milliseconds, then heal (MS = 0 heals now)
+//! isolate C MS           → the same between cluster C and every other cluster
 //! kill CLUSTER           → disconnect a cluster as if its QEMU had exited
 //! quit                   → print the summary and exit
 //! ```
@@ -50,11 +53,25 @@ impl DropFilter {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Stats,
-    Corrupt { count: u64, cluster: Option<u16> },
+    Corrupt {
+        count: u64,
+        cluster: Option<u16>,
+    },
     Drop(DropFilter),
     DmaCorrupt(u64),
     DmaDrop(u64),
     DmaPeerGone(u64),
+    /// Cut the pair (a, b) for `ms` milliseconds (0 heals).
+    Cut {
+        a: u16,
+        b: u16,
+        ms: u64,
+    },
+    /// Cut `cluster` off from all others for `ms` milliseconds (0 heals).
+    Isolate {
+        cluster: u16,
+        ms: u64,
+    },
     Kill(u16),
     Quit,
 }
@@ -69,12 +86,15 @@ impl Command {
                 | Command::DmaCorrupt(_)
                 | Command::DmaDrop(_)
                 | Command::DmaPeerGone(_)
+                | Command::Cut { .. }
+                | Command::Isolate { .. }
         )
     }
 
     pub fn parse(line: &str) -> Result<Command, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let num = |s: &str| s.parse::<u64>().map_err(|e| format!("{s:?}: {e}"));
+        let cluster = |s: &str| s.parse::<u16>().map_err(|e| format!("{s:?}: {e}"));
         match words.as_slice() {
             ["stats"] => Ok(Command::Stats),
             ["quit"] => Ok(Command::Quit),
@@ -105,9 +125,18 @@ impl Command {
                     kind: any(kind)?.map(|v| v as u8),
                 }))
             }
+            ["cut", a, b, ms] => Ok(Command::Cut {
+                a: cluster(a)?,
+                b: cluster(b)?,
+                ms: num(ms)?,
+            }),
+            ["isolate", c, ms] => Ok(Command::Isolate {
+                cluster: cluster(c)?,
+                ms: num(ms)?,
+            }),
             ["kill", c] => Ok(Command::Kill(num(c)? as u16)),
             _ => Err(format!(
-                "unknown command {line:?} (stats | corrupt N [CLUSTER] | drop N SRC DST PORT KIND | dma-corrupt N | dma-drop N | dma-peer-gone N | kill CLUSTER | quit)"
+                "unknown command {line:?} (stats | corrupt N [CLUSTER] | drop N SRC DST PORT KIND | dma-corrupt N | dma-drop N | dma-peer-gone N | cut A B MS | isolate C MS | kill CLUSTER | quit)"
             )),
         }
     }
@@ -225,6 +254,41 @@ mod tests {
         assert!(Command::parse("dma-drop").is_err());
         assert!(Command::parse("corrupt x").is_err());
         assert!(Command::parse("reboot").is_err());
+    }
+
+    #[test]
+    fn parse_cut_and_isolate() {
+        assert_eq!(
+            Command::parse("cut 0 2 1500"),
+            Ok(Command::Cut {
+                a: 0,
+                b: 2,
+                ms: 1500
+            })
+        );
+        assert_eq!(
+            Command::parse("cut 3 1 0"),
+            Ok(Command::Cut { a: 3, b: 1, ms: 0 })
+        );
+        assert_eq!(
+            Command::parse("isolate 1 250"),
+            Ok(Command::Isolate {
+                cluster: 1,
+                ms: 250
+            })
+        );
+        assert!(Command::parse("cut 0 2").is_err());
+        assert!(Command::parse("cut 0 x 10").is_err());
+        assert!(
+            Command::parse("cut 0 70000 10").is_err(),
+            "not a cluster id"
+        );
+        assert!(Command::parse("isolate 1").is_err());
+        assert!(Command::parse("isolate 1 -5").is_err());
+        // Guests may ask for them, as for the other faults.
+        assert!(Command::parse("cut 0 1 10").unwrap().is_fault());
+        assert!(Command::parse("isolate 0 10").unwrap().is_fault());
+        assert!(!Command::parse("kill 0").unwrap().is_fault());
     }
 
     #[test]

@@ -395,3 +395,37 @@ fn faults_reach_both_sides() {
     };
     assert_eq!(c.status, Status::PeerGone);
 }
+
+#[test]
+fn a_cut_link_fails_the_transfer_on_both_sides_and_heals() {
+    let mut r = rig("cut");
+    r.ram0.write(0x20000, &pattern(0x2000, 9));
+    r.ram1.write(0x40000, &[0x55; 0x2000]);
+    let grant = [Range {
+        addr: 0x40000,
+        len: 0x2000,
+    }];
+    let src = [Range {
+        addr: 0x20000,
+        len: 0x2000,
+    }];
+    assert!(r.sim.control("cut 1 0 600000").starts_with("ok"));
+    r.grant(1, &grant, 0x2000);
+    r.post(1, &src, 0x2000);
+    assert_eq!(completion(&mut r.c0, T).unwrap().status, Status::LinkDown);
+    assert_eq!(completion(&mut r.c1, T).unwrap().status, Status::LinkDown);
+    assert_eq!(
+        r.ram1.read(0x40000, 0x2000),
+        vec![0x55; 0x2000],
+        "copied across a cut"
+    );
+    let stats = r.sim.control("stats");
+    assert!(stats.contains("\"cut_dma_failed\":1"), "{stats}");
+    // The grant was used up; once healed, a fresh one goes through.
+    assert!(r.sim.control("cut 0 1 0").starts_with("ok"));
+    r.grant(2, &grant, 0x2000);
+    r.post(2, &src, 0x2000);
+    assert_eq!(completion(&mut r.c0, T).unwrap().status, Status::Ok);
+    assert_eq!(completion(&mut r.c1, T).unwrap().status, Status::Ok);
+    assert_eq!(r.ram1.read(0x40000, 0x2000), pattern(0x2000, 9));
+}

@@ -24,6 +24,7 @@ use alloc::boxed::Box;
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use noc_proto::layout::GuestCounter;
+pub use noc_proto::layout::RouterCounter;
 use noc_proto::{wire, Layout, RingError, Slice};
 pub use noc_proto::{ClusterId, Header, Kind, PortId, WireError};
 use x86_64::PhysAddr;
@@ -168,6 +169,14 @@ pub fn cluster() -> u16 {
 /// Number of clusters in the machine (1 without a NoC).
 pub fn cluster_count() -> u16 {
     DEVICE.get().map_or(1, |d| d.count)
+}
+
+/// One of the counters the router keeps in our slice (0 without a NoC): what it delivered,
+/// dropped or lost to a cut link on our behalf.
+pub fn router_counter(counter: RouterCounter) -> u64 {
+    DEVICE
+        .get()
+        .map_or(0, |d| d.slice.control().router_counter(counter))
 }
 
 /// Bitmap of the clusters the router currently sees connected (bit k = cluster k).

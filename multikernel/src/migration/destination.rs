@@ -7,7 +7,9 @@
 //! when the machine says the source decided commit.
 
 use abi::{ClusterId, Pid};
-use kernel::noc::{portal, NocError};
+use alloc::collections::VecDeque;
+use kernel::noc::portal::{self, FramesArrival};
+use kernel::noc::NocError;
 use kernel::process::with_table;
 use migration::{freeze, MigrationError};
 use multikernel_proto::message::{Message, Reason};
@@ -22,6 +24,8 @@ use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 
 /// Page batches granted ahead of the source (so it never waits for a round trip).
 const GRANT_WINDOW: usize = 4;
+/// An allowance unused this long is sent again (it may have been lost on a cut link).
+const REANNOUNCE_NS: u64 = super::page_client::REALLOW_NS;
 
 /// The image being received.
 struct Incoming {
@@ -31,6 +35,10 @@ struct Incoming {
     stage: Stage,
     /// Page batches granted so far (after the index arrived).
     batches_granted: usize,
+    /// Transfer ids of the page grants not landed yet (rounds, then batches), in the order
+    /// the source fills them: a landing in any other grant means an allowance went astray,
+    /// and the image is dropped rather than mapped under the wrong pages.
+    page_grants: VecDeque<u32>,
     /// The machine was told the whole image is here.
     complete: bool,
 }
@@ -85,7 +93,7 @@ impl MigrationDestination {
 
     /// Pages are arriving (an image, or post-copy's remaining pages): poll for completions.
     pub fn is_receiving(&self) -> bool {
-        self.incoming.is_some() || self.page_clients.is_busy()
+        self.incoming.is_some() || self.page_clients.has_work()
     }
 
     /// The earliest time the machine (or a post-copy's requests) must be stepped again.
@@ -120,6 +128,11 @@ impl MigrationDestination {
     pub fn step(&mut self, ctx: &mut Ctx) {
         self.receive_image_data(ctx);
         self.receive_pages(ctx);
+        // Allowances lost on a cut link are sent again, so the image goes on after the heal.
+        if let Some(incoming) = self.incoming.as_ref().filter(|i| !i.complete) {
+            portal::reannounce(&self.image_portal, incoming.from, REANNOUNCE_NS);
+            portal::reannounce(&self.pages_portal, incoming.from, REANNOUNCE_NS);
+        }
         if !self.retiring.is_empty() && portal::grants_outstanding(&self.pages_portal) == 0 {
             self.retiring.clear();
         }
@@ -140,7 +153,11 @@ impl MigrationDestination {
             let sequence = incoming.sequence;
             let now = hal::clock::now_ns();
             if incoming.stage.in_rounds() {
-                let result = match incoming.stage.on_piece(from, &data, &self.pages_portal) {
+                let granted = &mut incoming.page_grants;
+                let result = match incoming
+                    .stage
+                    .on_piece(from, &data, &self.pages_portal, granted)
+                {
                     Ok(Handled::Next) => allow_next(&self.image_portal, from)
                         .map(|_| ())
                         .map_err(|_| Reason::Busy),
@@ -185,7 +202,7 @@ impl MigrationDestination {
     /// Page batches that landed: grant the next, and tell the machine once all are here.
     fn receive_pages(&mut self, ctx: &mut Ctx) {
         loop {
-            let arrived = portal::try_read_frames(&self.pages_portal);
+            let arrived = portal::take_frames(&self.pages_portal);
             let Some(incoming) = self.incoming.as_mut().filter(|i| !i.complete) else {
                 if arrived.is_err() {
                     return;
@@ -203,7 +220,24 @@ impl MigrationDestination {
                     );
                     Err(Reason::BadImage)
                 }
-                Ok((sender, _)) if sender != from => continue,
+                Ok(arrival) if arrival.from != from => continue,
+                // Each landing must be the oldest grant's (the guard takes it off the list).
+                Ok(arrival) if incoming.page_grants.pop_front() != Some(arrival.transfer) => {
+                    log::warn!(
+                        "incoming migration from c{}: pages landed out of order",
+                        from.0
+                    );
+                    Err(Reason::BadImage)
+                }
+                Ok(FramesArrival {
+                    landed: Err(error), ..
+                }) => {
+                    log::warn!(
+                        "incoming migration from c{}: pages failed: {error:?}",
+                        from.0
+                    );
+                    Err(Reason::BadImage)
+                }
                 Ok(_) if incoming.stage.in_rounds() => {
                     self.machine.on_image_progress(from, sequence, now);
                     match incoming.stage.on_round_landed() {
@@ -352,6 +386,7 @@ impl MigrationDestination {
             sequence,
             stage,
             batches_granted: 0,
+            page_grants: VecDeque::new(),
             complete: false,
         });
         Ok(())
@@ -420,7 +455,8 @@ fn grant_pages(pages: &portal::Portal, incoming: &mut Incoming) -> Result<(), No
         && incoming.batches_granted < restorer.batches_arrived() + GRANT_WINDOW
     {
         let frames = restorer.batch_frames(incoming.batches_granted);
-        portal::allow_frames(pages, incoming.from, frames)?;
+        let id = portal::allow_frames(pages, incoming.from, frames)?;
+        incoming.page_grants.push_back(id);
         incoming.batches_granted += 1;
     }
     Ok(())

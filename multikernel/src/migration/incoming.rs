@@ -8,6 +8,7 @@
 //! portal is allowed again only after a piece was handled: the source never runs ahead.
 
 use abi::ClusterId;
+use alloc::collections::VecDeque;
 use kernel::noc::{portal, NocError};
 use kernel::process::with_table;
 use migration::precopy::PreCopied;
@@ -92,12 +93,13 @@ impl Stage {
     }
 
     /// Handles one pre-copy piece from `from`, granting the frames of a round piece on
-    /// `pages`.
+    /// `pages` (its transfer id joins `granted`, in order).
     pub fn on_piece(
         &mut self,
         from: ClusterId,
         data: &[u8],
         pages: &portal::Portal,
+        granted: &mut VecDeque<u32>,
     ) -> Result<Handled, Reason> {
         let Stage::Rounds(rounds) = self else {
             return Err(Reason::BadImage);
@@ -111,7 +113,9 @@ impl Stage {
                     .precopied
                     .frames_for(&named)
                     .map_err(|_| Reason::NoMemory)?;
-                portal::allow_frames(pages, from, &frames).map_err(|_| Reason::NoMemory)?;
+                let id =
+                    portal::allow_frames(pages, from, &frames).map_err(|_| Reason::NoMemory)?;
+                granted.push_back(id);
                 rounds.open += 1;
                 Ok(Handled::Next)
             }

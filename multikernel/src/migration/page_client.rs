@@ -1,23 +1,33 @@
 //! Post-copy at a process's new cluster: it runs while some of its pages are still at the
 //! cluster it left. A thread that touches one waits (`kernel::process::remote`); this asks the
 //! old cluster for the page (again while the link is down: `multikernel_proto::postcopy::
-//! Puller`), grants frames for every piece the old cluster names, maps each page as it lands
-//! and lets its waiters go. When every page is here it tells the old cluster, which frees its
-//! copy, and reports what it measured to the old cluster's stats daemon, which keeps the
-//! migration's record. If the old cluster leaves first, the process cannot be whole: it is
-//! ended with [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
+//! Puller`), keeps [`LANDINGS`] sets of landing frames granted to the old cluster, maps each
+//! page as it lands and lets its waiters go. When every page is here it tells the old
+//! cluster, which frees its copy. If the old cluster leaves first, the process cannot be
+//! whole: it is ended with [`PAGES_LOST_EXIT`] and a report, never run with missing memory.
+//! Either way it reports what it measured to the old cluster's stats daemon, which keeps the
+//! migration's record.
+//!
+//! **A cut link is not the old cluster leaving** (docs/migration.md, "Failures"): only the
+//! router's notice that it left (`on_peer_gone`) ends the process. While the link is cut,
+//! requests are asked again every [`RETRANSMIT_NS`], a failed transfer gives its landing
+//! back (the old cluster sends those pages again) and a grant whose allowance may have been
+//! lost is announced again every [`REALLOW_NS`]; nothing here gives up on a timer. Each
+//! landing's first frame says which pages the others hold (`page_server`), so a landing is
+//! never matched to pages by order.
 
-use crate::ports::{POSTCOPY_INDEX_PORT, POSTCOPY_PAGES_PORT};
+use crate::ports::POSTCOPY_PAGES_PORT;
 use abi::{ClusterId, Pid};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
 use multikernel_proto::message::{Message, PostCopyReport};
 use multikernel_proto::postcopy::Puller;
-use uarea::precopy::{self, Piece};
+use uarea::precopy::{self, Piece, PIECE_HEADER_LEN};
 use x86_64::structures::paging::{Page, PhysFrame, Size4KiB};
 
+use super::page_server::PIECE_PAGES;
 use crate::outbox::Outbox;
 
 /// Exit code of a process whose old cluster left during post-copy with pages still there
@@ -25,14 +35,24 @@ use crate::outbox::Outbox;
 pub const PAGES_LOST_EXIT: i32 = -12;
 /// A request with no page after this long is asked again (lost, or the link is down).
 const RETRANSMIT_NS: u64 = 50_000_000;
+/// A landing unused this long is announced again (its allowance may have been lost).
+pub(super) const REALLOW_NS: u64 = 250_000_000;
+/// Landings granted per process at once: the old cluster never waits for a round trip.
+const LANDINGS: usize = 2;
+const PAGE_SIZE: usize = 4096;
+
+/// Frames granted for one transfer: a header frame, then room for [`PIECE_PAGES`] pages.
+struct Landing {
+    frames: Vec<PhysFrame<Size4KiB>>,
+}
 
 /// One process whose pages are still coming.
 struct Client {
     pid: Pid,
     from: ClusterId,
     puller: Puller,
-    /// Pieces granted, in order, awaiting their transfer: the pages and their frames.
-    granted: VecDeque<(Vec<u64>, Vec<PhysFrame<Size4KiB>>)>,
+    /// Landings granted and not yet used, by transfer id.
+    landings: BTreeMap<u32, Landing>,
     /// When a thread started waiting for each requested page.
     waits: BTreeMap<u64, u64>,
     wait_ns: u64,
@@ -61,17 +81,15 @@ impl Client {
 }
 
 pub struct PageClients {
-    index: portal::Portal,
     pages: portal::Portal,
     clients: Vec<Client>,
-    /// Frames of abandoned pieces the engine may still write (freed when no grant is open).
+    /// Frames of abandoned landings the engine may still write (freed when no grant is open).
     retiring: Vec<PhysFrame<Size4KiB>>,
 }
 
 impl PageClients {
     pub fn new() -> Result<PageClients, NocError> {
         Ok(PageClients {
-            index: portal::create(POSTCOPY_INDEX_PORT)?,
             pages: portal::create(POSTCOPY_PAGES_PORT)?,
             clients: Vec::new(),
             retiring: Vec::new(),
@@ -94,21 +112,20 @@ impl PageClients {
         if remote.is_empty() {
             return;
         }
-        // Two pieces in flight: the old cluster never waits for a round trip.
-        let _ = portal::allow(&self.index, from);
-        let _ = portal::allow(&self.index, from);
-        self.clients.push(Client {
+        let mut client = Client {
             pid,
             from,
             puller: Puller::new(remote, RETRANSMIT_NS),
-            granted: VecDeque::new(),
+            landings: BTreeMap::new(),
             waits: BTreeMap::new(),
             wait_ns: 0,
             pulled: 0,
             pushed: 0,
             started_ns: hal::clock::now_ns(),
             link_bytes: 0,
-        });
+        };
+        refill(&self.pages, &mut client);
+        self.clients.push(client);
     }
 
     /// A thread of `pid` waits for `page`.
@@ -124,9 +141,8 @@ impl PageClients {
         }
     }
 
-    /// One pass: grant what was named, map what landed, ask again what did not come.
+    /// One pass: map what landed, keep the landings granted, ask again what did not come.
     pub fn step(&mut self, out: &mut Outbox) {
-        self.take_pieces();
         self.take_pages(out);
         let now = hal::clock::now_ns();
         for client in &mut self.clients {
@@ -140,6 +156,8 @@ impl PageClients {
                     },
                 );
             }
+            refill(&self.pages, client);
+            portal::reannounce(&self.pages, client.from, REALLOW_NS);
         }
         // A process that ended here needs nothing more.
         let ended: Vec<usize> = (0..self.clients.len())
@@ -158,7 +176,8 @@ impl PageClients {
         }
     }
 
-    /// The earliest time a request must be asked again.
+    /// The earliest time a request must be asked again (landings are announced again from
+    /// the passes the daemons make while pages are away).
     pub fn next_deadline(&self) -> Option<u64> {
         self.clients
             .iter()
@@ -192,83 +211,31 @@ impl PageClients {
         !self.clients.is_empty()
     }
 
-    fn take_pieces(&mut self) {
-        while let Ok((from, data)) = portal::try_read_vec(&self.index) {
-            let Ok(Piece::Round { round, pages }) = precopy::decode(&data) else {
-                log::warn!("post-copy: a bad piece from c{} dropped", from.0);
-                continue;
-            };
-            let Some(client) = self
-                .clients
-                .iter_mut()
-                .find(|c| c.from == from && c.pid.raw() == round)
-            else {
-                continue; // its process ended meanwhile
-            };
-            client.link_bytes += link_cost::transfer(data.len());
-            let mut frames = Vec::new();
-            for _ in &pages {
-                match hal::frames::alloc() {
-                    Ok(frame) => frames.push(frame),
-                    Err(_) => break,
-                }
-            }
-            if frames.len() < pages.len()
-                || portal::allow_frames(&self.pages, from, &frames).is_err()
-            {
-                // No frames now: give these back; the pages come again on request.
-                log::warn!("post-copy of {}: no frames for a piece", client.pid);
-                for frame in frames {
-                    let _ = hal::frames::free(frame);
-                }
-                let _ = portal::allow(&self.index, from);
-                continue;
-            }
-            client.granted.push_back((pages, frames));
-            let _ = portal::allow(&self.index, from);
-        }
+    /// True while there is something to poll for: pages away, or landings to free once the
+    /// router confirms their revocation.
+    pub fn has_work(&self) -> bool {
+        self.is_busy() || !self.retiring.is_empty()
     }
 
     fn take_pages(&mut self, out: &mut Outbox) {
-        loop {
-            let (from, ok) = match portal::try_read_frames(&self.pages) {
-                Ok((from, _)) => (from, true),
-                Err(NocError::WouldBlock) => return,
-                Err(error) => {
-                    log::warn!("post-copy: a page transfer failed: {error:?}");
-                    (ClusterId(u16::MAX), false)
-                }
-            };
-            let Some(i) = self.clients.iter().position(|c| c.from == from) else {
-                if !ok {
-                    // A failed transfer: every client's oldest piece is suspect; it will be
-                    // asked again. Without the sender we cannot tell whose it was.
-                    for client in &mut self.clients {
-                        if let Some((_, frames)) = client.granted.pop_front() {
-                            self.retiring.extend(frames);
-                        }
-                    }
-                }
-                continue;
-            };
-            let Some((pages, frames)) = self.clients[i].granted.pop_front() else {
-                continue;
+        while let Ok(arrival) = portal::take_frames(&self.pages) {
+            let Some(i) = self.clients.iter().position(|c| c.from == arrival.from) else {
+                continue; // its process ended meanwhile (its landings were retired)
             };
             let client = &mut self.clients[i];
-            client.link_bytes += link_cost::frames(pages.len());
-            let now = hal::clock::now_ns();
-            for (page, frame) in pages.into_iter().zip(frames) {
-                let mapped = client.puller.on_arrived(page) && map(client.pid, page, frame);
-                if !mapped {
-                    let _ = hal::frames::free(frame);
-                    continue;
-                }
-                match client.waits.remove(&page) {
-                    Some(since) => {
-                        client.pulled += 1;
-                        client.wait_ns += now.saturating_sub(since);
-                    }
-                    None => client.pushed += 1,
+            let Some(landing) = client.landings.remove(&arrival.transfer) else {
+                continue;
+            };
+            match arrival.landed {
+                Ok(bytes) => land(client, landing.frames, bytes),
+                Err(error) => {
+                    // The grant is used up and nothing landed (a cut link, a corrupted copy):
+                    // the old cluster sends those pages again into a fresh landing.
+                    log::warn!(
+                        "post-copy of {}: a page transfer failed: {error:?}",
+                        client.pid
+                    );
+                    free_all(landing.frames);
                 }
             }
             if client.puller.is_complete() {
@@ -285,19 +252,110 @@ impl PageClients {
                 );
                 out.send(client.from, client.report(true));
                 out.send(client.from, Message::PostCopyDone { pid: client.pid });
-                // The index allowances it did not use must not serve a later post-copy.
-                portal::revoke(&self.index, client.from);
+                // The landings it did not use must not serve a later post-copy.
+                self.abandon(client);
             }
         }
     }
 
     /// Drops a client whose grants may still be open: revoked, frames kept until unused.
     fn abandon(&mut self, mut client: Client) {
-        portal::revoke(&self.index, client.from);
         portal::revoke(&self.pages, client.from);
-        for (_, frames) in client.granted.drain(..) {
-            self.retiring.extend(frames);
+        for (_, landing) in core::mem::take(&mut client.landings) {
+            self.retiring.extend(landing.frames);
         }
+    }
+}
+
+/// Grants `client` landings until it has [`LANDINGS`] (fewer while frames are short: the
+/// next pass tries again).
+fn refill(pages: &portal::Portal, client: &mut Client) {
+    while client.landings.len() < LANDINGS {
+        let mut frames = Vec::new();
+        if frames.try_reserve_exact(PIECE_PAGES + 1).is_err() {
+            return;
+        }
+        for _ in 0..=PIECE_PAGES {
+            match hal::frames::alloc() {
+                Ok(frame) => frames.push(frame),
+                Err(_) => {
+                    log::warn!("post-copy of {}: no frames for a landing", client.pid);
+                    return free_all(frames);
+                }
+            }
+        }
+        match portal::allow_frames(pages, client.from, &frames) {
+            Ok(id) => {
+                client.landings.insert(id, Landing { frames });
+            }
+            Err(_) => return free_all(frames),
+        }
+    }
+}
+
+/// `bytes` landed in `frames`: maps the pages its header names and frees the rest.
+fn land(client: &mut Client, mut frames: Vec<PhysFrame<Size4KiB>>, bytes: u32) {
+    client.link_bytes += link_cost::transfer(bytes as usize);
+    let pages = match frames.first().map(|&header| read_header(header)) {
+        Some(Some((round, pages)))
+            if round == client.pid.raw() && bytes as usize == (pages.len() + 1) * PAGE_SIZE =>
+        {
+            pages
+        }
+        _ => {
+            log::warn!(
+                "post-copy of {}: a transfer with a bad header dropped",
+                client.pid
+            );
+            return free_all(frames);
+        }
+    };
+    let data = frames.split_off(1);
+    free_all(frames);
+    let now = hal::clock::now_ns();
+    let mut data = data.into_iter();
+    for page in pages {
+        let Some(frame) = data.next() else {
+            break;
+        };
+        let mapped = client.puller.on_arrived(page) && map(client.pid, page, frame);
+        if !mapped {
+            // Already here (sent twice) or no longer the process's.
+            let _ = hal::frames::free(frame);
+            continue;
+        }
+        match client.waits.remove(&page) {
+            Some(since) => {
+                client.pulled += 1;
+                client.wait_ns += now.saturating_sub(since);
+            }
+            None => client.pushed += 1,
+        }
+    }
+    free_all(data.collect());
+}
+
+/// The pid and pages a landing's header frame names (checked by `precopy::decode`).
+fn read_header(frame: PhysFrame<Size4KiB>) -> Option<(u32, Vec<u64>)> {
+    let at = hal::physmap::phys_to_virt(frame.start_address());
+    // SAFETY: the frame is ours (allocated for this landing, not mapped anywhere else), the
+    // physical map covers its 4096 bytes, and the engine is done with it (its completion
+    // came); any bit pattern is a valid u8.
+    let bytes = unsafe { core::slice::from_raw_parts(at.as_ptr::<u8>(), PAGE_SIZE) };
+    let count = bytes
+        .get(12..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)? as usize;
+    let len = PIECE_HEADER_LEN.checked_add(count.checked_mul(8)?)?;
+    match precopy::decode(bytes.get(..len)?) {
+        Ok(Piece::Round { round, pages }) if pages.len() <= PIECE_PAGES => Some((round, pages)),
+        _ => None,
+    }
+}
+
+fn free_all(frames: Vec<PhysFrame<Size4KiB>>) {
+    for frame in frames {
+        let _ = hal::frames::free(frame);
     }
 }
 

@@ -118,6 +118,33 @@ impl Router {
                 self.faults.dma_peer_gone = n;
                 format!("ok failing the next {n} DMA transfers with peer gone")
             }
+            Command::Cut { a, b, ms } => {
+                if a >= self.cfg.clusters || b >= self.cfg.clusters {
+                    return "error: no such cluster".into();
+                }
+                if a == b {
+                    return "error: a cluster's traffic to itself cannot be cut".into();
+                }
+                let now = self.now();
+                self.cuts.cut(a, b, ms, now);
+                if ms == 0 {
+                    format!("ok link c{a}-c{b} healed")
+                } else {
+                    format!("ok link c{a}-c{b} cut for {ms} ms")
+                }
+            }
+            Command::Isolate { cluster, ms } => {
+                if cluster >= self.cfg.clusters {
+                    return "error: no such cluster".into();
+                }
+                let now = self.now();
+                self.cuts.isolate(cluster, ms, now);
+                if ms == 0 {
+                    format!("ok c{cluster} no longer isolated")
+                } else {
+                    format!("ok c{cluster} isolated for {ms} ms")
+                }
+            }
             Command::Kill(k) => {
                 if k >= self.cfg.clusters || self.clusters[k as usize].conn.is_none() {
                     return format!("error: cluster {k} is not connected");

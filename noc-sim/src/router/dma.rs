@@ -7,11 +7,15 @@
 //! against the sender's RAM and the grant. A rejection is reported to the sender only and
 //! leaves the grant in place; nothing is read or written. An accepted transfer uses the
 //! grant up, is copied at memcpy speed, verified (CRC-32 of source and destination ranges),
-//! and completed to both sides at the time the link model gives for its bytes.
+//! and completed to both sides at the time the link model gives for its bytes. A transfer
+//! between clusters whose link is cut ([`super::cuts`]) uses its grant up, copies nothing and
+//! completes to both sides with `LinkDown` — the kernels' transient failure, as `Corrupt`
+//! is (a transfer that never completed would hold the writer for its whole timeout).
 
 use std::collections::HashMap;
 
 use noc_proto::dma::{self, Completion, Descriptor, Grant, ListRef, Range, Role, Status};
+use noc_proto::layout::RouterCounter;
 use noc_proto::wire::{self, ClusterId, Header, Kind, PortId, HEADER_LEN};
 
 use super::commands::take;
@@ -29,7 +33,7 @@ pub struct DmaStats {
     pub revokes: u64,
     /// Descriptors or grants refused by validation (nothing touched).
     pub rejected: u64,
-    /// Accepted transfers that failed: integrity check or peer gone.
+    /// Accepted transfers that failed: integrity check, peer gone or a cut link.
     pub failed: u64,
     /// Transfers dropped by fault injection (never completed).
     pub dropped: u64,
@@ -211,7 +215,17 @@ impl Router {
             );
             return;
         }
-        let outcome = if take(&mut self.faults.dma_peer_gone) {
+        let outcome = if self.cuts.blocks(s as u16, d as u16, now) {
+            // A cut link: nothing copied, both sides told (a transient failure).
+            self.cuts.dma_failed += 1;
+            for k in [s, d] {
+                self.clusters[k]
+                    .slice
+                    .control()
+                    .add_router_counter(RouterCounter::CutDma, 1);
+            }
+            Err(Status::LinkDown)
+        } else if take(&mut self.faults.dma_peer_gone) {
             Err(Status::PeerGone)
         } else {
             self.copy_and_verify(s, d, &steps)

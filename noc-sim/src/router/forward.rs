@@ -220,6 +220,17 @@ impl Router {
             mut bytes,
         } = message;
         {
+            if self.cuts.blocks(s as u16, d as u16, now) {
+                // Lost as it enters the cut link; both ends can see the count.
+                self.cuts.dropped += 1;
+                for k in [s, d] {
+                    self.clusters[k]
+                        .slice
+                        .control()
+                        .add_router_counter(RouterCounter::CutDropped, 1);
+                }
+                return;
+            }
             if self.faults.drop.take(s as u16, d as u16, port, first_byte) {
                 self.faults.dropped += 1;
                 return;

@@ -30,11 +30,12 @@
 //! **DMA.** Bulk data does not use the rings: with each cluster's RAM file mapped
 //! (`--ram K=PATH`), the engine in [`dma`] copies granted transfers from RAM to RAM.
 //! Modules: [`cluster`] (per-cluster state), [`dma`] (the engine), [`commands`]
-//! (control socket and fault injection), [`forward`] (ring traffic), [`stats`] (JSON and
-//! summary).
+//! (control socket and fault injection), [`cuts`] (links cut for a while), [`forward`]
+//! (ring traffic), [`stats`] (JSON and summary).
 
 mod cluster;
 mod commands;
+mod cuts;
 mod dma;
 mod forward;
 mod stats;
@@ -130,6 +131,8 @@ pub struct Router {
     model: LinkModel,
     control: Option<ControlServer>,
     faults: Faults,
+    /// Links cut for a while (`cut`, `isolate`).
+    cuts: cuts::Cuts,
     dma: dma::DmaEngine,
     /// Cluster k's mapped RAM while it is connected.
     rams: Vec<Option<GuestRam>>,
@@ -216,6 +219,7 @@ impl Router {
             model,
             control,
             faults: Faults::default(),
+            cuts: cuts::Cuts::default(),
             dma: dma::DmaEngine::default(),
             rams,
             to_router: 0,

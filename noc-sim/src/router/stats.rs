@@ -12,13 +12,16 @@ impl Router {
         let p = self.model.params();
         let _ = write!(
             s,
-            "{{\"elapsed_ms\":{},\"topology\":\"{}\",\"hop_latency_ns\":{},\"link_bandwidth\":{},\"corrupted\":{},\"fault_dropped\":{},\"to_router\":{},\"dma\":{},\"clusters\":[",
+            "{{\"elapsed_ms\":{},\"topology\":\"{}\",\"hop_latency_ns\":{},\"link_bandwidth\":{},\"corrupted\":{},\"fault_dropped\":{},\"cut_dropped\":{},\"cut_dma_failed\":{},\"cuts_active\":{},\"to_router\":{},\"dma\":{},\"clusters\":[",
             self.start.elapsed().as_millis(),
             self.cfg.mesh,
             p.hop_latency_ns,
             p.link_bandwidth,
             self.faults.corrupted,
             self.faults.dropped,
+            self.cuts.dropped,
+            self.cuts.dma_failed,
+            self.cuts.active(self.now()),
             self.to_router,
             self.dma.stats.json()
         );

@@ -77,6 +77,7 @@ pub const SUITES: &[Suite] = &[
     test("migration", 4),
     test("harden_noc", 4),
     test("migration_live", 4),
+    test("migration_cut", 4),
     bench("bench_kernel", 1),
     bench("bench_migration", 16),
     bench("noc_bench", 16),

@@ -185,7 +185,8 @@ fn postcopy_survives_lost_page_requests() -> Result<(), String> {
 }
 
 /// The last case: a process moves to cluster 1, then back here by post-copy, with cluster 1
-/// never allowed to send its pages (the router drops this cluster's allowances to it). It
+/// never allowed to send its pages (the router drops this cluster's allowances to it, and
+/// their re-announcements). It
 /// resumes here and waits for them; the other clusters are released, so cluster 1 powers
 /// off with its pages. The process cannot be whole: it is ended with its own exit code and
 /// a report — it never runs with missing memory.
@@ -194,7 +195,7 @@ fn source_gone_mid_postcopy_ends_the_process_with_a_report() -> Result<(), Strin
     super::migration_noc::move_to(pid, 1)?;
     crate::suites::migration_atomic::arm_router(&alloc::format!(
         "drop 1000000 0 1 {} *",
-        multikernel_proto::ports::POSTCOPY_INDEX
+        multikernel_proto::ports::POSTCOPY_PAGES
     ))?;
     postcopy_to(pid, 0)?;
     run_until("its threads to wait for pages", || {

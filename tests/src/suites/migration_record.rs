@@ -213,14 +213,14 @@ pub fn a_postcopy_report_that_matches_nothing_is_rejected() -> Result<(), String
 }
 
 /// Until the destination reports, a reader sees the post-copy fields 0 and the record not
-/// complete; a process that ends there first completes it cut short. The router drops the
-/// destination's two first allowances of the post-copy index portal (all it makes before a
-/// piece arrives), so no page can come.
+/// complete; a process that ends there first completes it cut short. The router drops every
+/// allowance the destination gives on the post-copy pages portal (and their
+/// re-announcements) until the process is killed, so no page can come.
 pub fn a_postcopy_record_reads_incomplete_then_cut_short() -> Result<(), String> {
     let pid = spawn_case("dirty", 2)?;
     crate::suites::migration_atomic::arm_router(&alloc::format!(
-        "drop 2 1 0 {} *",
-        multikernel_proto::ports::POSTCOPY_INDEX
+        "drop 1000000 1 0 {} *",
+        multikernel_proto::ports::POSTCOPY_PAGES
     ))?;
     move_by(pid, 1, Strategy::PostCopy)?;
     let recorded = || {
@@ -243,6 +243,7 @@ pub fn a_postcopy_record_reads_incomplete_then_cut_short() -> Result<(), String>
     ensure_eq!(waiting.get("pages")?, waiting.get("stop_pages")?);
     kernel::requests::post(kernel::requests::Request::Kill(pid));
     ensure_eq!(exit_code(pid)?, kernel::process::KILLED_EXIT_CODE);
+    crate::suites::migration_atomic::arm_router("drop 0 * * * *")?;
     let ended = complete_record_of(pid, Strategy::PostCopy)?;
     ensure_eq!(ended.get("cut_short")?, 1);
     ensure_eq!(ended.get("pulled_pages")? + ended.get("pushed_pages")?, 0);

@@ -19,6 +19,7 @@ pub mod harden_noc;
 pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
+pub mod migration_cut;
 pub mod migration_live;
 pub mod migration_noc;
 pub mod migration_record;
@@ -70,6 +71,11 @@ pub static SUITES: &[Suite] = &[
         name: "migration_live",
         tests: &[migration_live::DRIVER],
         serving: Some(&[migration_live::SERVING]),
+    },
+    Suite {
+        name: "migration_cut",
+        tests: &[migration_cut::DRIVER],
+        serving: Some(&[migration_cut::SERVING]),
     },
     Suite {
         name: "bench_kernel",

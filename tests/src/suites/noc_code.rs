@@ -89,7 +89,7 @@ fn run_old_and_grant() -> Result<Receiving, String> {
     let inbox = portal::create(PortId(PORT)).map_err(debug);
     match inbox.and_then(
         |inbox| match portal::allow_frames(&inbox, ClusterId(1), &[frame]) {
-            Ok(()) => Ok(inbox),
+            Ok(_) => Ok(inbox),
             Err(error) => {
                 portal::unlink(inbox);
                 Err(debug(error))

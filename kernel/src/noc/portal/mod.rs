@@ -32,7 +32,7 @@ mod send;
 mod state;
 
 pub use send::*;
-
+pub use state::FramesArrival;
 pub(crate) use state::Portals;
 use state::{Arrival, Granted, Landing};
 
@@ -101,7 +101,7 @@ pub fn allow(portal: &Portal, remote: ClusterId) -> Result<(), NocError> {
     let buffer: Vec<u8> = Vec::with_capacity(MAX_PORTAL_TRANSFER);
     let list = RangeList::of_buffer(buffer.as_ptr(), MAX_PORTAL_TRANSFER)
         .map_err(|_| NocError::TooLarge)?;
-    grant(portal, remote, Landing::Buffer(buffer), list, None)
+    grant(portal, remote, Landing::Buffer(buffer), list, None).map(|_| ())
 }
 
 /// As [`allow`], under the transfer id `transfer` the sender chose (and named in its own
@@ -130,20 +130,53 @@ pub fn allow_as(portal: &Portal, remote: ClusterId, transfer: u32) -> Result<(),
         list,
         Some(transfer),
     )
+    .map(|_| ())
 }
 
 /// Lets `remote` write one transfer straight into `frames` (≤ 1 MiB of them, in order): the
-/// direct transport of a migration image. The caller keeps the frames alive until the
-/// transfer completed ([`try_read_frames`]) or [`grants_outstanding`] says the router gave
-/// the grant up.
+/// direct transport of a migration image. Returns the grant's transfer id (what
+/// [`take_frames`] reports). The caller keeps the frames alive until the transfer completed
+/// ([`try_read_frames`], [`take_frames`]) or [`grants_outstanding`] says the router gave the
+/// grant up.
 pub fn allow_frames(
     portal: &Portal,
     remote: ClusterId,
     frames: &[PhysFrame<Size4KiB>],
-) -> Result<(), NocError> {
+) -> Result<u32, NocError> {
     check_cluster(remote)?;
     let list = RangeList::of_frames(frames).map_err(|_| NocError::TooLarge)?;
     grant(portal, remote, Landing::Frames, list, None)
+}
+
+/// Sends `remote` again the `PortalAllow` of every grant of `portal` to it still unused
+/// `after_ns` after it was last announced, oldest first: the first may have been lost on a
+/// cut link. If it was not, `remote` holds the id twice and its second write is refused
+/// (`NoGrant`): nothing lands twice. Returns how many went again.
+pub fn reannounce(portal: &Portal, remote: ClusterId, after_ns: u64) -> usize {
+    let now = hal::clock::now_ns();
+    let count = with_state(|s| {
+        let Some(receiver) = s.portals.receivers.get_mut(&portal.port.0) else {
+            return 0;
+        };
+        let mut stale = Vec::new();
+        let mine = (remote.0, 0)..=(remote.0, u32::MAX);
+        for ((_, id), granted) in receiver.granted.range_mut(mine) {
+            if now.saturating_sub(granted.announced_ns) >= after_ns {
+                granted.announced_ns = now;
+                stale.push((*id, granted.list.bytes()));
+            }
+        }
+        for &(id, limit) in &stale {
+            let mut header = Header::new(Kind::PortalAllow, ClusterId(0), remote, portal.port, 0);
+            header.arg = limit;
+            let _ = s.send_or_queue(header, &id.to_le_bytes(), true);
+        }
+        stale.len()
+    });
+    if count > 0 {
+        pump();
+    }
+    count
 }
 
 /// Grants `list` to `remote` under transfer id `chosen` or a fresh one, then tells `remote`
@@ -155,7 +188,7 @@ fn grant(
     landing: Landing,
     list: RangeList,
     chosen: Option<u32>,
-) -> Result<(), NocError> {
+) -> Result<u32, NocError> {
     let limit = list.bytes();
     let result = with_state(|s| {
         let id = chosen.unwrap_or_else(|| {
@@ -175,10 +208,11 @@ fn grant(
         let receiver = s.portals.receivers.entry(portal.port.0).or_default();
         let granted = Granted {
             landing,
-            _list: list,
+            list,
+            announced_ns: hal::clock::now_ns(),
         };
         receiver.granted.insert((remote.0, id), granted);
-        Ok(())
+        Ok(id)
     });
     pump();
     result
@@ -278,8 +312,15 @@ pub fn try_read_vec_as(portal: &Portal) -> Result<(ClusterId, u32, Vec<u8>), Noc
 /// The oldest transfer into granted frames ([`allow_frames`]): `(sender, bytes)`. A failed
 /// transfer is returned (once) as its error.
 pub fn try_read_frames(portal: &Portal) -> Result<(ClusterId, u32), NocError> {
+    let arrival = take_frames(portal)?;
+    arrival.landed.map(|bytes| (arrival.from, bytes))
+}
+
+/// As [`try_read_frames`], with the grant it used (failed or not): for a reader with several
+/// grants open at once. `WouldBlock` if none.
+pub fn take_frames(portal: &Portal) -> Result<FramesArrival, NocError> {
     take_arrival(portal, |arrival| match arrival {
-        Arrival::Frames(from, bytes) => Ok((from, bytes)),
+        Arrival::Frames(arrival) => Ok(arrival),
         other => Err(other),
     })
 }

@@ -25,15 +25,27 @@ pub(super) enum Landing {
 /// A grant given to the router, and the frame holding its range list.
 pub(super) struct Granted {
     pub(super) landing: Landing,
-    pub(super) _list: RangeList,
+    pub(super) list: RangeList,
+    /// When its `PortalAllow` was last sent ([`super::reannounce`]).
+    pub(super) announced_ns: u64,
+}
+
+/// A transfer into granted frames ([`super::allow_frames`]), completed or failed: which
+/// grant it used, so a reader with several grants open knows which frames it filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramesArrival {
+    pub from: ClusterId,
+    /// The transfer id [`super::allow_frames`] returned.
+    pub transfer: u32,
+    /// The bytes that landed, or why none did (the grant is used up either way).
+    pub landed: Result<u32, NocError>,
 }
 
 /// A completed transfer, as the reader takes it.
 pub(super) enum Arrival {
     /// From a sender, under a transfer id.
     Data(ClusterId, u32, Vec<u8>),
-    /// `bytes` landed in granted frames.
-    Frames(ClusterId, u32),
+    Frames(FramesArrival),
 }
 
 pub(super) type Transfer = Result<Arrival, NocError>;
@@ -146,24 +158,31 @@ impl Portals {
                     .get_mut(&port.0)
                     .and_then(|r| r.granted.remove(&key).map(|g| (r, g)));
                 if let Some((receiver, granted)) = granted {
-                    if done.status == Status::Ok && done.bytes as usize <= MAX_PORTAL_TRANSFER {
-                        let from = ClusterId(done.peer);
-                        let arrival = match granted.landing {
-                            Landing::Buffer(mut buffer) => {
-                                // SAFETY: the engine wrote `bytes` bytes at the start of the
-                                // buffer (its capacity is MAX_PORTAL_TRANSFER, the grant's
-                                // limit); u8 has no invalid values.
-                                unsafe { buffer.set_len(done.bytes as usize) };
-                                Arrival::Data(from, done.transfer, buffer)
-                            }
-                            Landing::Frames => Arrival::Frames(from, done.bytes),
-                        };
-                        receiver.ready.push_back(Ok(arrival));
+                    let ok =
+                        done.status == Status::Ok && done.bytes as usize <= MAX_PORTAL_TRANSFER;
+                    if ok {
                         counters.portal_transfers_rx += 1;
                     } else {
-                        receiver.ready.push_back(Err(status_error(done.status)));
                         counters.portal_dma_errors += 1;
                     }
+                    let from = ClusterId(done.peer);
+                    let error = status_error(done.status);
+                    let arrival = match granted.landing {
+                        Landing::Buffer(mut buffer) if ok => {
+                            // SAFETY: the engine wrote `bytes` bytes at the start of the
+                            // buffer (its capacity is MAX_PORTAL_TRANSFER, the grant's
+                            // limit); u8 has no invalid values.
+                            unsafe { buffer.set_len(done.bytes as usize) };
+                            Ok(Arrival::Data(from, done.transfer, buffer))
+                        }
+                        Landing::Buffer(_) => Err(error),
+                        Landing::Frames => Ok(Arrival::Frames(FramesArrival {
+                            from,
+                            transfer: done.transfer,
+                            landed: if ok { Ok(done.bytes) } else { Err(error) },
+                        })),
+                    };
+                    receiver.ready.push_back(arrival);
                     events.push(Event::PortalData(port));
                 } else if self
                     .retired
