@@ -12,7 +12,10 @@ use kernel::noc::{self, mailbox, portal, sync, NocError};
 use noc_proto::wire::MAILBOX_PAYLOAD;
 
 use super::noc_code::dma_written_code_runs_as_written;
-use super::noc_dma::{dma_faults_reach_both_sides, dma_rejections_leave_memory_untouched};
+use super::noc_dma::{
+    dma_faults_reach_both_sides, dma_rejections_leave_memory_untouched,
+    portal_transfers_are_bound_to_their_id,
+};
 use crate::{ensure, ensure_eq, tests};
 
 /// The 4-cluster suite (`noc`).
@@ -24,6 +27,7 @@ pub const TESTS: &[crate::framework::Test] = tests![
     portal_write_without_allow_is_refused,
     dma_rejections_leave_memory_untouched,
     dma_faults_reach_both_sides,
+    portal_transfers_are_bound_to_their_id,
     dma_written_code_runs_as_written,
     corrupted_message_is_rejected_and_counted,
     finish_together,

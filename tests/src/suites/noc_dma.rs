@@ -209,3 +209,76 @@ pub fn dma_faults_reach_both_sides() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A transfer allowed under the id its sender chose (`allow_as`, what the user portal relay
+/// does with the id in its claim) goes only under that id: another allowance does not carry
+/// it, the receiver learns which id landed, and once the receiver gave a grant up (`revoke`)
+/// a write under its stale id is refused by the engine and delivers nothing.
+pub fn portal_transfers_are_bound_to_their_id() -> Result<(), String> {
+    let err = |e: NocError| alloc::format!("{e:?}");
+    let port = PortId(59);
+    let inbox = if me() == 0 {
+        let inbox = portal::create(port).map_err(err)?;
+        portal::allow_as(&inbox, ClusterId(1), 7).map_err(err)?;
+        portal::allow_as(&inbox, ClusterId(1), 9).map_err(err)?;
+        ensure_eq!(
+            portal::allow_as(&inbox, ClusterId(1), 7),
+            Err(NocError::BadEndpoint)
+        );
+        Some(inbox)
+    } else {
+        None
+    };
+    barrier(71)?;
+    let data = transfer_data(5, 16 * 1024);
+    let to = portal::open(ClusterId(0), port).map_err(err)?;
+    let write_as = |id: u32| -> Result<Result<(), NocError>, String> {
+        let posted = portal::post_buffer_as(&to, id, &data).map_err(err)?;
+        let mut done = None;
+        wait("the completion", || {
+            done = portal::take_completion(&posted);
+            done.is_some()
+        })?;
+        done.ok_or_else(|| String::from("no completion"))
+    };
+    if me() == 1 {
+        wait("both allowances", || {
+            portal::is_allowed_as(&to, 7) && portal::is_allowed_as(&to, 9)
+        })?;
+        ensure!(
+            !portal::is_allowed_as(&to, 8),
+            "allowed an id never granted"
+        );
+        ensure_eq!(
+            portal::post_buffer_as(&to, 8, &data).err(),
+            Some(NocError::WouldBlock)
+        );
+        ensure_eq!(write_as(9)?, Ok(()));
+    }
+    barrier(72)?;
+    if let Some(inbox) = &inbox {
+        let mut got = None;
+        wait("the transfer", || {
+            got = portal::try_read_vec_as(inbox).ok();
+            got.is_some()
+        })?;
+        let (from, id, bytes) = got.ok_or("no transfer")?;
+        ensure_eq!((from, id), (ClusterId(1), 9));
+        ensure!(bytes == data, "the data differs");
+        portal::revoke(inbox, ClusterId(1)); // gives up transfer 7
+    }
+    barrier(73)?;
+    if me() == 1 {
+        ensure!(portal::is_allowed_as(&to, 7), "the stale allowance is gone");
+        ensure_eq!(write_as(7)?, Err(NocError::Refused));
+    }
+    barrier(74)?;
+    if let Some(inbox) = inbox {
+        ensure_eq!(
+            portal::try_read_vec_as(&inbox).map(|(from, id, _)| (from, id)),
+            Err(NocError::WouldBlock)
+        );
+        portal::unlink(inbox);
+    }
+    Ok(())
+}
