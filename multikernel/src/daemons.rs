@@ -136,6 +136,9 @@ impl Daemons {
             let (mut ctx, source, destination) = self.ctx();
             source.on_peer_gone(cluster, &mut ctx);
             destination.on_peer_gone(cluster, &mut ctx);
+            for pid in self.registry.lost_with(cluster) {
+                log::warn!("process {pid} lost: cluster {} left the machine", cluster.0);
+            }
             // Writers whose message went there, and parents waiting for a child there.
             with_table(|table| {
                 kernel::acceptance::cluster_gone(table, cluster);

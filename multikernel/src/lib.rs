@@ -146,6 +146,11 @@ pub fn migrations_idle() -> bool {
     with_daemons(|d| d.source.is_idle() && d.destination.is_idle()).unwrap_or(true)
 }
 
+/// True while this cluster keeps post-copy pages for a process that moved to `cluster`.
+pub fn serves_postcopy_to(cluster: ClusterId) -> bool {
+    with_daemons(|d| d.source.serves_postcopy_to(cluster)).unwrap_or(false)
+}
+
 /// Where a process born here lives now (`None`: here, or gone).
 pub fn location(pid: Pid) -> Option<ClusterId> {
     with_daemons(|d| d.registry.get(pid)).flatten()

@@ -35,4 +35,19 @@ impl LocationRegistry {
     pub fn forget(&mut self, pid: Pid) {
         self.locations.remove(&pid);
     }
+
+    /// `cluster` left the machine: the processes born here that lived there are gone with
+    /// it (their parents' `wait` says `EHOSTDOWN`). Forgets them and returns them.
+    pub fn lost_with(&mut self, cluster: ClusterId) -> alloc::vec::Vec<Pid> {
+        let lost: alloc::vec::Vec<Pid> = self
+            .locations
+            .iter()
+            .filter(|(_, at)| **at == cluster)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in &lost {
+            self.locations.remove(pid);
+        }
+        lost
+    }
 }

@@ -127,6 +127,11 @@ impl MigrationSource {
 
     /// True while pages are streaming from here: an image, pre-copy rounds, or post-copy's
     /// remaining pages (the daemons then poll: a DMA completion raises no interrupt).
+    /// True while post-copy pages of a process that left for `to` are still kept here.
+    pub fn serves_postcopy_to(&self, to: ClusterId) -> bool {
+        self.servers.serving_to(to)
+    }
+
     pub fn is_transferring(&self) -> bool {
         self.transfer.is_some() || self.precopy.is_some() || self.servers.is_serving()
     }

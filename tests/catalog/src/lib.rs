@@ -78,6 +78,7 @@ pub const SUITES: &[Suite] = &[
     test("harden_noc", 4),
     test("migration_live", 4),
     test("migration_cut", 4),
+    test("migration_gone", 4),
     bench("bench_kernel", 1),
     bench("bench_migration", 16),
     bench("noc_bench", 16),

@@ -20,6 +20,7 @@ pub mod heap;
 pub mod migration;
 pub mod migration_atomic;
 pub mod migration_cut;
+pub mod migration_gone;
 pub mod migration_live;
 pub mod migration_noc;
 pub mod migration_record;
@@ -76,6 +77,11 @@ pub static SUITES: &[Suite] = &[
         name: "migration_cut",
         tests: &[migration_cut::DRIVER],
         serving: Some(&[migration_cut::SERVING]),
+    },
+    Suite {
+        name: "migration_gone",
+        tests: &[migration_gone::DRIVER],
+        serving: Some(&[migration_gone::SERVING]),
     },
     Suite {
         name: "bench_kernel",
