@@ -7,7 +7,7 @@
 //! cleanly (the process goes on at its source) — exactly one copy either way. 4 clusters,
 //! cluster 0 drives; each case cuts the link between cluster 0 and cluster 2 for [`CUT_MS`].
 
-use abi::{ClusterId, MigrateOptions, Pid, Strategy};
+use abi::{ClusterId, MigrateOptions, Strategy};
 use alloc::string::String;
 use hal::noc::RouterCounter;
 use kernel::process::with_table;
@@ -15,8 +15,8 @@ use multikernel::migration::source::Phase;
 
 use super::migration_atomic::arm_router;
 use super::migration_noc::{
-    all_clusters_joined, exit_code, move_by, nothing_left_frozen, release_the_other_clusters,
-    run_until, serve_until_the_driver_is_done, spawn_case,
+    all_clusters_joined, exit_code, move_by, nothing_left_frozen, record_when,
+    release_the_other_clusters, run_until, serve_until_the_driver_is_done, spawn_case,
 };
 use crate::{ensure, ensure_eq, tests};
 
@@ -59,18 +59,6 @@ fn cut_command() -> String {
     alloc::format!("cut 0 {PEER} {CUT_MS}")
 }
 
-/// The latest record of `pid` here, once the destination confirmed.
-fn record_of(pid: Pid) -> Result<kernel::migstats::Record, String> {
-    let latest = || {
-        kernel::migstats::recent()
-            .into_iter()
-            .rev()
-            .find(|r| r.pid == pid)
-    };
-    run_until("the record", || latest().is_some())?;
-    latest().ok_or_else(|| "no record".into())
-}
-
 /// `name` moves to [`PEER`] by `strategy`; the moment the commit is decided here (its pages
 /// start to be served) the link is cut. The process must end there with its own check
 /// passed, the record must say the migration succeeded, and the cut must have lost
@@ -91,7 +79,7 @@ fn rides_out(name: &str, strategy: Strategy, fault: &str) -> Result<(), String> 
     arm_router(fault)?;
     ensure_eq!(multikernel::location(pid), Some(ClusterId(PEER)));
     ensure_eq!(exit_code(pid)?, 0);
-    let record = record_of(pid)?;
+    let record = record_when(pid, |_| true)?;
     ensure_eq!(record.strategy, strategy);
     ensure!(record.failure.is_none(), "{record:?}");
     let lost = lost_to_cuts() - lost_before;

@@ -13,7 +13,9 @@ use kernel::process::{scheduler, with_table};
 use multikernel::migration::source::Phase;
 
 use super::migration_atomic::arm_router;
-use super::migration_noc::{all_clusters_joined, exit_code, move_by, run_until, spawn_case};
+use super::migration_noc::{
+    all_clusters_joined, exit_code, move_by, record_when, run_until, spawn_case,
+};
 use crate::{ensure, ensure_eq, tests};
 
 pub const DRIVER: &[crate::framework::Test] = tests![
@@ -138,16 +140,7 @@ fn postcopy_destination_gone_after_the_commit_lets_its_pages_go() -> Result<(), 
         "a copy runs at the source"
     );
     ensure_eq!(multikernel::location(pid), None);
-    let record = || {
-        kernel::migstats::recent()
-            .into_iter()
-            .rev()
-            .find(|r| r.pid == pid)
-    };
-    run_until("the record", || {
-        record().is_some_and(|r| r.phases.cut_short)
-    })?;
-    let record = record().ok_or("no record")?;
+    let record = record_when(pid, |r| r.phases.cut_short)?;
     ensure!(record.failure.is_none(), "{record:?}");
     Ok(())
 }

@@ -11,8 +11,8 @@ use migration::MigrationError;
 
 use super::migration_noc::{
     all_clusters_joined, case_moved_by, every_case_moves_by, exit_code, faulted_then_moves,
-    move_by, nothing_left_frozen, refused_then_moves, release_the_other_clusters, run_until,
-    serve_until_the_driver_is_done, spawn_case,
+    move_by, nothing_left_frozen, record_when, refused_then_moves, release_the_other_clusters,
+    run_until, serve_until_the_driver_is_done, spawn_case,
 };
 use super::migration_record::{
     a_hybrid_record_read_by_syscall_adds_up, a_postcopy_record_read_by_syscall_adds_up,
@@ -71,14 +71,7 @@ fn hybrid_to(pid: Pid, to: u16) -> Result<(), String> {
 /// `strategy`, and a success. It is written when the destination confirms, so it may follow
 /// the arrival.
 fn record_of(pid: Pid, strategy: Strategy) -> Result<kernel::migstats::Record, String> {
-    let latest = || {
-        kernel::migstats::recent()
-            .into_iter()
-            .rev()
-            .find(|r| r.pid == pid)
-    };
-    run_until("the record", || latest().is_some())?;
-    let record = latest().ok_or("no record")?;
+    let record = record_when(pid, |_| true)?;
     ensure_eq!(record.strategy, strategy);
     ensure!(record.failure.is_none(), "{record:?}");
     Ok(record)

@@ -196,6 +196,24 @@ pub fn faulted_then_moves(name: &str, strategy: Strategy) -> Result<(), String> 
     Ok(())
 }
 
+/// The newest migration record of `pid` on this (the source) cluster, once one satisfies
+/// `ready`: records are written when the destination confirms (and completed when a
+/// post-copy's report comes), so one may follow the process's arrival.
+pub fn record_when(
+    pid: Pid,
+    ready: impl Fn(&kernel::migstats::Record) -> bool,
+) -> Result<kernel::migstats::Record, String> {
+    let latest = || {
+        kernel::migstats::recent()
+            .into_iter()
+            .rev()
+            .find(|r| r.pid == pid)
+            .filter(|r| ready(r))
+    };
+    run_until("the record", || latest().is_some())?;
+    latest().ok_or_else(|| "no record".into())
+}
+
 pub fn exit_code(pid: Pid) -> Result<i32, String> {
     run_until("the case to exit", || {
         with_table(|t| t.orphan_exit_code(pid)).is_some()

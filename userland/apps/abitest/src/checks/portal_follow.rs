@@ -7,7 +7,7 @@ use ulib::abi::Pid;
 use ulib::mailbox::{Inbox, Outbox};
 use ulib::{println, ClusterId};
 
-use super::remote::{portal_pattern, PORTAL_BYTES};
+use super::remote::{portal_pattern, read_pattern, PORTAL_BYTES};
 
 const READY_PORT: u16 = 3;
 const GO_PORT: u16 = 4;
@@ -66,12 +66,7 @@ pub fn portal_follow_child(parent: Option<u32>, to: u16) -> i32 {
     let written = go.recv();
     let from = ulib::process::cluster_id().0;
     let moved = ulib::process::migrate(ulib::process::getpid(), ClusterId(to));
-    let mut buffer = alloc::vec![0u8; PORTAL_BYTES];
-    let got = receiver.read(&mut buffer);
-    let intact = buffer
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == portal_pattern(i));
+    let (got, intact) = read_pattern(&receiver);
     let now = ulib::process::cluster_id().0;
     println!(
         "portal-follow receiver: told {:?}, moved {from} -> {now} {moved:?}, read {got:?}, intact {intact}",

@@ -167,6 +167,20 @@ pub fn portal_remote(on: u16) -> i32 {
     }
 }
 
+/// Reads one transfer of [`PORTAL_BYTES`] from `receiver`: what `read` said, and whether every
+/// byte is [`portal_pattern`]'s.
+pub(super) fn read_pattern(
+    receiver: &ulib::portal::Receiver,
+) -> (Result<usize, ulib::Errno>, bool) {
+    let mut buffer = alloc::vec![0u8; PORTAL_BYTES];
+    let got = receiver.read(&mut buffer);
+    let intact = buffer
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == portal_pattern(i));
+    (got, intact)
+}
+
 pub fn portal_child(parent: Option<u32>) -> i32 {
     let Some(parent) = parent.and_then(ulib::abi::Pid::from_raw) else {
         return 2;
@@ -177,12 +191,7 @@ pub fn portal_child(parent: Option<u32>) -> i32 {
         .expect("outbox")
         .send(b"ready")
         .expect("ready");
-    let mut buffer = alloc::vec![0u8; PORTAL_BYTES];
-    let got = receiver.read(&mut buffer);
-    let intact = buffer
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == portal_pattern(i));
+    let (got, intact) = read_pattern(&receiver);
     println!(
         "portal child on cluster {}: read {got:?}, intact {intact}",
         ulib::process::cluster_id().0
