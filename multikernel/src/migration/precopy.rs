@@ -10,6 +10,14 @@
 //! link drains: more rounds would not help); the process is then frozen and the final image
 //! sends the rest.
 //!
+//! Unless the request allows throttling (`throttle_max_pct`, QEMU's auto-converge): then a
+//! round that did not halve the dirty set throttles the process — 20 % of its CPU time
+//! first, one step more after each further such round, up to the maximum — and another
+//! round goes. Only a round that fails to shrink with the throttle already at its maximum
+//! ends the rounds as outrun. A slower process dirties fewer pages per round, so the final
+//! stop copies less. The throttle is kernel-local ([`kernel::process::throttle`]) and is
+//! lifted when the rounds end (the freeze), fail, or the migration is dropped.
+//!
 //! A pass sends at most [`PIECES_PER_PASS`] pieces, so the process keeps running between
 //! them and the dirty rate measured is its own.
 
@@ -41,8 +49,11 @@ pub struct PreCopyStats {
     pub link_bytes: u64,
     /// Pages written again after they were sent, per second of pre-copy.
     pub dirty_rate: u32,
-    /// The dirty set stopped shrinking: the process outran the link.
+    /// The dirty set stopped shrinking: the process outran the link (with the throttle, if
+    /// allowed, at its maximum).
     pub outran: bool,
+    /// The CPU throttle (per cent) the process had when the rounds ended (0: none).
+    pub throttle_pct: u32,
 }
 
 impl Default for PreCopyStats {
@@ -54,6 +65,7 @@ impl Default for PreCopyStats {
             link_bytes: 0,
             dirty_rate: 0,
             outran: false,
+            throttle_pct: 0,
         }
     }
 }
@@ -205,18 +217,52 @@ impl PreCopy {
         let dirty = with_table(|t| precopy::count_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
         let outran = dirty >= self.last_round && self.stats.rounds > 1;
-        if self.stats.rounds >= self.options.rounds()
-            || dirty <= self.options.stop_threshold() as usize
-            || outran
-        {
-            self.stats.outran = outran && dirty > self.options.stop_threshold() as usize;
+        let last = self.stats.rounds >= self.options.rounds();
+        let small = dirty <= self.options.stop_threshold() as usize;
+        // Throttling starts earlier than outrunning: a round that did not halve the dirty
+        // set is not converging (QEMU's throttle trigger: dirtied ≥ 50 % of what went).
+        let slow = dirty.saturating_mul(2) >= self.last_round && self.stats.rounds > 1;
+        if slow && !last && !small && self.throttle_harder(dirty) {
+            // Throttled (harder): one more round at the new rate.
+        } else if last || small || outran {
+            self.stats.outran = outran && !small;
             self.finish_stats(dirty);
+            // The process is frozen next: the throttle has done its work.
+            self.lift_throttle();
             return Ok(Step::Converged);
         }
         let next = with_table(|t| precopy::take_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
         self.begin_round(next);
         Ok(Step::Progress)
+    }
+
+    /// The process outran the link with `dirty` pages: raise its throttle one step. False if
+    /// the request does not throttle or the throttle is at its maximum already.
+    fn throttle_harder(&mut self, dirty: usize) -> bool {
+        let current = self.stats.throttle_pct;
+        let next = self.options.next_throttle(current);
+        if next <= current {
+            return false;
+        }
+        if !with_table(|t| t.set_throttle(self.pid, next)) {
+            return false; // gone: the daemon ends the migration
+        }
+        self.stats.throttle_pct = next;
+        log::info!(
+            "pre-copy of {}: round {} left {dirty} pages dirty, at least half the {} it sent: throttled to {next}%",
+            self.pid,
+            self.stats.rounds,
+            self.last_round
+        );
+        true
+    }
+
+    /// Lets the process run at full speed again (the figure stays in the stats).
+    pub fn lift_throttle(&mut self) {
+        if self.stats.throttle_pct > 0 {
+            with_table(|t| t.lift_throttle(self.pid));
+        }
     }
 
     fn finish_stats(&mut self, still_dirty: usize) {
@@ -248,6 +294,9 @@ impl PreCopy {
 
 impl Drop for PreCopy {
     fn drop(&mut self) {
+        // However the migration ended (abort, refusal, failure, kill), the process is not
+        // held back by it any more.
+        self.lift_throttle();
         // Every write waited for its completion: the engine reads the blank frame no more.
         let _ = hal::frames::free(self.blank);
     }

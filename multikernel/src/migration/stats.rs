@@ -101,6 +101,7 @@ fn record(
             stop_pages: moved.stop.1,
             remote_pages: moved.remote_pages,
             link_bytes: moved.link_bytes + precopy.link_bytes,
+            throttle_pct: precopy.throttle_pct,
             ..Phases::ZERO
         },
     });
