@@ -87,7 +87,10 @@ impl Table {
             }
             let tid = queue.remove(0);
             let more = !queue.is_empty();
-            let quantum = process.uarea.sched.quantum_ns;
+            let mut quantum = process.uarea.sched.quantum_ns;
+            if !self.throttles.is_empty() {
+                quantum = self.throttles.slice(pid, quantum);
+            }
             let Some(thread) = process.uarea.thread_mut(tid) else {
                 continue;
             };

@@ -3,7 +3,8 @@
 //! rounds can catch up and the final stop copies less.
 //!
 //! A process throttled at `P` % runs at most `100 − P` % of the time: each time one of its
-//! threads leaves the CPU after running `t`, the process is held back for `t × P / (100 − P)`.
+//! threads leaves the CPU after running `t` (a slice of at most [`SLICE_NS`] while it is
+//! throttled), the process is held back for `t × P / (100 − P)`.
 //! Held back, it is dropped from the ready queue when the scheduler meets it ("parked"), and
 //! the scheduler's pass puts it back once the pause is over — with the pause's end registered
 //! as a wake-up ([`hal::timer::wake_by`]), so a cluster with nothing else to run does not
@@ -21,6 +22,10 @@ use super::Table;
 
 /// The most a process can be throttled (it keeps 1 % of the CPU).
 pub const MAX_PCT: u32 = abi::MigrateOptions::MAX_THROTTLE_PCT;
+/// The longest slice a throttled process gets. A pre-copy round over the NoC takes a few
+/// milliseconds, less than a quantum: with whole quanta a process at 99 % would still write
+/// for 10 ms in one round and not at all in the next; short slices spread its share evenly.
+pub const SLICE_NS: u64 = 1_000_000;
 
 /// One throttled process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +75,16 @@ impl Throttles {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The slice `pid` gets when its quantum is `quantum_ns` (at most [`SLICE_NS`] if it is
+    /// throttled).
+    pub(super) fn slice(&self, pid: Pid, quantum_ns: u64) -> u64 {
+        if self.by_pid.contains_key(&pid) {
+            quantum_ns.min(SLICE_NS)
+        } else {
+            quantum_ns
         }
     }
 
