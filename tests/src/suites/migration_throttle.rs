@@ -91,6 +91,12 @@ pub fn a_writer_that_outruns_the_link_is_throttled_and_stops_shorter() -> Result
         t.stop_pages,
         p.stop_pages
     );
+    // The same through `migration_stats_ex`, as a program reads it.
+    let read = |pid: Pid| -> Result<u64, String> {
+        super::migration_record::read_back(pid)?.get("throttle_pct")
+    };
+    ensure_eq!(read(plain.0)?, 0);
+    ensure_eq!(read(slowed.0)?, t.throttle_pct as u64);
     ensure!(
         with_table(|t| t.throttles().is_empty()),
         "a throttle outlived its migration"
