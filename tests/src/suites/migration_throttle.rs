@@ -185,8 +185,11 @@ pub fn a_throttle_is_bounded_and_kernel_local() -> Result<(), String> {
                 .map_or(0, |p| p.uarea.counters.cpu_time_ns)
         })
     };
+    // Twenty slices and more, each after a pause: every pause ends (the scheduler's wake-up
+    // for it), even with nothing else to run on this cluster.
     let before = cpu();
-    run_until("the throttled writer to run", || cpu() > before)?;
+    let slices = 20 * kernel::process::throttle::SLICE_NS;
+    run_until("the throttled writer to run", || cpu() >= before + slices)?;
     // Nothing in its UArea changed: the throttle is not part of what migrates.
     let after = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.sched.quantum_ns));
     ensure_eq!(after, quantum);
