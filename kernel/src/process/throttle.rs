@@ -12,8 +12,9 @@
 //! kernel-local, never part of the image, and ends with the migration that set it (or when
 //! the process ends or leaves).
 //!
-//! Only the migration daemon sets one, for the process it is moving, so the table holds at
-//! most one entry per migration in flight; each scheduling decision looks up one entry.
+//! Only the migration daemon sets one ([`MayThrottle`]), for the process it is moving, so
+//! the table holds at most one entry per migration in flight; each scheduling decision looks
+//! up one entry.
 
 use abi::Pid;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -26,6 +27,17 @@ pub const MAX_PCT: u32 = abi::MigrateOptions::MAX_THROTTLE_PCT;
 /// milliseconds, less than a quantum: with whole quanta a process at 99 % would still write
 /// for 10 ms in one round and not at all in the next; short slices spread its share evenly.
 pub const SLICE_NS: u64 = 1_000_000;
+
+/// The capability to throttle a process (Tock-style: only code that promises the rule below
+/// can name one). The multikernel's pre-copy implements it; nothing reachable from a system
+/// call or the NoC does.
+///
+/// # Safety
+///
+/// An implementor sets throttles only on the process it is migrating from this cluster, and
+/// lifts each one when that migration ends, fails or is dropped. (A throttle outliving its
+/// reason is not memory-unsafe, but it would starve a process with no way out for its owner.)
+pub unsafe trait MayThrottle {}
 
 /// One throttled process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +131,9 @@ pub fn pause_for(ran_ns: u64, pct: u32) -> u64 {
 }
 
 impl Table {
-    /// Throttles `pid` at `pct` % of the CPU (clamped to [`MAX_PCT`]; 0 lifts it). Only the
-    /// migration daemon calls this, for the process it is moving. False if there is no such
-    /// live process here.
-    pub fn set_throttle(&mut self, pid: Pid, pct: u32) -> bool {
+    /// Throttles `pid` at `pct` % of the CPU (clamped to [`MAX_PCT`]; 0 lifts it), for the
+    /// migration daemon that moves it (`_by`). False if there is no such live process here.
+    pub fn set_throttle(&mut self, _by: &impl MayThrottle, pid: Pid, pct: u32) -> bool {
         if pct == 0 {
             self.lift_throttle(pid);
             return self.is_alive(pid);

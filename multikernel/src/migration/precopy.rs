@@ -36,6 +36,13 @@ use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 /// Pieces (1 MiB each at most) one scheduler pass may send.
 const PIECES_PER_PASS: usize = 4;
 
+/// Pre-copy's capability to throttle the process it moves.
+struct Mover;
+
+// SAFETY: only `PreCopy::throttle_harder` uses it, on the process that pre-copy is moving;
+// `PreCopy` lifts the throttle when its rounds end and when it is dropped (any failure).
+unsafe impl kernel::process::throttle::MayThrottle for Mover {}
+
 /// What pre-copy measured, for the migration's record.
 #[derive(Debug, Clone, Copy)]
 pub struct PreCopyStats {
@@ -245,7 +252,7 @@ impl PreCopy {
         if next <= current {
             return false;
         }
-        if !with_table(|t| t.set_throttle(self.pid, next)) {
+        if !with_table(|t| t.set_throttle(&Mover, self.pid, next)) {
             return false; // gone: the daemon ends the migration
         }
         self.stats.throttle_pct = next;

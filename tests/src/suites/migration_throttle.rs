@@ -5,11 +5,18 @@
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
 use alloc::string::String;
-use kernel::process::throttle::pause_for;
+use kernel::process::throttle::{pause_for, MayThrottle};
 use kernel::process::with_table;
 
 use super::migration_noc::{move_with, run_until};
 use crate::{ensure, ensure_eq};
+
+/// The tests' capability to throttle (their own writers, lifted before each test ends).
+struct Tester;
+
+// SAFETY: used only in `a_throttle_is_bounded_and_kernel_local`, on a process of its own that
+// it un-throttles before it returns (and on a pid that does not exist).
+unsafe impl MayThrottle for Tester {}
 
 /// A writer that outruns the link: 16 MiB, every page rewritten as fast as it can (the rate
 /// asked for is out of reach), for `SECONDS`, then exit 0.
@@ -164,7 +171,7 @@ pub fn a_throttle_is_bounded_and_kernel_local() -> Result<(), String> {
     ensure_eq!(pause_for(u64::MAX, 99), u64::MAX);
     let nobody = Pid::new(ClusterId(0), 4000).ok_or("pid")?;
     ensure!(
-        !with_table(|t| t.set_throttle(nobody, 50)),
+        !with_table(|t| t.set_throttle(&Tester, nobody, 50)),
         "throttled a ghost"
     );
     ensure!(
@@ -174,9 +181,15 @@ pub fn a_throttle_is_bounded_and_kernel_local() -> Result<(), String> {
 
     let pid = spawn_writer()?;
     let quantum = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.sched.quantum_ns));
-    ensure!(with_table(|t| t.set_throttle(pid, 150)), "no throttle");
+    ensure!(
+        with_table(|t| t.set_throttle(&Tester, pid, 150)),
+        "no throttle"
+    );
     ensure_eq!(with_table(|t| t.throttles().pct(pid)), 99);
-    ensure!(with_table(|t| t.set_throttle(pid, 50)), "no throttle");
+    ensure!(
+        with_table(|t| t.set_throttle(&Tester, pid, 50)),
+        "no throttle"
+    );
     ensure_eq!(with_table(|t| t.throttles().pct(pid)), 50);
     let cpu = || {
         with_table(|t| {
@@ -193,7 +206,10 @@ pub fn a_throttle_is_bounded_and_kernel_local() -> Result<(), String> {
     // Nothing in its UArea changed: the throttle is not part of what migrates.
     let after = with_table(|t| t.processes.get(&pid).map(|p| p.uarea.sched.quantum_ns));
     ensure_eq!(after, quantum);
-    ensure!(with_table(|t| t.set_throttle(pid, 0)), "lifting failed");
+    ensure!(
+        with_table(|t| t.set_throttle(&Tester, pid, 0)),
+        "lifting failed"
+    );
     ensure!(with_table(|t| t.throttles().is_empty()), "not lifted");
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
