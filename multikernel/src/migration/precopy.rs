@@ -16,7 +16,8 @@
 //! round goes. Only a round that fails to shrink with the throttle already at its maximum
 //! ends the rounds as outrun. A slower process dirties fewer pages per round, so the final
 //! stop copies less. The throttle is kernel-local ([`kernel::process::throttle`]) and is
-//! lifted when the rounds end (the freeze), fail, or the migration is dropped.
+//! lifted when the rounds end (the freeze), fail, or the migration is dropped. The rule is
+//! `multikernel_proto::precopy::after_round`, host-tested.
 //!
 //! A pass sends at most [`PIECES_PER_PASS`] pieces, so the process keeps running between
 //! them and the dirty rate measured is its own.
@@ -28,6 +29,7 @@ use alloc::vec::Vec;
 use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
 use migration::precopy;
+use multikernel_proto::precopy::{after_round, Next, RoundEnd};
 use uarea::precopy::{encode_round, MAX_PIECE_PAGES};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -39,7 +41,7 @@ const PIECES_PER_PASS: usize = 4;
 /// Pre-copy's capability to throttle the process it moves.
 struct Mover;
 
-// SAFETY: only `PreCopy::throttle_harder` uses it, on the process that pre-copy is moving;
+// SAFETY: only `PreCopy::throttle` uses it, on the process that pre-copy is moving;
 // `PreCopy` lifts the throttle when its rounds end and when it is dropped (any failure).
 unsafe impl kernel::process::throttle::MayThrottle for Mover {}
 
@@ -223,20 +225,23 @@ impl PreCopy {
         // The round is all at the destination: another, or stop?
         let dirty = with_table(|t| precopy::count_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
-        let outran = dirty >= self.last_round && self.stats.rounds > 1;
-        let last = self.stats.rounds >= self.options.rounds();
-        let small = dirty <= self.options.stop_threshold() as usize;
-        // Throttling starts earlier than outrunning: a round that did not halve the dirty
-        // set is not converging (QEMU's throttle trigger: dirtied ≥ 50 % of what went).
-        let slow = dirty.saturating_mul(2) >= self.last_round && self.stats.rounds > 1;
-        if slow && !last && !small && self.throttle_harder(dirty) {
-            // Throttled (harder): one more round at the new rate.
-        } else if last || small || outran {
-            self.stats.outran = outran && !small;
-            self.finish_stats(dirty);
-            // The process is frozen next: the throttle has done its work.
-            self.lift_throttle();
-            return Ok(Step::Converged);
+        let end = RoundEnd {
+            rounds: self.stats.rounds,
+            sent: self.last_round,
+            dirty,
+            throttle_pct: self.stats.throttle_pct,
+        };
+        match after_round(&self.options, end) {
+            Next::Round => {}
+            // A process gone meanwhile ends the migration on the next pass (`ESRCH`).
+            Next::Throttle(pct) => self.throttle(pct, dirty),
+            Next::Stop { outran } => {
+                self.stats.outran = outran;
+                self.finish_stats(dirty);
+                // The process is frozen next: the throttle has done its work.
+                self.lift_throttle();
+                return Ok(Step::Converged);
+            }
         }
         let next = with_table(|t| precopy::take_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
@@ -244,25 +249,19 @@ impl PreCopy {
         Ok(Step::Progress)
     }
 
-    /// The process outran the link with `dirty` pages: raise its throttle one step. False if
-    /// the request does not throttle or the throttle is at its maximum already.
-    fn throttle_harder(&mut self, dirty: usize) -> bool {
-        let current = self.stats.throttle_pct;
-        let next = self.options.next_throttle(current);
-        if next <= current {
-            return false;
+    /// The round left `dirty` pages, not half fewer than it sent: throttle the process at
+    /// `pct` (nothing if it is gone).
+    fn throttle(&mut self, pct: u32, dirty: usize) {
+        if !with_table(|t| t.set_throttle(&Mover, self.pid, pct)) {
+            return;
         }
-        if !with_table(|t| t.set_throttle(&Mover, self.pid, next)) {
-            return false; // gone: the daemon ends the migration
-        }
-        self.stats.throttle_pct = next;
+        self.stats.throttle_pct = pct;
         log::info!(
-            "pre-copy of {}: round {} left {dirty} pages dirty, at least half the {} it sent: throttled to {next}%",
+            "pre-copy of {}: round {} left {dirty} pages dirty, at least half the {} it sent: throttled to {pct}%",
             self.pid,
             self.stats.rounds,
             self.last_round
         );
-        true
     }
 
     /// Lets the process run at full speed again (the figure stays in the stats).
