@@ -146,6 +146,14 @@ pub fn a_failed_throttled_precopy_lifts_the_throttle() -> Result<(), String> {
         with_table(|t| t.throttles().is_empty()),
         "the failed migration left its throttle"
     );
+    // Its record failed, and says it had been slowed.
+    let failed = kernel::migstats::recent()
+        .into_iter()
+        .rev()
+        .find(|r| r.pid == pid)
+        .ok_or("no record of the failed migration")?;
+    ensure!(failed.failure.is_some(), "{failed:?}");
+    ensure!(failed.phases.throttle_pct > 0, "{failed:?}");
     // It runs again: its CPU time grows while nothing holds it back.
     let cpu = || {
         with_table(|t| {
