@@ -39,6 +39,8 @@ const KNOWN_FLAGS: u32 = FLAG_COMPLETE | FLAG_CUT_SHORT;
 /// 152 u64   link_bytes        bytes its daemons put on the NoC for it (docs/migration.md)
 /// 160 u64   residual_ns       post-copy: resume to the last page at the destination
 /// 168 u32 × 64 round_pages    pages sent in each pre-copy round (0 past `rounds`)
+/// 424 u32   throttle_pct      pre-copy: the CPU throttle it had when it froze (0: none)
+/// 428 u32   reserved (0)
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MigrationRecordEx {
@@ -76,6 +78,9 @@ pub struct MigrationRecordEx {
     pub residual_ns: u64,
     /// Pages sent in pre-copy round `i + 1`.
     pub round_pages: [u32; ROUNDS_RECORDED],
+    /// Pre-copy: the per-cent CPU throttle the process had when its rounds ended (it
+    /// outran the link and the request allowed throttling); 0 if it was never throttled.
+    pub throttle_pct: u32,
 }
 
 /// Offsets of the fields past the base record.
@@ -86,11 +91,14 @@ mod at {
     pub const COUNTERS: usize = 72;
     pub const COUNTER_COUNT: usize = 12;
     pub const ROUNDS: usize = COUNTERS + 8 * COUNTER_COUNT;
+    pub const THROTTLE: usize = ROUNDS + 4 * super::ROUNDS_RECORDED;
+    /// Past the throttle: 4 reserved bytes, so the record stays a multiple of 8.
+    pub const END: usize = THROTTLE + 8;
 }
 
 impl MigrationRecordEx {
     /// Bytes of the whole record as this kernel writes it.
-    pub const SIZE: usize = at::ROUNDS + 4 * ROUNDS_RECORDED;
+    pub const SIZE: usize = at::END;
     /// The smallest `record_size` `migration_stats_ex` takes: the 64-byte base record.
     pub const MIN_RECORD_SIZE: usize = MigrationRecord::SIZE;
     /// The largest `record_size` it takes (a later record may grow up to this).
@@ -115,6 +123,7 @@ impl MigrationRecordEx {
             link_bytes: 0,
             residual_ns: 0,
             round_pages: [0; ROUNDS_RECORDED],
+            throttle_pct: 0,
         }
     }
 
@@ -151,6 +160,7 @@ impl MigrationRecordEx {
             let from = at::ROUNDS + 4 * i;
             out[from..from + 4].copy_from_slice(&pages.to_le_bytes());
         }
+        out[at::THROTTLE..at::THROTTLE + 4].copy_from_slice(&self.throttle_pct.to_le_bytes());
         out
     }
 
@@ -213,6 +223,7 @@ impl MigrationRecordEx {
             link_bytes: c(10),
             residual_ns: c(11),
             round_pages,
+            throttle_pct: u32_at(at::THROTTLE),
         })
     }
 }
@@ -268,6 +279,7 @@ mod tests {
         )
             .prop_map(|(local, (complete, cut_short), c, rounds)| {
                 let mut r = MigrationRecordEx::from_base(base(local));
+                r.throttle_pct = rounds[1] % 100;
                 r.complete = complete;
                 r.cut_short = cut_short;
                 [
@@ -320,13 +332,27 @@ mod tests {
         r.complete = true;
         let bytes = r.to_bytes();
         assert_eq!(&bytes[..64], &r.base.to_bytes());
-        assert_eq!(MigrationRecordEx::SIZE, 424);
-        assert_eq!(&bytes[64..68], &424u32.to_le_bytes());
+        assert_eq!(MigrationRecordEx::SIZE, 432);
+        assert_eq!(&bytes[64..68], &432u32.to_le_bytes());
         assert_eq!(&bytes[68..72], &FLAG_COMPLETE.to_le_bytes());
         assert_eq!(&bytes[104..112], &11u64.to_le_bytes());
         // An old-size record is the base alone, everything else zero and not complete.
         let old = MigrationRecordEx::from_prefix(&bytes[..64]).unwrap();
         assert_eq!(old, MigrationRecordEx::from_base(r.base));
+    }
+
+    #[test]
+    fn the_throttle_follows_the_rounds() {
+        let mut r = MigrationRecordEx::from_base(base(4));
+        r.throttle_pct = 40;
+        r.round_pages[63] = 5;
+        let bytes = r.to_bytes();
+        assert_eq!(&bytes[424..428], &40u32.to_le_bytes());
+        assert_eq!(&bytes[428..432], &[0; 4]);
+        // A caller built for the 424-byte record reads everything but the throttle.
+        let older = MigrationRecordEx::from_prefix(&bytes[..424]).unwrap();
+        assert_eq!(older.throttle_pct, 0);
+        assert_eq!(older.round_pages, r.round_pages);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Phases {
     pub postcopy: PostCopyFigures,
     /// Bytes the daemons put on the NoC for this migration (both ends, once complete).
     pub link_bytes: u64,
+    /// Pre-copy: the CPU throttle (per cent) the process had when its rounds ended.
+    pub throttle_pct: u32,
 }
 
 impl Phases {
@@ -78,6 +80,7 @@ impl Phases {
         remote_pages: 0,
         postcopy: PostCopyFigures::ZERO,
         link_bytes: 0,
+        throttle_pct: 0,
     };
 }
 
@@ -166,6 +169,7 @@ impl Record {
             link_bytes: p.link_bytes,
             residual_ns: post.residual_ns,
             round_pages: p.round_pages,
+            throttle_pct: p.throttle_pct,
             ..MigrationRecordEx::from_base(self.base())
         }
     }
@@ -282,7 +286,7 @@ fn log_record(r: &Record) {
     let post = &p.postcopy;
     let rounds = &p.round_pages[..(r.rounds as usize).min(ROUNDS_RECORDED)];
     log::info!(
-        "migration {} c{}->c{}: {}: {}{}, total {} us, downtime {} us, preparation {} us, resume {} us, residual {} us; {} pages, {} bytes: pre-copy {} pages {} bytes in {} rounds {:?} ({} dirty pages/s), stopped {} pages {} bytes, post-copy {} remote: {} pulled, {} pushed, threads waited {} us; link {} bytes",
+        "migration {} c{}->c{}: {}: {}{}, total {} us, downtime {} us, preparation {} us, resume {} us, residual {} us; {} pages, {} bytes: pre-copy {} pages {} bytes in {} rounds {:?} ({} dirty pages/s, throttled {}%), stopped {} pages {} bytes, post-copy {} remote: {} pulled, {} pushed, threads waited {} us; link {} bytes",
         r.pid,
         r.source.0,
         r.destination.0,
@@ -301,6 +305,7 @@ fn log_record(r: &Record) {
         r.rounds,
         rounds,
         r.dirty_rate,
+        p.throttle_pct,
         p.stop_pages,
         p.stop_bytes,
         p.remote_pages,

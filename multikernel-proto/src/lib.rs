@@ -8,6 +8,7 @@
 //!   and local events and return [`migrate::Action`]s. The kernel daemon drives them against
 //!   the real process table; `tests/migration_sim.rs` drives them against a simulated NoC that
 //!   drops, duplicates, reorders and delays messages and crashes clusters.
+//! * [`precopy`]: pre-copy's decision after each round (another, throttled harder, or stop).
 //!
 //! `no_std` + `alloc`; `std` only for the host tests.
 #![no_std]
@@ -21,3 +22,4 @@ pub mod migrate;
 pub mod outqueue;
 pub mod ports;
 pub mod postcopy;
+pub mod precopy;

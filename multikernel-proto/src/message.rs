@@ -100,6 +100,7 @@ pub enum Message {
     MigrateRequest {
         pid: Pid,
         destination: ClusterId,
+        /// The `migrate_with` block, version 2 (24 bytes at 16..40).
         options: abi::MigrateOptions,
     },
     /// Administration: refuse (or accept again) incoming migrations — a cluster being drained.

@@ -54,10 +54,10 @@ pub fn console_session(accel: crate::qemu::Accel) -> Result<Result<String, Strin
         Err(error) => return Ok(Err(format!("the trace is not a Chrome trace: {error}"))),
     };
     let migrations = crate::console::trace::migration_spans(&trace);
-    // The stop-and-copy move and the pre-copy one.
-    if migrations != 2 {
+    // The stop-and-copy move, the pre-copy one and the pre-copy that may throttle.
+    if migrations != 3 {
         return Ok(Err(format!(
-            "the trace holds {migrations} migration spans, not 2"
+            "the trace holds {migrations} migration spans, not 3"
         )));
     }
     let console_c1 = image::output_dir()?.join("logs").join("console-c1.log");

@@ -13,7 +13,7 @@
 //! | `spawn NAME [ARGS]` | — | `ok PID` |
 //! | `kill PID` | — | `ok` / `err no such pid` |
 //! | `where PID` (on its birth cluster) | — | `ok CLUSTER` / `err no such pid` |
-//! | `migrate PID CLUSTER` (where it lives) | — | `ok` (requested) / `err ...` |
+//! | `migrate PID CLUSTER [STRATEGY [throttle[=PCT]]]` (where it lives) | — | `ok` (requested) / `err ...` |
 //! | `outcome PID` | — | `ok pending PHASE`, `ok done CLUSTER`, `ok failed ERROR`, `ok none` |
 //! | `migrations` | `PID SRC DST STATUS PREP_US DOWN_US RESUME_US TOTAL_US PAGES BYTES` | `ok` |
 //! | `log LEVEL` | — | `ok` |
@@ -110,18 +110,19 @@ fn answer(id: u64, verb: &str, args: &[&str]) -> Result<String, String> {
             if destination == here().0 {
                 return Err(alloc::format!("{pid} is already on c{destination}"));
             }
-            let strategy = match args.get(2) {
-                None => abi::Strategy::StopAndCopy,
-                Some(name) => abi::Strategy::from_name(name).ok_or_else(|| {
-                    alloc::format!("unknown strategy {name} (stop, pre, post, hybrid)")
-                })?,
-            };
+            let options = abi::MigrateOptions::from_words(args.iter().skip(2).copied())
+                .ok_or_else(|| {
+                    alloc::format!(
+                        "bad strategy {} (stop, pre, pre throttle[=PCT], post, hybrid)",
+                        args.get(2..).unwrap_or_default().join(" ")
+                    )
+                })?;
             crate::requests::post(crate::requests::Request::Migrate(
                 crate::requests::MigrationRequest {
                     pid,
                     destination: ClusterId(destination),
                     caller: None,
-                    options: abi::MigrateOptions::new(strategy),
+                    options,
                 },
             ));
             Ok(String::new())

@@ -106,6 +106,7 @@ fn execute(command: &str) {
              spawn NAME [ARGS]  start a program from the boot archive\n  \
              kill PID           stop a process (PID as shown by ps, e.g. 0.2)\n  \
              migrate PID C [S]  move a process to cluster C (any cluster; S = stop|pre|post|hybrid)\n  \
+             migrate PID C pre throttle[=PCT]  pre-copy, throttling (up to PCT %) a process that outruns the link\n  \
              migrations         the migrations that left this cluster, with their times\n  \
              names              the name service: names and the pids they stand for\n  \
              programs           list the programs in the boot archive\n  \
@@ -190,12 +191,9 @@ fn execute(command: &str) {
         Some("migrate") => {
             let pid = words.next().and_then(parse_pid);
             let cluster = words.next().and_then(|c| c.parse::<u16>().ok());
-            let strategy = match words.next() {
-                None => Some(abi::Strategy::StopAndCopy),
-                Some(name) => abi::Strategy::from_name(name),
-            };
-            match (pid, cluster, strategy) {
-                (Some(pid), Some(cluster), Some(strategy))
+            let options = abi::MigrateOptions::from_words(words);
+            match (pid, cluster, options) {
+                (Some(pid), Some(cluster), Some(options))
                     if (cluster as u32) < crate::cluster_count() =>
                 {
                     crate::requests::post(crate::requests::Request::Migrate(
@@ -203,16 +201,17 @@ fn execute(command: &str) {
                             pid,
                             destination: abi::ClusterId(cluster),
                             caller: None,
-                            options: abi::MigrateOptions::new(strategy),
+                            options,
                         },
                     ));
                     hal::println!(
-                        "migration of {pid} to cluster {cluster} ({}) requested",
-                        strategy.name()
+                        "migration of {pid} to cluster {cluster} ({}{}) requested",
+                        options.strategy.name(),
+                        if options.throttle_max_pct > 0 { ", throttled if it outruns the link" } else { "" }
                     );
                 }
                 _ => hal::println!(
-                    "usage: migrate PID CLUSTER [stop|pre|post|hybrid] (cluster < {})",
+                    "usage: migrate PID CLUSTER [stop|pre [throttle[=PCT]]|post|hybrid] (cluster < {})",
                     crate::cluster_count()
                 ),
             }

@@ -15,6 +15,7 @@ pub mod memory;
 mod pids;
 pub mod remote;
 pub mod scheduler;
+pub mod throttle;
 
 pub use console::console_history;
 pub use exit::set_exit_hook;
@@ -76,6 +77,8 @@ pub struct Table {
     orphan_exits: VecDeque<(Pid, i32)>,
     /// Processes born here that live on other clusters (their numbers are not reused).
     departed: BTreeSet<Pid>,
+    /// Processes a migration throttles (kernel-local: never in an image).
+    throttles: throttle::Throttles,
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -86,6 +89,7 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
     cluster: ClusterId(0),
     orphan_exits: VecDeque::new(),
     departed: BTreeSet::new(),
+    throttles: throttle::Throttles::new(),
 });
 
 /// Runs `f` on the process table with interrupts disabled.
@@ -266,6 +270,7 @@ impl Table {
     /// code is recorded (it did not exit).
     pub fn remove_migrated(&mut self, pid: Pid) -> Option<Process> {
         self.ready.retain(|p| *p != pid);
+        self.lift_throttle(pid);
         let process = self.processes.remove(&pid);
         if process.is_some() {
             self.departed(pid);

@@ -10,6 +10,9 @@
 //! its quantum, or for an earlier deadline registered during the pass (the earliest sleeper,
 //! a kernel timeout), so a running thread never keeps kernel work waiting longer than a
 //! quantum. An idle cluster halts with the timer armed for its earliest deadline only, or off.
+//!
+//! A process a migration throttles ([`super::throttle`]) is skipped while its pause runs; the
+//! pass re-queues it when the pause ends, and the pause's end is one of those deadlines.
 
 use abi::Tid;
 use alloc::vec::Vec;
@@ -67,7 +70,7 @@ pub fn init() {
 
 impl Table {
     /// Picks the next ready thread, marks it running and returns the frame to enter it.
-    fn pick_next(&mut self) -> Option<(TrapFrame, u64)> {
+    fn pick_next(&mut self, now: u64) -> Option<(TrapFrame, u64)> {
         while let Some(pid) = self.ready.pop_front() {
             let Some(process) = self.processes.get_mut(&pid) else {
                 continue;
@@ -75,13 +78,19 @@ impl Table {
             if process.uarea.is_frozen() {
                 continue; // re-queued when thawed
             }
+            if !self.throttles.is_empty() && self.throttles.holds_back(pid, now) {
+                continue; // re-queued when its pause ends
+            }
             let queue = &mut process.uarea.sched.run_queue;
             if queue.is_empty() {
                 continue;
             }
             let tid = queue.remove(0);
             let more = !queue.is_empty();
-            let quantum = process.uarea.sched.quantum_ns;
+            let mut quantum = process.uarea.sched.quantum_ns;
+            if !self.throttles.is_empty() {
+                quantum = self.throttles.slice(pid, quantum);
+            }
             let Some(thread) = process.uarea.thread_mut(tid) else {
                 continue;
             };
@@ -141,7 +150,8 @@ pub fn run_until(mut done: impl FnMut() -> bool, mut idle: impl FnMut()) {
         let now = hal::clock::now_ns();
         let next = with_table(|table| {
             table.wake_sleepers(now);
-            table.pick_next()
+            table.release_throttled(now);
+            table.pick_next(now)
         });
         match next {
             Some((frame, quantum)) => {
@@ -191,7 +201,9 @@ pub fn leave(frame: &TrapFrame, how: Leave) -> ! {
         let Some((pid, tid)) = table.current.take() else {
             return;
         };
-        let elapsed = hal::clock::now_ns().saturating_sub(SLICE_START_NS.load(Ordering::Relaxed));
+        let now = hal::clock::now_ns();
+        let elapsed = now.saturating_sub(SLICE_START_NS.load(Ordering::Relaxed));
+        table.throttles.charge(pid, elapsed, now);
         let Some(process) = table.processes.get_mut(&pid) else {
             return;
         };

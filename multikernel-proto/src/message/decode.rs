@@ -88,7 +88,7 @@ pub(super) fn fields(bytes: &[u8; PAYLOAD]) -> Result<Message, DecodeError> {
         kind::MIGRATE_REQUEST => MigrateRequest {
             pid: pid_at(bytes, 8)?,
             destination: ClusterId(u16_at(bytes, 12)),
-            options: abi::MigrateOptions::from_bytes(&bytes[16..16 + abi::MigrateOptions::SIZE_V1])
+            options: abi::MigrateOptions::from_bytes(&bytes[16..16 + abi::MigrateOptions::SIZE_V2])
                 .ok_or(DecodeError::BadField("migrate options"))?,
         },
         kind::SET_REFUSING => SetRefusing {

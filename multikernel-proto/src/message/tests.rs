@@ -96,6 +96,8 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
                     strategy: abi::Strategy::from_number(strategy).unwrap(),
                     max_rounds,
                     stop_pages,
+                    throttle_max_pct: stop_pages % 100,
+                    throttle_step_pct: max_rounds % 100,
                 },
             }
         ),
@@ -160,7 +162,7 @@ fn used_bytes(message: &Message) -> Vec<usize> {
         Message::Refuse { .. } | Message::Failed { .. } | Message::Done { .. } => &[(8, 12)],
         Message::Commit { .. } => &[(8, 9), (12, 16)],
         Message::Located { .. } => &[(8, 14)],
-        Message::MigrateRequest { .. } => &[(8, 14), (16, 32)],
+        Message::MigrateRequest { .. } => &[(8, 14), (16, 40)],
         Message::Exited { .. } | Message::Kill { .. } => &[(8, 16)],
         Message::PageRequest { .. } => &[(8, 12), (16, 24)],
         Message::PostCopyDone { .. } => &[(8, 12)],

@@ -83,8 +83,16 @@ impl MigrationSource {
         let stats = precopy.stats;
         if stats.outran {
             log::warn!(
-                "pre-copy of {}: it dirties {} pages/s, faster than the link drains them",
+                "pre-copy of {}: it dirties {} pages/s, faster than the link drains them (throttled {}%)",
                 precopy.pid,
+                stats.dirty_rate,
+                stats.throttle_pct
+            );
+        } else if stats.throttle_pct > 0 && result.is_ok() {
+            log::info!(
+                "pre-copy of {}: converged throttled {}% ({} dirty pages/s)",
+                precopy.pid,
+                stats.throttle_pct,
                 stats.dirty_rate
             );
         }

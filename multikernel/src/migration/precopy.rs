@@ -10,6 +10,15 @@
 //! link drains: more rounds would not help); the process is then frozen and the final image
 //! sends the rest.
 //!
+//! Unless the request allows throttling (`throttle_max_pct`, QEMU's auto-converge): then a
+//! round that did not halve the dirty set throttles the process — 20 % of its CPU time
+//! first, one step more after each further such round, up to the maximum — and another
+//! round goes. Only a round that fails to shrink with the throttle already at its maximum
+//! ends the rounds as outrun. A slower process dirties fewer pages per round, so the final
+//! stop copies less. The throttle is kernel-local ([`kernel::process::throttle`]) and is
+//! lifted when the rounds end (the freeze), fail, or the migration is dropped. The rule is
+//! `multikernel_proto::precopy::after_round`, host-tested.
+//!
 //! A pass sends at most [`PIECES_PER_PASS`] pieces, so the process keeps running between
 //! them and the dirty rate measured is its own.
 
@@ -20,6 +29,7 @@ use alloc::vec::Vec;
 use kernel::noc::{link_cost, portal, NocError};
 use kernel::process::with_table;
 use migration::precopy;
+use multikernel_proto::precopy::{after_round, Next, RoundEnd};
 use uarea::precopy::{encode_round, MAX_PIECE_PAGES};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -27,6 +37,13 @@ use crate::ports::{IMAGE_PAGES_PORT, IMAGE_PORT};
 
 /// Pieces (1 MiB each at most) one scheduler pass may send.
 const PIECES_PER_PASS: usize = 4;
+
+/// Pre-copy's capability to throttle the process it moves.
+struct Mover;
+
+// SAFETY: only `PreCopy::throttle` uses it, on the process that pre-copy is moving;
+// `PreCopy` lifts the throttle when its rounds end and when it is dropped (any failure).
+unsafe impl kernel::process::throttle::MayThrottle for Mover {}
 
 /// What pre-copy measured, for the migration's record.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +58,11 @@ pub struct PreCopyStats {
     pub link_bytes: u64,
     /// Pages written again after they were sent, per second of pre-copy.
     pub dirty_rate: u32,
-    /// The dirty set stopped shrinking: the process outran the link.
+    /// The dirty set stopped shrinking: the process outran the link (with the throttle, if
+    /// allowed, at its maximum).
     pub outran: bool,
+    /// The CPU throttle (per cent) the process had when the rounds ended (0: none).
+    pub throttle_pct: u32,
 }
 
 impl Default for PreCopyStats {
@@ -54,6 +74,7 @@ impl Default for PreCopyStats {
             link_bytes: 0,
             dirty_rate: 0,
             outran: false,
+            throttle_pct: 0,
         }
     }
 }
@@ -204,19 +225,50 @@ impl PreCopy {
         // The round is all at the destination: another, or stop?
         let dirty = with_table(|t| precopy::count_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
-        let outran = dirty >= self.last_round && self.stats.rounds > 1;
-        if self.stats.rounds >= self.options.rounds()
-            || dirty <= self.options.stop_threshold() as usize
-            || outran
-        {
-            self.stats.outran = outran && dirty > self.options.stop_threshold() as usize;
-            self.finish_stats(dirty);
-            return Ok(Step::Converged);
+        let end = RoundEnd {
+            rounds: self.stats.rounds,
+            sent: self.last_round,
+            dirty,
+            throttle_pct: self.stats.throttle_pct,
+        };
+        match after_round(&self.options, end) {
+            Next::Round => {}
+            // A process gone meanwhile ends the migration on the next pass (`ESRCH`).
+            Next::Throttle(pct) => self.throttle(pct, dirty),
+            Next::Stop { outran } => {
+                self.stats.outran = outran;
+                self.finish_stats(dirty);
+                // The process is frozen next: the throttle has done its work.
+                self.lift_throttle();
+                return Ok(Step::Converged);
+            }
         }
         let next = with_table(|t| precopy::take_dirty(t, self.pid))
             .map_err(|_| NocError::TransferFailed)?;
         self.begin_round(next);
         Ok(Step::Progress)
+    }
+
+    /// The round left `dirty` pages, not half fewer than it sent: throttle the process at
+    /// `pct` (nothing if it is gone).
+    fn throttle(&mut self, pct: u32, dirty: usize) {
+        if !with_table(|t| t.set_throttle(&Mover, self.pid, pct)) {
+            return;
+        }
+        self.stats.throttle_pct = pct;
+        log::info!(
+            "pre-copy of {}: round {} left {dirty} pages dirty, at least half the {} it sent: throttled to {pct}%",
+            self.pid,
+            self.stats.rounds,
+            self.last_round
+        );
+    }
+
+    /// Lets the process run at full speed again (the figure stays in the stats).
+    pub fn lift_throttle(&mut self) {
+        if self.stats.throttle_pct > 0 {
+            with_table(|t| t.lift_throttle(self.pid));
+        }
     }
 
     fn finish_stats(&mut self, still_dirty: usize) {
@@ -248,6 +300,9 @@ impl PreCopy {
 
 impl Drop for PreCopy {
     fn drop(&mut self) {
+        // However the migration ended (abort, refusal, failure, kill), the process is not
+        // held back by it any more.
+        self.lift_throttle();
         // Every write waited for its completion: the engine reads the blank frame no more.
         let _ = hal::frames::free(self.blank);
     }

@@ -436,7 +436,8 @@ impl MigrationSource {
         let error = p.freeze_error.clone().unwrap_or(migration_error(error));
         answer(p.request.caller, Err(error.clone()));
         let link_bytes = p.link_bytes + p.precopy.map_or(0, |s| s.link_bytes);
-        let strategy = (p.request.options.strategy, link_bytes);
+        let throttle_pct = p.precopy.map_or(0, |s| s.throttle_pct);
+        let strategy = (p.request.options.strategy, link_bytes, throttle_pct);
         let route = (chip::here(), p.request.destination);
         stats::failed(pid, route, p.at, strategy, &error);
         self.outcomes.insert(pid, Err(error));

@@ -43,12 +43,13 @@ pub fn succeeded(pid: Pid, route: (ClusterId, ClusterId), at: Timeline, moved: M
 }
 
 /// Records a migration that failed (the process stayed at the source), with the bytes its
-/// messages and image had put on the NoC by then.
+/// messages and image had put on the NoC by then and the throttle pre-copy had set (lifted
+/// since, but the record says the process was slowed).
 pub fn failed(
     pid: Pid,
     route: (ClusterId, ClusterId),
     at: Timeline,
-    (strategy, link_bytes): (Strategy, u64),
+    (strategy, link_bytes, throttle_pct): (Strategy, u64, u32),
     error: &MigrationError,
 ) {
     let moved = Moved {
@@ -60,7 +61,9 @@ pub fn failed(
         link_bytes,
         precopy: None,
     };
-    record(pid, route, at, moved, Some(failure_name(error)));
+    let mut record = build(pid, route, at, moved, Some(failure_name(error)));
+    record.phases.throttle_pct = throttle_pct;
+    migstats::record(record);
 }
 
 fn record(
@@ -70,9 +73,19 @@ fn record(
     moved: Moved,
     failure: Option<&'static str>,
 ) {
+    migstats::record(build(pid, route, at, moved, failure));
+}
+
+fn build(
+    pid: Pid,
+    route: (ClusterId, ClusterId),
+    at: Timeline,
+    moved: Moved,
+    failure: Option<&'static str>,
+) -> Record {
     let precopy = moved.precopy.unwrap_or_default();
     let now = hal::clock::now_ns();
-    migstats::record(Record {
+    Record {
         pid,
         source: route.0,
         destination: route.1,
@@ -101,9 +114,10 @@ fn record(
             stop_pages: moved.stop.1,
             remote_pages: moved.remote_pages,
             link_bytes: moved.link_bytes + precopy.link_bytes,
+            throttle_pct: precopy.throttle_pct,
             ..Phases::ZERO
         },
-    });
+    }
 }
 
 /// The destination's page client measured post-copy (`from`: that destination): the record

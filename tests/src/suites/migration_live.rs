@@ -1,7 +1,7 @@
 //! Live migration between clusters (4 clusters, one boot): the zdtm cases moved by
 //! pre-copy, post-copy and hybrid, a process that keeps writing its memory while it moves,
 //! each strategy's failure paths, and the records of those moves read back by syscall
-//! (`migration_record`). Cluster 0 drives, as in `migration_noc`; the others
+//! (`migration_record`), and pre-copy's throttle (`migration_throttle`). Cluster 0 drives, as in `migration_noc`; the others
 //! serve.
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
@@ -20,10 +20,17 @@ use super::migration_record::{
     a_postcopy_report_that_matches_nothing_is_rejected,
     a_precopy_record_read_by_syscall_sums_its_rounds,
 };
+use super::migration_throttle::{
+    a_failed_throttled_precopy_lifts_the_throttle, a_throttle_is_bounded_and_kernel_local,
+    a_writer_that_outruns_the_link_is_throttled_and_stops_shorter,
+};
 use crate::{ensure, ensure_eq, tests};
 
 pub const DRIVER: &[crate::framework::Test] = tests![
     all_clusters_joined,
+    a_throttle_is_bounded_and_kernel_local,
+    a_writer_that_outruns_the_link_is_throttled_and_stops_shorter,
+    a_failed_throttled_precopy_lifts_the_throttle,
     every_case_moves_by_postcopy,
     every_case_moves_by_precopy,
     a_process_writing_its_memory_moves_intact,

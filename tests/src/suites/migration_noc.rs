@@ -129,8 +129,13 @@ pub fn move_to(pid: Pid, to: u16) -> Result<(), String> {
 
 /// Moves `pid` to `to` by `strategy` and waits until its home knows it arrived.
 pub fn move_by(pid: Pid, to: u16, strategy: Strategy) -> Result<(), String> {
-    let here = noc::cluster().0;
-    multikernel::request_migration_with(pid, ClusterId(to), MigrateOptions::new(strategy));
+    move_with(pid, to, MigrateOptions::new(strategy))
+}
+
+/// As [`move_by`], with every option of `migrate_with`.
+pub fn move_with(pid: Pid, to: u16, options: MigrateOptions) -> Result<(), String> {
+    let (here, strategy) = (noc::cluster().0, options.strategy);
+    multikernel::request_migration_with(pid, ClusterId(to), options);
     if to == here {
         run_until("the process to come home", || {
             with_table(|t| t.processes.contains_key(&pid)) && multikernel::location(pid).is_none()

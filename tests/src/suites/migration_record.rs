@@ -14,13 +14,13 @@ use super::migration_noc::{exit_code, move_by, move_to, run_until, spawn_case};
 use crate::{ensure, ensure_eq};
 
 /// One `MIGREC` line of `migstat`: its numeric fields by name, and `round_pages`.
-struct Printed {
+pub(super) struct Printed {
     fields: BTreeMap<String, u64>,
     round_pages: alloc::vec::Vec<u64>,
 }
 
 impl Printed {
-    fn get(&self, key: &str) -> Result<u64, String> {
+    pub(super) fn get(&self, key: &str) -> Result<u64, String> {
         self.fields
             .get(key)
             .copied()
@@ -47,7 +47,7 @@ fn complete_record_of(pid: Pid, strategy: Strategy) -> Result<Printed, String> {
 }
 
 /// The latest record of `pid` as `migstat` prints it.
-fn read_back(pid: Pid) -> Result<Printed, String> {
+pub(super) fn read_back(pid: Pid) -> Result<Printed, String> {
     let raw = alloc::format!("{}", pid.raw());
     let reader = with_table(|t| t.spawn("migstat", &[&raw], None))
         .map_err(|e| alloc::format!("spawn migstat: {e:?}"))?;

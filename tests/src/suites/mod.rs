@@ -24,6 +24,7 @@ pub mod migration_gone;
 pub mod migration_live;
 pub mod migration_noc;
 pub mod migration_record;
+pub mod migration_throttle;
 pub mod migration_userdma;
 pub mod noc;
 pub mod noc_bench;

@@ -126,11 +126,22 @@ impl Console {
     }
 
     pub(super) fn migrate(&self, args: &[&str]) -> Answer {
-        let (pid, cluster, strategy) = match args {
-            [pid, cluster] => (pid, cluster, "stop"),
-            [pid, cluster, "--strategy", strategy] => (pid, cluster, *strategy),
-            _ => return Err("usage: migrate PID CLUSTER [--strategy stop|pre|post|hybrid]".into()),
+        const USAGE: &str =
+            "usage: migrate PID CLUSTER [--strategy stop|pre|post|hybrid] [--throttle [PCT]]";
+        let (pid, cluster, strategy, throttle) = match args {
+            [pid, cluster] => (pid, cluster, "stop", None),
+            [pid, cluster, "--strategy", strategy] => (pid, cluster, *strategy, None),
+            [pid, cluster, "--strategy", strategy, "--throttle"] => {
+                (pid, cluster, *strategy, Some("throttle".to_string()))
+            }
+            [pid, cluster, "--strategy", strategy, "--throttle", pct] => {
+                (pid, cluster, *strategy, Some(format!("throttle={pct}")))
+            }
+            _ => return Err(USAGE.into()),
         };
+        if throttle.is_some() && !["pre", "pre-copy"].contains(&strategy) {
+            return Err("--throttle goes with --strategy pre (it slows pre-copy's process)".into());
+        }
         if ![
             "stop",
             "stop-and-copy",
@@ -151,7 +162,11 @@ impl Console {
             return Err(format!("{pid} is already on c{destination}"));
         }
         let before = self.records_of(source, pid)?;
-        self.ask(source, &format!("migrate {pid} {destination} {strategy}"))?;
+        let throttle = throttle.map_or(String::new(), |t| format!(" {t}"));
+        self.ask(
+            source,
+            &format!("migrate {pid} {destination} {strategy}{throttle}"),
+        )?;
         let deadline = Instant::now() + MIGRATION_TIMEOUT;
         loop {
             std::thread::sleep(Duration::from_millis(200));

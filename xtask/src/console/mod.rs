@@ -39,8 +39,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "start a program (on cluster 0 unless @CLUSTER)",
     ),
     (
-        "migrate PID CLUSTER [--strategy stop|pre|post|hybrid]",
-        "move a process; answers with the outcome and its record",
+        "migrate PID CLUSTER [--strategy stop|pre|post|hybrid] [--throttle [PCT]]",
+        "move a process (pre-copy with --throttle slows it if it outruns the link); answers with the outcome and its record",
     ),
     ("kill PID", "stop a process, wherever it lives"),
     (

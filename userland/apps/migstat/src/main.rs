@@ -23,7 +23,7 @@ fn line(r: &MigrationRecordEx) -> String {
          rounds={} dirty_rate={} preparation_ns={} downtime_ns={} resume_ns={} total_ns={} \
          residual_ns={} pages={} bytes={} precopy_pages={} precopy_bytes={} stop_pages={} \
          stop_bytes={} pulled_pages={} pulled_bytes={} pushed_pages={} pushed_bytes={} \
-         remote_pages={} fault_wait_ns={} link_bytes={} round_pages=",
+         remote_pages={} fault_wait_ns={} link_bytes={} throttle_pct={} round_pages=",
         b.pid,
         b.source.0,
         b.destination.0,
@@ -50,6 +50,7 @@ fn line(r: &MigrationRecordEx) -> String {
         r.remote_pages,
         r.fault_wait_ns,
         r.link_bytes,
+        r.throttle_pct,
     );
     let rounds = (b.rounds as usize).min(r.round_pages.len());
     for (i, pages) in r.round_pages[..rounds].iter().enumerate() {
