@@ -45,6 +45,8 @@ pub const DRIVER: &[crate::framework::Test] = tests![
     postcopy_survives_lost_page_requests,
     every_case_moves_by_hybrid,
     a_hybrid_record_counts_one_round_and_its_pages_by_phase,
+    hybrid_to_a_refusing_destination_leaves_it_running,
+    dma_fault_mid_hybrid_round_leaves_the_process_at_home,
     a_postcopy_record_read_by_syscall_adds_up,
     a_hybrid_record_read_by_syscall_adds_up,
     a_precopy_record_read_by_syscall_sums_its_rounds,
@@ -182,6 +184,16 @@ fn postcopy_survives_lost_page_requests() -> Result<(), String> {
     postcopy_to(pid, 2)?;
     ensure_eq!(exit_code(pid)?, 0);
     Ok(())
+}
+
+fn hybrid_to_a_refusing_destination_leaves_it_running() -> Result<(), String> {
+    refused_then_moves("dirty", 2, Strategy::Hybrid)
+}
+
+/// A corrupted transfer during hybrid's round: the migration fails, the process never
+/// stopped, and it moves intact afterwards.
+fn dma_fault_mid_hybrid_round_leaves_the_process_at_home() -> Result<(), String> {
+    faulted_then_moves("dirty", Strategy::Hybrid)
 }
 
 /// The last case: a process moves to cluster 1, then back here by post-copy, with cluster 1
