@@ -22,14 +22,14 @@ use super::migration_record::{
 };
 use super::migration_throttle::{
     a_failed_throttled_precopy_lifts_the_throttle, a_throttle_is_bounded_and_kernel_local,
-    a_writer_that_outruns_the_link_is_throttled_and_stops_shorter,
+    a_writer_that_outruns_the_link_is_throttled,
 };
 use crate::{ensure, ensure_eq, tests};
 
 pub const DRIVER: &[crate::framework::Test] = tests![
     all_clusters_joined,
     a_throttle_is_bounded_and_kernel_local,
-    a_writer_that_outruns_the_link_is_throttled_and_stops_shorter,
+    a_writer_that_outruns_the_link_is_throttled,
     a_failed_throttled_precopy_lifts_the_throttle,
     every_case_moves_by_postcopy,
     every_case_moves_by_precopy,
