@@ -136,7 +136,7 @@ impl Daemons {
             let (mut ctx, source, destination) = self.ctx();
             source.on_peer_gone(cluster, &mut ctx);
             destination.on_peer_gone(cluster, &mut ctx);
-            for pid in self.registry.lost_with(cluster) {
+            for pid in self.registry.living_on(cluster) {
                 log::warn!("process {pid} lost: cluster {} left the machine", cluster.0);
             }
             // Writers whose message went there, and parents waiting for a child there.

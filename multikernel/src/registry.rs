@@ -36,18 +36,14 @@ impl LocationRegistry {
         self.locations.remove(&pid);
     }
 
-    /// `cluster` left the machine: the processes born here that lived there are gone with
-    /// it (their parents' `wait` says `EHOSTDOWN`). Forgets them and returns them.
-    pub fn lost_with(&mut self, cluster: ClusterId) -> alloc::vec::Vec<Pid> {
-        let lost: alloc::vec::Vec<Pid> = self
-            .locations
+    /// The processes born here that live on `cluster`. When it leaves the machine they are
+    /// gone with it; the registry keeps pointing there, so mail to them is answered
+    /// `EHOSTDOWN` (and their parents' `wait` says so too).
+    pub fn living_on(&self, cluster: ClusterId) -> alloc::vec::Vec<Pid> {
+        self.locations
             .iter()
             .filter(|(_, at)| **at == cluster)
             .map(|(pid, _)| *pid)
-            .collect();
-        for pid in &lost {
-            self.locations.remove(pid);
-        }
-        lost
+            .collect()
     }
 }

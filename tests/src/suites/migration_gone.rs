@@ -3,7 +3,8 @@
 //! commit the process was never anywhere else: it goes on at its source, whole, and moves
 //! later. After a post-copy's commit it lived only at the destination with part of its
 //! pages: it is gone with it, and the source lets go of the pages it kept, never running a
-//! second copy; its home forgets it (a parent's `wait` says `EHOSTDOWN`, `harden_noc`).
+//! second copy; its home logs the loss and keeps pointing at the cluster that left, so mail to
+//! it, and a parent's `wait`, say `EHOSTDOWN` (`harden_noc`).
 //! 4 clusters: cluster 0 drives, and tells each destination in turn to leave.
 
 use abi::{ClusterId, MigrateOptions, Pid, Strategy};
@@ -116,7 +117,8 @@ fn hybrid_destination_gone_mid_round_leaves_it_running() -> Result<(), String> {
 
 /// A post-copy to cluster 1 commits with its pages held here (the router loses cluster 1's
 /// page allowances), then cluster 1 leaves: the process is gone with it — no copy runs
-/// here, the pages kept for it are let go, its home forgets it, and the record of the move
+/// here, the pages kept for it are let go, its home still names cluster 1 (so mail to it is
+/// answered `EHOSTDOWN`), and the record of the move
 /// is completed as cut short.
 fn postcopy_destination_gone_after_the_commit_lets_its_pages_go() -> Result<(), String> {
     let pid: Pid = spawn_case("heap64", 2)?;
@@ -139,7 +141,8 @@ fn postcopy_destination_gone_after_the_commit_lets_its_pages_go() -> Result<(), 
         !with_table(|t| t.is_alive(pid)),
         "a copy runs at the source"
     );
-    ensure_eq!(multikernel::location(pid), None);
+    // Its home still says where it was lost: mail to it is answered `EHOSTDOWN`.
+    ensure_eq!(multikernel::location(pid), Some(ClusterId(1)));
     let record = record_when(pid, |r| r.phases.cut_short)?;
     ensure!(record.failure.is_none(), "{record:?}");
     Ok(())
