@@ -62,6 +62,15 @@ fn record_of(pid: Pid) -> Result<kernel::migstats::Record, String> {
     Ok(record)
 }
 
+/// The CPU time `pid` has had here so far.
+fn cpu_time(pid: Pid) -> u64 {
+    with_table(|t| {
+        t.processes
+            .get(&pid)
+            .map_or(0, |p| p.uarea.counters.cpu_time_ns)
+    })
+}
+
 fn exit_code(pid: Pid) -> Result<i32, String> {
     super::migration_noc::exit_code(pid)
 }
@@ -153,13 +162,7 @@ pub fn a_failed_throttled_precopy_lifts_the_throttle() -> Result<(), String> {
     ensure!(failed.failure.is_some(), "{failed:?}");
     ensure!(failed.phases.throttle_pct > 0, "{failed:?}");
     // It runs again: its CPU time grows while nothing holds it back.
-    let cpu = || {
-        with_table(|t| {
-            t.processes
-                .get(&pid)
-                .map_or(0, |p| p.uarea.counters.cpu_time_ns)
-        })
-    };
+    let cpu = || cpu_time(pid);
     let before = cpu();
     run_until("the writer to run", || cpu() > before)?;
     ensure_eq!(exit_code(pid)?, 0);
@@ -197,13 +200,7 @@ pub fn a_throttle_is_bounded_and_kernel_local() -> Result<(), String> {
         "no throttle"
     );
     ensure_eq!(with_table(|t| t.throttles().pct(pid)), 50);
-    let cpu = || {
-        with_table(|t| {
-            t.processes
-                .get(&pid)
-                .map_or(0, |p| p.uarea.counters.cpu_time_ns)
-        })
-    };
+    let cpu = || cpu_time(pid);
     // Twenty slices and more, each after a pause: every pause ends (the scheduler's wake-up
     // for it), even with nothing else to run on this cluster.
     let before = cpu();
