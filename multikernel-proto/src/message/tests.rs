@@ -290,9 +290,9 @@ fn bad_flags_are_rejected() {
     );
 }
 
-#[test]
-fn a_malformed_postcopy_report_is_rejected() {
-    let report = PostCopyReport {
+/// A well-formed report: 3 pages pulled, 10 pushed.
+fn a_report() -> PostCopyReport {
+    PostCopyReport {
         pid: Pid::new(ClusterId(1), 5).unwrap(),
         whole: true,
         pulled: 3,
@@ -300,7 +300,12 @@ fn a_malformed_postcopy_report_is_rejected() {
         fault_wait_ns: 1_000,
         residual_ns: 9_000,
         link_bytes: 60_000,
-    };
+    }
+}
+
+#[test]
+fn a_malformed_postcopy_report_is_rejected() {
+    let report = a_report();
     let good = Message::PostCopyReport(report).encode();
     assert_eq!(Message::decode(&good), Ok(Message::PostCopyReport(report)));
     let mut bad_flag = good;
@@ -322,15 +327,7 @@ fn a_malformed_postcopy_report_is_rejected() {
 
 #[test]
 fn a_report_fits_only_the_pages_that_stayed_behind() {
-    let report = PostCopyReport {
-        pid: Pid::new(ClusterId(1), 5).unwrap(),
-        whole: true,
-        pulled: 3,
-        pushed: 10,
-        fault_wait_ns: 1_000,
-        residual_ns: 9_000,
-        link_bytes: 60_000,
-    };
+    let report = a_report();
     assert!(report.fits(13));
     assert!(report.fits(20), "fewer came: some were unmapped");
     assert!(!report.fits(12));

@@ -8,19 +8,9 @@
 //! drivers' header frame does. Whatever the schedule, once the link heals every page arrives
 //! exactly once and every waiting thread is served — no timer gives up.
 
+use super::tests::Rng;
 use super::*;
 use std::collections::{BTreeMap as Map, BTreeSet as Set};
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 const LANDINGS: usize = 2;
 const REALLOW: u64 = 250;

@@ -5,10 +5,10 @@ use super::*;
 use std::collections::BTreeSet as Set;
 
 /// A tiny deterministic generator (xorshift), so a failing seed can be replayed.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
